@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one header shared by the XDP program (bpf/connwatch.bpf.c) and userspace
+ * (src/). Everything that crosses the kernel/userspace boundary is defined here
+ * and only here: map keys and values, the ring-buffer event, the config record
+ * and the counter indices.
+ *
+ * Rules: plain C, fixed-width types only, explicit padding, every field says its
+ * unit and byte order. Userspace static_asserts the sizes (src/abi_check.cpp) so a
+ * change here that breaks the layout fails the build instead of corrupting data.
+ *
+ * Addresses: one form for both families. Every address is 16 bytes in network
+ * order; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), so one allowlist and one
+ * blocklist serve IPv4 and IPv6 alike. An IPv4 /24 is LPM prefix 96 + 24.
+ */
+#ifndef CONNWATCH_ABI_H
+#define CONNWATCH_ABI_H
+
+#include <linux/types.h> /* __u8..__u64 */
+
+/* Distinct destination ports remembered per source. The scan threshold must be
+ * below this (userspace validates 1 <= threshold < CW_SCAN_SLOTS), so the slot
+ * array always holds enough ports to see threshold + 1 distinct ones. */
+#define CW_SCAN_SLOTS 32
+
+/* IPv6 extension headers walked before giving up and passing the packet. */
+#define CW_MAX_EXT_HDRS 6
+
+/* 16-byte address, network byte order, IPv4 as ::ffff:a.b.c.d. */
+struct cw_addr {
+	__u8 b[16];
+};
+
+/* Key of the LPM tries (allowlist and CIDR blocklist). prefixlen counts bits of
+ * the 128-bit mapped form: an IPv4 /24 is 96 + 24 = 120. */
+struct cw_lpm_key {
+	__u32 prefixlen; /* host order, 0..128, as the LPM trie map requires */
+	struct cw_addr addr;
+};
+
+/* Who made a block. */
+enum cw_origin {
+	CW_ORIGIN_SCAN = 1,   /* inserted by the XDP program on a detected scan */
+	CW_ORIGIN_MANUAL = 2, /* inserted by an operator (connwatchctl) */
+};
+
+/* Value of both blocklists (exact hash and CIDR trie). */
+struct cw_block {
+	__u64 created_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when inserted */
+	__u64 expires_ns; /* CLOCK_MONOTONIC deadline; 0 = until removed */
+	__u8 origin;      /* enum cw_origin */
+	__u8 pad[7];
+};
+
+/* Value of the per-source scan-detection state (LRU hash keyed by cw_addr).
+ *
+ * slot[i] remembers one destination port this source sent a SYN to, and when:
+ *     slot = (stamp_ms << 16) | port,   stamp_ms = CLOCK_MONOTONIC in ms, + 1
+ * (the + 1 keeps a valid slot non-zero; 0 means empty). A port counts as "in the
+ * window" while now_ms - stamp_ms < window. Packing both into one word lets a
+ * CPU claim or refresh a slot with a single atomic store or compare-and-swap:
+ * RSS spreads one scanner's SYNs (different 4-tuples) over every CPU, and LRU
+ * maps cannot carry a bpf_spin_lock (the kernel refuses it with EOPNOTSUPP).
+ * The XDP program documents the remaining race and why it is harmless. */
+struct cw_scan_state {
+	__u64 reported_ms;           /* stamp_ms of the last scan event; 0 = never */
+	__u64 slot[CW_SCAN_SLOTS];   /* (stamp_ms << 16) | port; 0 = empty */
+};
+
+/* Key of the SYN de-duplication map: one TCP 4-tuple. A retransmitted SYN of the
+ * same 4-tuple inside dedup_ns is not reported again. */
+struct cw_flow_key {
+	struct cw_addr saddr;
+	struct cw_addr daddr;
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+};
+
+/* The single entry of the config array map. Userspace writes it before attach
+ * and again on every live change (SIGHUP, connwatchctl); the XDP program reads
+ * it on every SYN. Fields are independent words, so a reader racing a writer
+ * sees each field either old or new, never torn. */
+struct cw_config {
+	__u64 window_ns;     /* scan window: ports seen in the previous window_ns count */
+	__u64 block_ns;      /* automatic block duration; 0 = until removed */
+	__u64 dedup_ns;      /* SYN retransmission de-duplication interval */
+	__u32 threshold;     /* more than this many distinct ports is a scan */
+	__u32 monitor_only;  /* 1: report scans, never block */
+	__u32 cidr_blocks;   /* entries in block_cidr; 0 lets the fast path skip the trie */
+	__u32 pad;
+};
+
+/* Ring-buffer event types. */
+enum cw_event_type {
+	CW_EV_NEW_CONN = 1,      /* a TCP SYN without ACK (not a retransmission) */
+	CW_EV_SCAN = 2,          /* a source crossed the threshold */
+};
+
+/* What the kernel did with a scanner (field action of CW_EV_SCAN). */
+enum cw_scan_action {
+	CW_ACT_BLOCKED = 1,       /* inserted into block_addr */
+	CW_ACT_MONITOR_ONLY = 2,  /* monitor-only mode: reported, not blocked */
+	CW_ACT_ALLOWLISTED = 3,   /* source is in the allowlist: reported, not blocked */
+	CW_ACT_BLOCKLIST_FULL = 4,/* block_addr was full: reported, not blocked */
+};
+
+/* One ring-buffer record. 128 bytes. */
+struct cw_event {
+	__u64 ts_ns;          /* CLOCK_MONOTONIC when the packet was seen */
+	__u64 expires_ns;     /* CW_EV_SCAN + CW_ACT_BLOCKED: the block's deadline, 0 = never */
+	struct cw_addr saddr; /* source address */
+	struct cw_addr daddr; /* destination address */
+	__u32 ifindex;        /* interface the packet arrived on */
+	__u16 sport;          /* host order */
+	__u16 dport;          /* host order */
+	__u8 type;            /* enum cw_event_type */
+	__u8 action;          /* enum cw_scan_action (CW_EV_SCAN only) */
+	__u8 nports;          /* number of valid entries in ports[] (CW_EV_SCAN only) */
+	__u8 pad[5];
+	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
+};
+
+/* Indices of the per-CPU counter array `stats`. Every verdict and every reason
+ * has one, and every packet increments exactly one verdict counter
+ * (PASS_* or DROP_*), so their sum is the number of packets seen; the SYN-path
+ * counters below them count events on top. Userspace sums over CPUs. Append only: the numbers are ABI with
+ * pinned maps and metrics. */
+enum cw_stat {
+	CW_STAT_PASS_NON_IP = 0,      /* not IPv4/IPv6 (ARP, LLDP, ...): passed untouched */
+	CW_STAT_PASS_NON_TCP,     /* IP but not TCP (UDP, ICMP, ...) */
+	CW_STAT_PASS_UNPARSED,    /* truncated or malformed headers: passed */
+	CW_STAT_PASS_FRAGMENT,    /* non-first IP fragment: no TCP header to read */
+	CW_STAT_PASS_TCP_OTHER,   /* TCP that is not a connection attempt */
+	CW_STAT_PASS_SYN,         /* TCP SYN without ACK: passed (see SYN, SYN_RETRANSMIT) */
+	CW_STAT_DROP_BLOCKED,     /* dropped: source in block_addr */
+	CW_STAT_DROP_BLOCKED_CIDR,/* dropped: source in block_cidr */
+	CW_STAT_SYN,              /* new connection attempts (reported) */
+	CW_STAT_SYN_RETRANSMIT,   /* SYN of a 4-tuple seen within dedup_ns: not reported */
+	CW_STAT_SCAN,             /* port scans detected */
+	CW_STAT_BLOCK_ADDED,      /* automatic blocks inserted */
+	CW_STAT_BLOCK_FULL,       /* automatic block refused: block_addr full */
+	CW_STAT_BLOCK_ALLOWED,    /* automatic block skipped: source allowlisted */
+	CW_STAT_BLOCK_MONITOR,    /* automatic block skipped: monitor-only */
+	CW_STAT_EVENTS_LOST,      /* ring buffer full: event not delivered */
+	CW_STAT_MAX
+};
+
+#endif /* CONNWATCH_ABI_H */

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "address.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace connwatch {
+
+namespace {
+
+constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+// Clears every bit after the first `bits` of a 16-byte address.
+std::array<uint8_t, 16> masked(std::array<uint8_t, 16> bytes, unsigned bits)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = bits > i * 8 ? std::min(8u, bits - i * 8) : 0;
+        bytes[i] &= static_cast<uint8_t>(0xff00 >> keep);
+    }
+    return bytes;
+}
+
+void set_error(std::string* error, std::string msg)
+{
+    if (error)
+        *error = std::move(msg);
+}
+
+} // namespace
+
+Address::Address(const cw_addr& a)
+{
+    std::memcpy(bytes_.data(), a.b, bytes_.size());
+}
+
+std::optional<Address> Address::parse(std::string_view text, std::string* error)
+{
+    // inet_pton needs a NUL-terminated string; addresses are short.
+    if (text.empty() || text.size() >= INET6_ADDRSTRLEN) {
+        set_error(error, "'" + std::string(text) + "' is not an IPv4 or IPv6 address");
+        return std::nullopt;
+    }
+    std::string s(text);
+    Address a;
+    in_addr v4{};
+    if (inet_pton(AF_INET, s.c_str(), &v4) == 1) {
+        std::memcpy(a.bytes_.data(), kMappedPrefix.data(), kMappedPrefix.size());
+        std::memcpy(a.bytes_.data() + 12, &v4, 4);
+        return a;
+    }
+    if (inet_pton(AF_INET6, s.c_str(), a.bytes_.data()) == 1)
+        return a;
+    set_error(error, "'" + s + "' is not an IPv4 or IPv6 address");
+    return std::nullopt;
+}
+
+bool Address::is_v4() const
+{
+    return std::memcmp(bytes_.data(), kMappedPrefix.data(), kMappedPrefix.size()) == 0;
+}
+
+std::string Address::str() const
+{
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (is_v4())
+        inet_ntop(AF_INET, bytes_.data() + 12, buf, sizeof(buf));
+    else
+        inet_ntop(AF_INET6, bytes_.data(), buf, sizeof(buf));
+    return buf;
+}
+
+cw_addr Address::to_abi() const
+{
+    cw_addr a{};
+    std::memcpy(a.b, bytes_.data(), sizeof(a.b));
+    return a;
+}
+
+std::string format_endpoint(const Address& addr, uint16_t port)
+{
+    if (addr.is_v4())
+        return addr.str() + ":" + std::to_string(port);
+    return "[" + addr.str() + "]:" + std::to_string(port);
+}
+
+Cidr::Cidr(const Address& addr, unsigned length) : length_(length)
+{
+    auto bytes = masked(addr.bytes(), addr.is_v4() ? 96 + length : length);
+    cw_addr raw{};
+    std::memcpy(raw.b, bytes.data(), 16);
+    addr_ = Address(raw);
+}
+
+std::optional<Cidr> Cidr::parse(std::string_view text, std::string* error)
+{
+    auto slash = text.find('/');
+    auto addr = Address::parse(text.substr(0, slash), error);
+    if (!addr)
+        return std::nullopt;
+    unsigned max = addr->is_v4() ? 32 : 128;
+    unsigned length = max;
+    if (slash != std::string_view::npos) {
+        auto len_text = text.substr(slash + 1);
+        auto [end, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), length);
+        if (len_text.empty() || ec != std::errc() || end != len_text.data() + len_text.size() ||
+            length > max) {
+            set_error(error, "'" + std::string(text) + "': prefix length must be 0.." +
+                                 std::to_string(max));
+            return std::nullopt;
+        }
+    }
+    Cidr c(*addr, length);
+    if (c.addr_ != *addr) {
+        set_error(error, "'" + std::string(text) + "' has host bits set; did you mean '" +
+                             c.str() + "'?");
+        return std::nullopt;
+    }
+    return c;
+}
+
+bool Cidr::contains(const Address& a) const
+{
+    // In the 128-bit mapped space, as the kernel's LPM trie compares.
+    return masked(a.bytes(), lpm_length()) == addr_.bytes();
+}
+
+std::string Cidr::str() const
+{
+    return addr_.str() + "/" + std::to_string(length_);
+}
+
+cw_lpm_key Cidr::to_lpm() const
+{
+    cw_lpm_key k{};
+    k.prefixlen = lpm_length();
+    k.addr = addr_.to_abi();
+    return k;
+}
+
+} // namespace connwatch

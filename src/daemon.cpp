@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "daemon.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "duration.h"
+#include "event_sink.h"
+#include "xdp_loader.h"
+
+namespace connwatch {
+
+namespace {
+
+constexpr uint64_t kNsPerSec = 1000000000ull;
+
+std::string ifname_of(uint32_t ifindex)
+{
+    char buf[IF_NAMESIZE] = {};
+    return if_indextoname(ifindex, buf) ? buf : std::to_string(ifindex);
+}
+
+cw_config config_from(const Options& o)
+{
+    cw_config c{};
+    c.window_ns = static_cast<uint64_t>(o.window.count()) * kNsPerSec;
+    c.block_ns = static_cast<uint64_t>(o.block_duration.count()) * kNsPerSec;
+    c.dedup_ns = 5 * kNsPerSec;
+    c.threshold = o.threshold;
+    c.monitor_only = o.monitor_only ? 1 : 0;
+    return c;
+}
+
+class Daemon {
+public:
+    explicit Daemon(Options opts) : opts_(std::move(opts)), sink_(make_stdout_sink()) {}
+    int run();
+
+private:
+    void start();
+    void on_event(const cw_event& ev);
+    void on_timer();
+    void sweep_expired();
+    void report_lost_events();
+    void add_fd(int fd);
+
+    Options opts_;
+    std::unique_ptr<EventSink> sink_;
+    std::unique_ptr<XdpProgram> prog_;
+    std::vector<XdpAttachment> links_;
+    std::unique_ptr<EventReader> reader_;
+    UniqueFd epoll_, signal_, timer_;
+    uint64_t lost_reported_ = 0;
+};
+
+void Daemon::add_fd(int fd)
+{
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev))
+        throw Error(std::string("epoll_ctl: ") + std::strerror(errno));
+}
+
+void Daemon::start()
+{
+    check_environment();
+    if (opts_.interfaces.empty()) {
+        auto def = default_route_interface();
+        if (def.empty())
+            throw Error("No interface given and no default route to pick one from: name one "
+                        "with --interface IF");
+        opts_.interfaces.push_back(def);
+    }
+    // Resolve every name before touching the kernel, so a typo fails fast.
+    for (const auto& name : opts_.interfaces)
+        if (if_nametoindex(name.c_str()) == 0)
+            throw Error("Interface '" + name + "' does not exist (see 'ip link show')");
+
+    LoadSettings ls;
+    ls.max_blocks = opts_.max_blocks;
+    prog_ = std::make_unique<XdpProgram>(ls);
+    prog_->set_config(config_from(opts_));
+    auto allow = opts_.allow;
+    if (opts_.allow_own_addresses)
+        for (auto& c : own_prefixes())
+            allow.push_back(c);
+    for (const auto& c : allow)
+        prog_->allow_add(c);
+
+    reader_ = std::make_unique<EventReader>(*prog_, [this](const cw_event& ev) { on_event(ev); });
+
+    // Signals through signalfd: handled in the loop like any other input.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr))
+        throw Error(std::string("sigprocmask: ") + std::strerror(errno));
+    signal_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    timer_ = UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    if (!signal_ || !timer_ || !epoll_)
+        throw Error(std::string("Failed to set up the event loop: ") + std::strerror(errno));
+    itimerspec its{};
+    its.it_interval.tv_sec = 1;
+    its.it_value.tv_sec = 1;
+    timerfd_settime(timer_.get(), 0, &its, nullptr);
+    add_fd(reader_->epoll_fd());
+    add_fd(signal_.get());
+    add_fd(timer_.get());
+
+    // Attach last: from here on packets are judged, and events are read.
+    for (const auto& name : opts_.interfaces) {
+        links_.emplace_back(*prog_, name, opts_.xdp_mode);
+        const auto& l = links_.back();
+        if (!l.fallback_reason().empty())
+            sink_->warning("'" + name + "': " + l.fallback_reason());
+    }
+
+    std::string ifs;
+    for (const auto& l : links_)
+        ifs += (ifs.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
+    std::ostringstream msg;
+    msg << "watching " << ifs << "; scan threshold " << opts_.threshold << " ports in "
+        << format_duration(opts_.window) << ", "
+        << (opts_.monitor_only ? std::string("monitor-only")
+                               : "block for " + (opts_.block_duration.count()
+                                                     ? format_duration(opts_.block_duration)
+                                                     : std::string("ever")))
+        << ", " << allow.size() << " allowlisted prefixes";
+    sink_->notice(msg.str());
+}
+
+void Daemon::on_event(const cw_event& ev)
+{
+    std::time_t when = wall_time_of(ev.ts_ns);
+    if (ev.type == CW_EV_NEW_CONN) {
+        sink_->new_connection({when, Address(ev.saddr), Address(ev.daddr), ev.sport, ev.dport,
+                               ifname_of(ev.ifindex)});
+    } else if (ev.type == CW_EV_SCAN) {
+        PortScan s{when, Address(ev.saddr), Address(ev.daddr), {}, ifname_of(ev.ifindex),
+                   ev.action, ev.expires_ns ? wall_time_of(ev.expires_ns) : 0};
+        unsigned n = ev.nports < CW_SCAN_SLOTS ? ev.nports : CW_SCAN_SLOTS;
+        s.ports.assign(ev.ports, ev.ports + n);
+        sink_->port_scan(s);
+    }
+}
+
+// Expired blocks stop matching in the kernel at once; here they are removed and
+// logged, which also frees their room in the blocklist.
+void Daemon::sweep_expired()
+{
+    uint64_t now = monotonic_now_ns();
+    for (const auto& [addr, b] : prog_->block_list()) {
+        if (b.expires_ns != 0 && b.expires_ns <= now && prog_->block_remove(addr))
+            sink_->block_expired(wall_time_of(b.expires_ns), addr);
+    }
+}
+
+void Daemon::report_lost_events()
+{
+    uint64_t lost = prog_->stats()[CW_STAT_EVENTS_LOST];
+    if (lost > lost_reported_) {
+        sink_->warning(std::to_string(lost - lost_reported_) +
+                       " events lost: the ring buffer was full (counters stay exact)");
+        lost_reported_ = lost;
+    }
+}
+
+void Daemon::on_timer()
+{
+    uint64_t expirations;
+    while (read(timer_.get(), &expirations, sizeof(expirations)) > 0) {
+    }
+    sweep_expired();
+    report_lost_events();
+}
+
+int Daemon::run()
+{
+    start();
+    for (;;) {
+        epoll_event evs[8];
+        int n = epoll_wait(epoll_.get(), evs, 8, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sink_->warning(std::string("epoll_wait: ") + std::strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == reader_->epoll_fd()) {
+                reader_->consume();
+            } else if (fd == timer_.get()) {
+                on_timer();
+            } else if (fd == signal_.get()) {
+                signalfd_siginfo si{};
+                while (read(signal_.get(), &si, sizeof(si)) == sizeof(si)) {
+                    if (si.ssi_signo == SIGHUP) {
+                        sink_->notice("SIGHUP: reloading is not supported yet, ignoring");
+                        continue;
+                    }
+                    // Drain what the kernel already reported, then detach
+                    // (the links close in the destructor).
+                    reader_->consume();
+                    sink_->notice(std::string("received ") + strsignal(si.ssi_signo) +
+                                  ", detaching");
+                    return 0;
+                }
+            }
+        }
+    }
+}
+
+} // namespace
+
+std::string default_route_interface()
+{
+    // /proc/net/route: the IPv4 routing table; Destination 00000000 with mask
+    // 00000000 is the default route. (Routes, not connections: nothing here
+    // reads connection state from /proc.)
+    std::ifstream in("/proc/net/route");
+    std::string line;
+    std::getline(in, line); // header
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string ifname, dest, gw, flags, refcnt, use, metric, mask;
+        if (f >> ifname >> dest >> gw >> flags >> refcnt >> use >> metric >> mask &&
+            dest == "00000000" && mask == "00000000")
+            return ifname;
+    }
+    return "";
+}
+
+std::vector<Cidr> own_prefixes()
+{
+    std::vector<Cidr> out{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+    ifaddrs* ifa = nullptr;
+    if (getifaddrs(&ifa) != 0)
+        return out;
+    for (auto* p = ifa; p; p = p->ifa_next) {
+        if (!p->ifa_addr)
+            continue;
+        cw_addr raw{};
+        if (p->ifa_addr->sa_family == AF_INET) {
+            raw.b[10] = raw.b[11] = 0xff;
+            std::memcpy(&raw.b[12], &reinterpret_cast<sockaddr_in*>(p->ifa_addr)->sin_addr, 4);
+        } else if (p->ifa_addr->sa_family == AF_INET6) {
+            std::memcpy(raw.b, &reinterpret_cast<sockaddr_in6*>(p->ifa_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        Address a(raw);
+        out.emplace_back(a, a.is_v4() ? 32 : 128);
+    }
+    freeifaddrs(ifa);
+    return out;
+}
+
+int run_connwatchd(int argc, const char* const* argv)
+{
+    Options opts;
+    bool verbose = false;
+    // --verbose is handled here, not by CLI11: it must act before anything loads.
+    std::vector<const char*> args;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && std::strcmp(argv[i], "--verbose") == 0)
+            verbose = true;
+        else
+            args.push_back(argv[i]);
+    }
+    if (auto code = parse_command_line(static_cast<int>(args.size()), args.data(), opts))
+        return *code;
+    set_libbpf_verbose(verbose);
+    try {
+        return Daemon(std::move(opts)).run();
+    } catch (const Error& e) {
+        std::fprintf(stderr, "connwatchd: %s\n", e.what());
+        return 1;
+    }
+}
+
+} // namespace connwatch

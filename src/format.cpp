@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "format.h"
+
+#include <algorithm>
+
+namespace connwatch {
+
+std::string format_timestamp(std::time_t t)
+{
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[32];
+    size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    return std::string(buf, n);
+}
+
+std::string format_new_connection(std::time_t t, const Address& src, uint16_t sport,
+                                  const Address& dst, uint16_t dport)
+{
+    return format_timestamp(t) + ": New connection: " + format_endpoint(src, sport) + " -> " +
+           format_endpoint(dst, dport);
+}
+
+std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
+                             std::vector<uint16_t> ports)
+{
+    std::sort(ports.begin(), ports.end());
+    ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+    std::string list;
+    for (auto p : ports) {
+        if (!list.empty())
+            list += ',';
+        list += std::to_string(p);
+    }
+    return format_timestamp(t) + ": Port scan detected: " + src.str() + " -> " + dst.str() +
+           " on ports " + list;
+}
+
+} // namespace connwatch

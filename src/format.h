@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The classic event lines, byte for byte:
+//   2021-04-28 15:28:05: New connection: 192.0.2.56:5973 -> 10.0.0.5:80
+//   2021-04-28 15:28:05: Port scan detected: 192.0.2.56 -> 10.0.0.5 on ports 80,81,82,83
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "address.h"
+
+namespace connwatch {
+
+// "YYYY-MM-DD HH:MM:SS" in local time.
+std::string format_timestamp(std::time_t t);
+
+std::string format_new_connection(std::time_t t, const Address& src, uint16_t sport,
+                                  const Address& dst, uint16_t dport);
+
+// Ports are printed ascending, each once, whatever order they come in.
+std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
+                             std::vector<uint16_t> ports);
+
+} // namespace connwatch

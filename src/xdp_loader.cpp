@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "xdp_loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "connwatch.skel.h"
+
+namespace connwatch {
+
+namespace {
+
+bool g_libbpf_verbose = false;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args)
+{
+    if (!g_libbpf_verbose || level == LIBBPF_DEBUG)
+        return 0;
+    return vfprintf(stderr, fmt, args);
+}
+
+std::string errno_text(int err)
+{
+    return std::strerror(err < 0 ? -err : err);
+}
+
+// What an operator should do about a failed bpf() call.
+std::string privilege_hint(int err)
+{
+    err = err < 0 ? -err : err;
+    if (err == EPERM || err == EACCES)
+        return ": run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
+    return "";
+}
+
+} // namespace
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept
+{
+    if (this != &o) {
+        if (fd_ >= 0)
+            close(fd_);
+        fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+}
+
+UniqueFd::~UniqueFd()
+{
+    if (fd_ >= 0)
+        close(fd_);
+}
+
+void set_libbpf_verbose(bool verbose)
+{
+    g_libbpf_verbose = verbose;
+    libbpf_set_print(libbpf_print);
+}
+
+void check_environment()
+{
+    utsname u{};
+    unsigned major = 0, minor = 0;
+    if (uname(&u) == 0 && std::sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+        (major < 5 || (major == 5 && minor < 17)))
+        throw Error(std::string("Linux ") + u.release +
+                    " is too old: connwatch needs Linux 5.17 or later (BPF ring buffer, "
+                    "bpf_loop, XDP bpf_link); upgrade the kernel");
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw Error("This kernel has no BTF (/sys/kernel/btf/vmlinux is missing): connwatch "
+                    "needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, as Debian's are");
+}
+
+XdpProgram::XdpProgram(const LoadSettings& settings)
+{
+    libbpf_set_print(libbpf_print);
+    skel_ = connwatch_bpf__open();
+    if (!skel_)
+        throw Error("Failed to open the XDP program: " + errno_text(errno));
+    skel_->rodata->cw_test_clock = settings.test_clock ? 1 : 0;
+    int err = bpf_map__set_max_entries(skel_->maps.block_addr, settings.max_blocks);
+    if (!err)
+        err = connwatch_bpf__load(skel_);
+    if (err) {
+        connwatch_bpf__destroy(skel_);
+        skel_ = nullptr;
+        throw Error("Failed to load the XDP program into the kernel: " + errno_text(err) +
+                    (privilege_hint(err).empty()
+                         ? " (connwatch needs a kernel with BPF, XDP and the BPF ring "
+                           "buffer, Linux 5.17 or later; run with --verbose to see libbpf's "
+                           "and the verifier's messages)"
+                         : privilege_hint(err)));
+    }
+    // Defaults until the caller sets its own: never a zero window or threshold.
+    cw_config cfg{};
+    cfg.window_ns = 60ull * 1000000000;
+    cfg.block_ns = 3600ull * 1000000000;
+    cfg.dedup_ns = 5ull * 1000000000;
+    cfg.threshold = 3;
+    set_config(cfg);
+}
+
+XdpProgram::~XdpProgram()
+{
+    connwatch_bpf__destroy(skel_);
+}
+
+int XdpProgram::prog_fd() const
+{
+    return bpf_program__fd(skel_->progs.connwatch_xdp);
+}
+
+int XdpProgram::events_fd() const
+{
+    return bpf_map__fd(skel_->maps.events);
+}
+
+void XdpProgram::set_config(const cw_config& cfg)
+{
+    uint32_t key = 0;
+    cw_config c = cfg;
+    c.cidr_blocks = config().cidr_blocks; // owned by the CIDR blocklist
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
+        throw Error("Failed to write the config map: " + errno_text(errno));
+}
+
+cw_config XdpProgram::config() const
+{
+    uint32_t key = 0;
+    cw_config c{};
+    bpf_map_lookup_elem(bpf_map__fd(skel_->maps.config), &key, &c);
+    return c;
+}
+
+void XdpProgram::allow_add(const Cidr& c)
+{
+    cw_lpm_key k = c.to_lpm();
+    uint8_t one = 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allow), &k, &one, BPF_ANY))
+        throw Error("Failed to add " + c.str() + " to the allowlist: " + errno_text(errno));
+}
+
+bool XdpProgram::allow_remove(const Cidr& c)
+{
+    cw_lpm_key k = c.to_lpm();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.allow), &k) == 0;
+}
+
+std::vector<Cidr> XdpProgram::allow_list() const
+{
+    std::vector<Cidr> out;
+    int fd = bpf_map__fd(skel_->maps.allow);
+    cw_lpm_key k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        Address a(next.addr);
+        out.emplace_back(a, a.is_v4() ? next.prefixlen - 96 : next.prefixlen);
+        k = next;
+        prev = &k;
+    }
+    return out;
+}
+
+bool XdpProgram::block_add(const Address& a, const cw_block& b)
+{
+    cw_addr k = a.to_abi();
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b, BPF_ANY) == 0;
+}
+
+bool XdpProgram::block_remove(const Address& a)
+{
+    cw_addr k = a.to_abi();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
+}
+
+std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
+{
+    std::vector<std::pair<Address, cw_block>> out;
+    int fd = bpf_map__fd(skel_->maps.block_addr);
+    cw_addr k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        cw_block b{};
+        // The entry may vanish between the two calls (the kernel or another
+        // thread deleting it): skip it rather than report garbage.
+        if (bpf_map_lookup_elem(fd, &next, &b) == 0)
+            out.emplace_back(Address(next), b);
+        k = next;
+        prev = &k;
+    }
+    return out;
+}
+
+bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
+{
+    cw_lpm_key k = c.to_lpm();
+    bool ok = bpf_map_update_elem(bpf_map__fd(skel_->maps.block_cidr), &k, &b, BPF_ANY) == 0;
+    update_cidr_count();
+    return ok;
+}
+
+bool XdpProgram::cidr_block_remove(const Cidr& c)
+{
+    cw_lpm_key k = c.to_lpm();
+    bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_cidr), &k) == 0;
+    update_cidr_count();
+    return ok;
+}
+
+void XdpProgram::update_cidr_count()
+{
+    int fd = bpf_map__fd(skel_->maps.block_cidr);
+    cw_lpm_key k{}, next{};
+    void* prev = nullptr;
+    uint32_t n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        n++;
+        k = next;
+        prev = &k;
+    }
+    uint32_t key = 0;
+    cw_config c = config();
+    c.cidr_blocks = n;
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY);
+}
+
+Stats XdpProgram::stats() const
+{
+    Stats out{};
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return out;
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+    int fd = bpf_map__fd(skel_->maps.stats);
+    for (uint32_t i = 0; i < CW_STAT_MAX; i++) {
+        if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0)
+            continue;
+        for (auto v : per_cpu)
+            out[i] += v;
+    }
+    return out;
+}
+
+void XdpProgram::set_fake_now(uint64_t ns)
+{
+    skel_->bss->cw_fake_now_ns = ns;
+}
+
+XdpAttachment::XdpAttachment(const XdpProgram& prog, const std::string& ifname, XdpMode mode)
+    : ifname_(ifname)
+{
+    ifindex_ = static_cast<int>(if_nametoindex(ifname.c_str()));
+    if (ifindex_ == 0)
+        throw Error("Interface '" + ifname + "' does not exist (see 'ip link show')");
+
+    auto attach = [&](uint32_t flags) {
+        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+        int fd = bpf_link_create(prog.prog_fd(), ifindex_, BPF_XDP, &opts);
+        return fd < 0 ? UniqueFd() : UniqueFd(fd);
+    };
+    auto busy_message = [&]() {
+        uint32_t id = 0;
+        bpf_xdp_query_id(ifindex_, 0, &id);
+        return "Another XDP program" + (id ? " (id " + std::to_string(id) + ")" : std::string()) +
+               " is already attached to '" + ifname_ + "': see 'bpftool net show dev " + ifname_ +
+               "', and detach it with 'ip link set dev " + ifname_ +
+               " xdp off' if it is not needed";
+    };
+    auto failure = [&](int err, const char* what) {
+        if (err == EBUSY || err == EEXIST)
+            return Error(busy_message());
+        return Error(std::string("Failed to attach to '") + ifname_ + "' in " + what +
+                     " mode: " + errno_text(err) + privilege_hint(err));
+    };
+
+    if (mode != XdpMode::Generic) {
+        link_ = attach(XDP_FLAGS_DRV_MODE);
+        if (link_) {
+            mode_ = XdpMode::Native;
+            return;
+        }
+        int err = errno;
+        if (mode == XdpMode::Native || err == EBUSY || err == EEXIST || err == EPERM ||
+            err == EACCES) {
+            auto e = failure(err, "native");
+            if (mode == XdpMode::Native && (err == EOPNOTSUPP || err == EINVAL))
+                throw Error(std::string(e.what()) +
+                            " (the driver has no native XDP: use --xdp-mode generic or auto)");
+            throw e;
+        }
+        fallback_reason_ = "native XDP failed (" + errno_text(err) +
+                           "), using generic mode, which is slower";
+    }
+    link_ = attach(XDP_FLAGS_SKB_MODE);
+    if (!link_)
+        throw failure(errno, "generic");
+    mode_ = XdpMode::Generic;
+}
+
+EventReader::EventReader(const XdpProgram& prog, Handler handler) : handler_(std::move(handler))
+{
+    rb_ = ring_buffer__new(prog.events_fd(), &EventReader::on_sample, this, nullptr);
+    if (!rb_)
+        throw Error("Failed to open the event ring buffer: " + errno_text(errno));
+}
+
+EventReader::~EventReader()
+{
+    ring_buffer__free(rb_);
+}
+
+int EventReader::epoll_fd() const
+{
+    return ring_buffer__epoll_fd(rb_);
+}
+
+int EventReader::consume()
+{
+    return ring_buffer__consume(rb_);
+}
+
+int EventReader::on_sample(void* ctx, void* data, size_t size)
+{
+    auto* self = static_cast<EventReader*>(ctx);
+    if (size < sizeof(cw_event))
+        return 0; // not ours: cannot happen with a matching object
+    cw_event ev;
+    std::memcpy(&ev, data, sizeof(ev));
+    self->handler_(ev);
+    return 0;
+}
+
+uint64_t monotonic_now_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::time_t wall_time_of(uint64_t monotonic_ns)
+{
+    timespec rt{};
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t now = monotonic_now_ns();
+    int64_t age_ns = static_cast<int64_t>(now - monotonic_ns);
+    return rt.tv_sec - static_cast<std::time_t>(age_ns / 1000000000);
+}
+
+} // namespace connwatch

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The one owner of the XDP program and its maps, used by connwatchd and by the
+// BPF tests alike: open -> configure -> load, attach per interface, read and
+// write the maps. Start-up failures throw connwatch::Error with a message fit
+// for an operator: what failed and what to do about it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "address.h"
+#include "options.h"
+
+struct connwatch_bpf;
+struct ring_buffer;
+
+namespace connwatch {
+
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A move-only file descriptor.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd();
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+struct LoadSettings {
+    uint32_t max_blocks = 65536;
+    // Tests only: the program reads time from set_fake_now() instead of the
+    // kernel clock (a load-time constant: production code has no such branch).
+    bool test_clock = false;
+};
+
+using Stats = std::array<uint64_t, CW_STAT_MAX>;
+
+class XdpProgram {
+public:
+    explicit XdpProgram(const LoadSettings& settings);
+    ~XdpProgram();
+    XdpProgram(const XdpProgram&) = delete;
+    XdpProgram& operator=(const XdpProgram&) = delete;
+
+    int prog_fd() const;
+    int events_fd() const;
+
+    void set_config(const cw_config& cfg);
+    cw_config config() const;
+
+    // Allowlist (LPM trie).
+    void allow_add(const Cidr& c);
+    bool allow_remove(const Cidr& c);
+    std::vector<Cidr> allow_list() const;
+
+    // Exact-address blocklist. block_add fails (returns false) when full.
+    bool block_add(const Address& a, const cw_block& b);
+    bool block_remove(const Address& a);
+    std::vector<std::pair<Address, cw_block>> block_list() const;
+
+    // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
+    bool cidr_block_add(const Cidr& c, const cw_block& b);
+    bool cidr_block_remove(const Cidr& c);
+
+    // Counters summed over CPUs.
+    Stats stats() const;
+
+    // Tests only (LoadSettings::test_clock).
+    void set_fake_now(uint64_t ns);
+
+private:
+    void update_cidr_count();
+    connwatch_bpf* skel_ = nullptr;
+};
+
+// An XDP program attached to one interface through a bpf_link: closing the
+// link detaches it, so the program can never be left behind by a crash.
+class XdpAttachment {
+public:
+    XdpAttachment(const XdpProgram& prog, const std::string& ifname, XdpMode mode);
+    const std::string& ifname() const { return ifname_; }
+    int ifindex() const { return ifindex_; }
+    XdpMode mode() const { return mode_; } // native or generic, as attached
+    // Set when auto mode fell back to generic: the reason, for a warning.
+    const std::string& fallback_reason() const { return fallback_reason_; }
+
+private:
+    std::string ifname_;
+    int ifindex_ = 0;
+    XdpMode mode_ = XdpMode::Native;
+    std::string fallback_reason_;
+    UniqueFd link_;
+};
+
+// Reads cw_event records from the ring buffer.
+class EventReader {
+public:
+    using Handler = std::function<void(const cw_event&)>;
+    EventReader(const XdpProgram& prog, Handler handler);
+    ~EventReader();
+    EventReader(const EventReader&) = delete;
+    EventReader& operator=(const EventReader&) = delete;
+    int epoll_fd() const; // readable when events are waiting
+    int consume();        // handles every waiting event; returns how many
+
+private:
+    static int on_sample(void* ctx, void* data, size_t size);
+    Handler handler_;
+    ring_buffer* rb_ = nullptr;
+};
+
+// CLOCK_MONOTONIC nanoseconds (the kernel's bpf_ktime_get_ns) now, and a
+// monotonic instant converted to wall-clock seconds.
+uint64_t monotonic_now_ns();
+std::time_t wall_time_of(uint64_t monotonic_ns);
+
+// Checks that the kernel and our privileges can run connwatch at all; throws
+// Error naming the problem and the fix.
+void check_environment();
+
+// Routes libbpf's own messages: to stderr when verbose, otherwise dropped
+// (our errors say what failed).
+void set_libbpf_verbose(bool verbose);
+
+} // namespace connwatch
