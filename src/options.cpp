@@ -62,15 +62,13 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_option("-i,--interface", out.interfaces,
                    "Interface to watch (repeatable); default: the default-route interface")
         ->type_name("IF");
-    app.add_option("--xdp-mode", out.xdp_mode,
+    const std::map<std::string, XdpMode> modes{
+        {"auto", XdpMode::Auto}, {"native", XdpMode::Native}, {"generic", XdpMode::Generic}};
+    std::string xdp_mode = to_string(out.xdp_mode);
+    app.add_option("--xdp-mode", xdp_mode,
                    "XDP attach mode: native, generic, or auto (native, falling back to "
                    "generic with a warning)")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, XdpMode>{{"auto", XdpMode::Auto},
-                                           {"native", XdpMode::Native},
-                                           {"generic", XdpMode::Generic}},
-            CLI::ignore_case))
-        ->default_str("auto");
+        ->check(CLI::IsMember({"auto", "native", "generic"}));
     app.add_option("--threshold", out.threshold,
                    "A source reaching more than this many distinct ports within the window "
                    "is a port scan")
@@ -105,16 +103,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                 },
                 "CIDR"));
     app.add_option("--allow-own-addresses", out.allow_own_addresses,
-                   "Never block loopback and this host's own addresses (true/false)");
-    app.add_option("--log-target", out.log_target,
+                   "Never block loopback and this host's own addresses (true/false)")
+        ->default_str(out.allow_own_addresses ? "true" : "false");
+    const std::map<std::string, LogTarget> targets{
+        {"auto", LogTarget::Auto}, {"journal", LogTarget::Journal}, {"stdout", LogTarget::Stdout}};
+    std::string log_target = to_string(out.log_target);
+    app.add_option("--log-target", log_target,
                    "Where events go: auto (journald when run by systemd, else stdout), "
                    "journal, stdout")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, LogTarget>{{"auto", LogTarget::Auto},
-                                             {"journal", LogTarget::Journal},
-                                             {"stdout", LogTarget::Stdout}},
-            CLI::ignore_case))
-        ->default_str("auto");
+        ->check(CLI::IsMember({"auto", "journal", "stdout"}));
     app.add_option("--max-blocks", out.max_blocks,
                    "Capacity of the blocklist; when full, a new automatic block is refused, "
                    "counted and logged")
@@ -130,6 +127,8 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
         return 2;
     }
     // Validated above; these conversions cannot fail.
+    out.xdp_mode = modes.at(xdp_mode);
+    out.log_target = targets.at(log_target);
     out.window = *parse_duration(window);
     out.block_duration = *parse_duration(block_duration);
     for (const auto& a : allow)

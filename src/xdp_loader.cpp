@@ -349,11 +349,13 @@ uint64_t monotonic_now_ns()
 
 std::time_t wall_time_of(uint64_t monotonic_ns)
 {
+    // Whole nanoseconds first, seconds last: rounding the offset alone would be
+    // off by one for instants in the future (block deadlines).
     timespec rt{};
     clock_gettime(CLOCK_REALTIME, &rt);
-    uint64_t now = monotonic_now_ns();
-    int64_t age_ns = static_cast<int64_t>(now - monotonic_ns);
-    return rt.tv_sec - static_cast<std::time_t>(age_ns / 1000000000);
+    int64_t rt_ns = static_cast<int64_t>(rt.tv_sec) * 1000000000 + rt.tv_nsec;
+    int64_t wall_ns = rt_ns + static_cast<int64_t>(monotonic_ns - monotonic_now_ns());
+    return static_cast<std::time_t>(wall_ns / 1000000000);
 }
 
 } // namespace connwatch

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <ctime>
+
+#include "event_sink.h"
+#include "format.h"
+
+using namespace connwatch;
+
+namespace {
+
+// 2021-04-28 15:28:05 in UTC; the tests pin TZ so "local time" is known.
+constexpr std::time_t kWhen = 1619623685;
+
+class FormatTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        const char* tz = std::getenv("TZ");
+        saved_ = tz ? tz : "";
+        had_tz_ = tz != nullptr;
+        setenv("TZ", "UTC", 1);
+        tzset();
+    }
+    void TearDown() override
+    {
+        if (had_tz_)
+            setenv("TZ", saved_.c_str(), 1);
+        else
+            unsetenv("TZ");
+        tzset();
+    }
+    static Address a(const char* s) { return *Address::parse(s); }
+
+private:
+    std::string saved_;
+    bool had_tz_ = false;
+};
+
+} // namespace
+
+TEST_F(FormatTest, NewConnectionIsTheClassicLine)
+{
+    EXPECT_EQ(format_new_connection(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 80),
+              "2021-04-28 15:28:05: New connection: 192.0.2.56:5973 -> 10.0.0.5:80");
+}
+
+TEST_F(FormatTest, NewConnectionIpv6UsesBrackets)
+{
+    EXPECT_EQ(format_new_connection(kWhen, a("2001:db8::56"), 5973, a("2001:db8::5"), 80),
+              "2021-04-28 15:28:05: New connection: [2001:db8::56]:5973 -> [2001:db8::5]:80");
+}
+
+TEST_F(FormatTest, PortScanIsTheClassicLine)
+{
+    EXPECT_EQ(format_port_scan(kWhen, a("192.0.2.56"), a("10.0.0.5"), {80, 81, 82, 83}),
+              "2021-04-28 15:28:05: Port scan detected: 192.0.2.56 -> 10.0.0.5 on ports "
+              "80,81,82,83");
+}
+
+TEST_F(FormatTest, PortScanSortsAndDeduplicatesPorts)
+{
+    EXPECT_EQ(format_port_scan(kWhen, a("2001:db8::56"), a("2001:db8::5"), {443, 22, 80, 22}),
+              "2021-04-28 15:28:05: Port scan detected: 2001:db8::56 -> 2001:db8::5 on ports "
+              "22,80,443");
+}
+
+TEST_F(FormatTest, TimestampIsLocalTime)
+{
+    setenv("TZ", "UTC-2", 1); // POSIX: two hours east of UTC
+    tzset();
+    EXPECT_EQ(format_timestamp(kWhen), "2021-04-28 17:28:05");
+}
+
+TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
+{
+    PortScan s{kWhen, a("192.0.2.56"), a("10.0.0.5"), {80}, "eth0", CW_ACT_BLOCKED,
+               kWhen + 3600};
+    EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 192.0.2.56 until "
+                                     "2021-04-28 16:28:05");
+    s.expires = 0;
+    EXPECT_EQ(format_scan_action(s),
+              "2021-04-28 15:28:05: Blocked 192.0.2.56 until removed");
+    s.action = CW_ACT_MONITOR_ONLY;
+    EXPECT_NE(format_scan_action(s).find("Not blocking 192.0.2.56: monitor-only"),
+              std::string::npos);
+    s.action = CW_ACT_ALLOWLISTED;
+    EXPECT_NE(format_scan_action(s).find("allowlist"), std::string::npos);
+    s.action = CW_ACT_BLOCKLIST_FULL;
+    EXPECT_NE(format_scan_action(s).find("blocklist is full"), std::string::npos);
+}
