@@ -357,8 +357,10 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 	if (w->live <= threshold)
 		return 0;
 
+	/* Signed, like slot_live(): a CPU whose clock read came a moment before
+	 * another CPU's report must see that report as recent, not as ancient. */
 	reported = READ_ONCE(st->reported_ms);
-	if (reported && w->now_ms - reported < w->window_ms)
+	if (reported && (__s64)(w->now_ms - reported) < (__s64)w->window_ms)
 		return 0; /* already reported within this window */
 	if (__sync_val_compare_and_swap(&st->reported_ms, reported, w->now_ms) != reported)
 		return 0; /* another CPU reported it just now */
