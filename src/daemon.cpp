@@ -275,18 +275,9 @@ std::vector<Cidr> own_prefixes()
 int run_connwatchd(int argc, const char* const* argv)
 {
     Options opts;
-    bool verbose = false;
-    // --verbose is handled here, not by CLI11: it must act before anything loads.
-    std::vector<const char*> args;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && std::strcmp(argv[i], "--verbose") == 0)
-            verbose = true;
-        else
-            args.push_back(argv[i]);
-    }
-    if (auto code = parse_command_line(static_cast<int>(args.size()), args.data(), opts))
+    if (auto code = parse_command_line(argc, argv, opts))
         return *code;
-    set_libbpf_verbose(verbose);
+    set_libbpf_verbose(opts.verbose);
     try {
         return Daemon(std::move(opts)).run();
     } catch (const Error& e) {

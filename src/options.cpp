@@ -117,6 +117,9 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "counted and logged")
         ->check(CLI::Range(1u, kMaxBlocksLimit));
 
+    app.add_flag("--verbose", out.verbose,
+                 "Show libbpf's messages, including the verifier's log when loading fails");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {

@@ -31,6 +31,7 @@ struct Options {
     bool allow_own_addresses = true;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = 65536;
+    bool verbose = false; // libbpf's own messages, the verifier's log
 };
 
 // Parses argv. Returns nullopt to go on with `out` filled and validated, or an
