@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Compile-time checks that bpf/connwatch_abi.h has the layout both sides rely on:
+// the BPF object (clang -target bpf) and this C++ code (g++, x86-64) compile the
+// same header, and a field whose size or offset differed between them would
+// corrupt every event and map value silently. Any change to the header that
+// moves a field fails the build here instead.
+#include <cstddef>
+
+extern "C" {
+#include "connwatch_abi.h"
+}
+
+static_assert(sizeof(cw_addr) == 16);
+static_assert(sizeof(cw_lpm_key) == 20 && offsetof(cw_lpm_key, addr) == 4,
+              "LPM trie keys: u32 prefix length, then the data, no padding");
+static_assert(sizeof(cw_block) == 24);
+static_assert(sizeof(cw_scan_state) == 8 + 8 * CW_SCAN_SLOTS);
+static_assert(sizeof(cw_flow_key) == 36);
+static_assert(sizeof(cw_config) == 40);
+static_assert(sizeof(cw_event) == 128, "one event is 128 bytes in the ring buffer");
+static_assert(offsetof(cw_event, ports) == 64);
+static_assert(CW_SCAN_SLOTS == 32 && (CW_SCAN_SLOTS & (CW_SCAN_SLOTS - 1)) == 0,
+              "the program masks slot indices with CW_SCAN_SLOTS - 1");
+static_assert(CW_STAT_MAX == 16, "stats are append-only: renumbering breaks readers");
