@@ -277,6 +277,15 @@ int run_connwatchd(int argc, const char* const* argv)
     Options opts;
     if (auto code = parse_command_line(argc, argv, opts))
         return *code;
+    if (opts.check_config) {
+        // Nothing beyond parsing: no kernel, no interfaces touched.
+        if (access(opts.config_file.c_str(), F_OK) == 0)
+            std::printf("%s: configuration OK\n", opts.config_file.c_str());
+        else
+            std::printf("%s: absent, defaults apply; command line OK\n",
+                        opts.config_file.c_str());
+        return 0;
+    }
     set_libbpf_verbose(opts.verbose);
     try {
         return Daemon(std::move(opts)).run();

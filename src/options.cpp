@@ -3,6 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -23,6 +26,82 @@ CLI::Validator validator_from(Parse parse, const std::string& name)
             return parse(value, &error) ? std::string() : error;
         },
         name);
+}
+
+// The config file named on the command line (--config F or --config=F), or
+// the default.
+std::string config_path(int argc, const char* const* argv, const std::string& default_config)
+{
+    std::string path = default_config;
+    for (int i = 1; i < argc; i++) {
+        std::string_view a = argv[i];
+        if (a == "--config" && i + 1 < argc)
+            path = argv[i + 1];
+        else if (a.rfind("--config=", 0) == 0)
+            path = std::string(a.substr(9));
+    }
+    return path;
+}
+
+bool on_command_line(int argc, const char* const* argv, const std::string& key)
+{
+    std::string flag = "--" + key;
+    for (int i = 1; i < argc; i++) {
+        std::string_view a = argv[i];
+        if (a == flag || a.rfind(flag + "=", 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+// The line of `key = ...` (or a bare `key`) in an INI file, 0 if not found.
+// Keys inside a [section] are seen by CLI11 as "section.key".
+int line_of_key(const std::string& path, const std::string& key)
+{
+    std::ifstream in(path);
+    std::string line, section;
+    for (int n = 1; std::getline(in, line); n++) {
+        auto b = line.find_first_not_of(" \t");
+        if (b == std::string::npos || line[b] == '#' || line[b] == ';')
+            continue;
+        if (line[b] == '[') {
+            auto e = line.find(']', b);
+            section = line.substr(b + 1, e == std::string::npos ? e : e - b - 1);
+            continue;
+        }
+        auto e = line.find_first_of(" \t=", b);
+        std::string k = line.substr(b, e == std::string::npos ? e : e - b);
+        if ((section.empty() ? k : section + "." + k) == key)
+            return n;
+    }
+    return 0;
+}
+
+int line_of_section(const std::string& path)
+{
+    std::ifstream in(path);
+    std::string line;
+    for (int n = 1; std::getline(in, line); n++) {
+        auto b = line.find_first_not_of(" \t");
+        if (b != std::string::npos && line[b] == '[')
+            return n;
+    }
+    return 0;
+}
+
+// Names the key a CLI11 error is about: the first "--key" in the message
+// ("--threshold: Value 0 ...", "Could not convert: --monitor-only = perhaps"),
+// or the KEY of "INI was not able to parse KEY".
+std::string key_of_error(const std::string& what)
+{
+    const std::string ini = "INI was not able to parse ";
+    if (auto p = what.find(ini); p != std::string::npos)
+        return what.substr(p + ini.size());
+    auto p = what.find("--");
+    if (p == std::string::npos)
+        return "";
+    auto e = what.find_first_not_of("abcdefghijklmnopqrstuvwxyz-", p + 2);
+    return what.substr(p + 2, e == std::string::npos ? e : e - p - 2);
 }
 
 } // namespace
@@ -47,7 +126,8 @@ const char* to_string(LogTarget t)
     return "?";
 }
 
-std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out)
+std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out,
+                                      const std::string& default_config)
 {
     CLI::App app{"connwatchd: report inbound TCP connection attempts, detect port scans and "
                  "block scanners in XDP",
@@ -119,16 +199,54 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
 
     app.add_flag("--verbose", out.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
+    app.add_flag("--check-config", out.check_config,
+                 "Validate the configuration and the command line, print the result, exit");
+    app.set_config("--config", default_config,
+                   "Configuration file (INI; every key is also a flag of the same name, "
+                   "and the command line wins). A missing default file means defaults")
+        ->type_name("FILE");
+    app.allow_config_extras(false);
+
+    // CLI11 reports an unreadable file only as "not readable (missing?)"; say why.
+    std::string path = config_path(argc, argv, default_config);
+    bool explicit_config = on_command_line(argc, argv, "config");
+    if (std::ifstream probe(path); !probe && (explicit_config || errno != ENOENT)) {
+        std::cerr << "connwatchd: cannot read the configuration file " << path << ": "
+                  << std::strerror(errno) << "\n";
+        return 2;
+    }
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "connwatchd: " << e.what() << "\n"
-                  << "Run 'connwatchd --help' for the list of options.\n";
+        // Say where: the file and line when the bad key came from the file.
+        std::string what = e.what();
+        std::string key = key_of_error(what);
+        int line = key.empty() ? 0 : line_of_key(path, key);
+        if (line == 0 && what.rfind("INI was not able to parse", 0) == 0) {
+            // CLI11 reads [section] headers as key prefixes it then cannot
+            // match; connwatchd.conf has no sections.
+            if (int l = line_of_section(path); l > 0) {
+                line = l;
+                key = "[section]";
+                what = "sections are not used in this file: put every key at the top "
+                       "level";
+            }
+        }
+        std::cerr << "connwatchd: ";
+        if (line > 0 && !on_command_line(argc, argv, key)) {
+            std::cerr << path << ":" << line << ": ";
+            if (what.rfind("INI was not able to parse", 0) == 0 && key != "[section]")
+                what = "unknown key '" + key + "'";
+        }
+        std::cerr << what << "\n"
+                  << "Run 'connwatchd --help' for the list of options; man connwatchd.conf "
+                     "for the file.\n";
         return 2;
     }
+    out.config_file = path;
     // Validated above; these conversions cannot fail.
     out.xdp_mode = modes.at(xdp_mode);
     out.log_target = targets.at(log_target);

@@ -20,7 +20,11 @@ inline constexpr uint32_t kMaxThreshold = CW_SCAN_SLOTS - 1;
 inline constexpr std::chrono::seconds kMaxWindow{86400};
 inline constexpr uint32_t kMaxBlocksLimit = 1'000'000;
 
+inline constexpr const char* kDefaultConfigFile = "/etc/connwatch/connwatchd.conf";
+
 struct Options {
+    std::string config_file = kDefaultConfigFile; // missing default file = defaults
+    bool check_config = false;
     std::vector<std::string> interfaces;
     XdpMode xdp_mode = XdpMode::Auto;
     uint32_t threshold = 3;
@@ -34,10 +38,16 @@ struct Options {
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 
-// Parses argv. Returns nullopt to go on with `out` filled and validated, or an
-// exit code: 0 after --help/--version, non-zero after an error, which has been
-// printed to stderr as one line naming the option and what it accepts.
-std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out);
+// Parses argv and the configuration file (INI: every key is also a flag of the
+// same name, `threshold = 5` is `--threshold 5`; the command line wins).
+// Returns nullopt to go on with `out` filled and validated, or an exit code: 0
+// after --help/--version, non-zero after an error, which has been printed to
+// stderr as one line naming where (file:line, or the command line), the key and
+// what it accepts. Called again on reload with the same argv.
+// default_config is the file read when --config is not given (tests point it
+// elsewhere).
+std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out,
+                                      const std::string& default_config = kDefaultConfigFile);
 
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -17,6 +22,10 @@ struct Parsed {
     std::string err;
 };
 
+// A default config path that does not exist, so the tests never depend on
+// what is installed in /etc.
+const std::string kNoDefault = "/nonexistent/connwatchd.conf";
+
 Parsed parse(std::initializer_list<const char*> args)
 {
     std::vector<const char*> argv{"connwatchd"};
@@ -24,7 +33,7 @@ Parsed parse(std::initializer_list<const char*> args)
     Parsed p;
     testing::internal::CaptureStderr();
     testing::internal::CaptureStdout();
-    p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts);
+    p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts, kNoDefault);
     testing::internal::GetCapturedStdout();
     p.err = testing::internal::GetCapturedStderr();
     return p;
@@ -107,4 +116,144 @@ TEST(Options, HelpAndVersionExitZero)
 {
     EXPECT_EQ(parse({"--help"}).code, 0);
     EXPECT_EQ(parse({"--version"}).code, 0);
+}
+
+// ---- the configuration file ----------------------------------------------------
+
+namespace {
+
+// A configuration file in a fresh temporary directory, removed afterwards.
+class ConfigFile : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        char tmpl[] = "/tmp/connwatch-options-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        path_ = dir_ + "/connwatchd.conf";
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    void write(const std::string& text)
+    {
+        std::ofstream(path_) << text;
+    }
+    Parsed parse_with(std::initializer_list<const char*> extra)
+    {
+        std::vector<const char*> argv{"connwatchd", "--config", path_.c_str()};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        Parsed p;
+        testing::internal::CaptureStderr();
+        p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts,
+                                    kNoDefault);
+        p.err = testing::internal::GetCapturedStderr();
+        return p;
+    }
+    std::string dir_, path_;
+};
+
+} // namespace
+
+TEST_F(ConfigFile, KeysAreTheFlagNames)
+{
+    write("# connwatchd.conf\n"
+          "interface = eth0\n"
+          "interface = eth1\n"
+          "xdp-mode = generic\n"
+          "threshold = 7\n"
+          "window = 5m\n"
+          "block-duration = 1d\n"
+          "monitor-only = true\n"
+          "allow = 192.0.2.0/24\n"
+          "allow = 2001:db8::/32\n"
+          "allow-own-addresses = false\n"
+          "max-blocks = 1000\n"
+          "log-target = stdout\n");
+    auto p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
+    EXPECT_EQ(p.opts.xdp_mode, XdpMode::Generic);
+    EXPECT_EQ(p.opts.threshold, 7u);
+    EXPECT_EQ(p.opts.window, std::chrono::seconds(300));
+    EXPECT_EQ(p.opts.block_duration, std::chrono::seconds(86400));
+    EXPECT_TRUE(p.opts.monitor_only);
+    ASSERT_EQ(p.opts.allow.size(), 2u);
+    EXPECT_FALSE(p.opts.allow_own_addresses);
+    EXPECT_EQ(p.opts.max_blocks, 1000u);
+    EXPECT_EQ(p.opts.log_target, LogTarget::Stdout);
+    EXPECT_EQ(p.opts.config_file, path_);
+}
+
+TEST_F(ConfigFile, CommandLineWins)
+{
+    write("threshold = 7\nwindow = 5m\n");
+    auto p = parse_with({"--threshold", "9"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.threshold, 9u);
+    EXPECT_EQ(p.opts.window, std::chrono::seconds(300));
+}
+
+TEST_F(ConfigFile, MissingDefaultFileMeansDefaults)
+{
+    auto p = parse({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.config_file, kNoDefault);
+    EXPECT_EQ(p.opts.threshold, 3u);
+}
+
+// Every error names the file and line, the key, and what is allowed.
+TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
+{
+    struct Case {
+        const char* text;
+        int line;
+        const char* mentions;
+    };
+    for (const auto& c : std::initializer_list<Case>{
+             {"threshold = 3\nbogus = 1\n", 2, "unknown key 'bogus'"},
+             {"# comment\n\nthreshold = 0\n", 3, "--threshold: Value 0 not in range 1 to 31"},
+             {"window = forever\n", 1, "not a duration"},
+             {"threshold = 3\n  block-duration = 1y\n", 2, "not a duration"},
+             {"allow = 10.0.0.1/8\n", 1, "did you mean '10.0.0.0/8'"},
+             {"allow = 300.1.1.1/32\n", 1, "not an IPv4 or IPv6 address"},
+             {"xdp-mode = turbo\n", 1, "not in {auto,native,generic}"},
+             {"max-blocks = -1\n", 1, "--max-blocks"},
+             {"monitor-only = perhaps\n", 1, "monitor-only"},
+             {"[main]\nthreshold = 4\n", 1, "sections are not used"},
+         }) {
+        write(c.text);
+        auto p = parse_with({});
+        ASSERT_TRUE(p.code) << c.text;
+        EXPECT_EQ(*p.code, 2) << c.text;
+        std::string where = path_ + ":" + std::to_string(c.line) + ": ";
+        EXPECT_NE(p.err.find(where), std::string::npos) << c.text << " -> " << p.err;
+        EXPECT_NE(p.err.find(c.mentions), std::string::npos) << c.text << " -> " << p.err;
+    }
+}
+
+TEST_F(ConfigFile, BadValueOnTheCommandLineIsNotBlamedOnTheFile)
+{
+    write("threshold = 3\n");
+    auto p = parse_with({"--threshold", "0"});
+    ASSERT_TRUE(p.code);
+    EXPECT_EQ(p.err.find(path_ + ":"), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find("--threshold"), std::string::npos) << p.err;
+}
+
+TEST_F(ConfigFile, ExplicitFileThatCannotBeReadIsAnError)
+{
+    auto p = parse_with({}); // never written
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(*p.code, 0);
+    EXPECT_NE(p.err.find("cannot read the configuration file " + path_ +
+                         ": No such file or directory"),
+              std::string::npos)
+        << p.err;
+}
+
+TEST_F(ConfigFile, CheckConfigIsAFlag)
+{
+    write("threshold = 4\n");
+    auto p = parse_with({"--check-config"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_TRUE(p.opts.check_config);
 }
