@@ -7,13 +7,16 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "duration.h"
@@ -45,24 +48,35 @@ cw_config config_from(const Options& o)
 
 class Daemon {
 public:
-    explicit Daemon(Options opts) : opts_(std::move(opts)), sink_(make_stdout_sink()) {}
+    Daemon(Options opts, std::vector<std::string> args)
+        : opts_(std::move(opts)), args_(std::move(args)), sink_(make_sink(opts_.log_target))
+    {
+    }
     int run();
 
 private:
     void start();
+    void reload();
+    void apply_allowlist();
+    void attach(const std::string& name);
     void on_event(const cw_event& ev);
     void on_timer();
     void sweep_expired();
     void report_lost_events();
+    void update_status();
     void add_fd(int fd);
+    std::string summary() const;
 
     Options opts_;
+    std::vector<std::string> args_; // argv, re-parsed on reload
     std::unique_ptr<EventSink> sink_;
     std::unique_ptr<XdpProgram> prog_;
     std::vector<XdpAttachment> links_;
     std::unique_ptr<EventReader> reader_;
     UniqueFd epoll_, signal_, timer_;
     uint64_t lost_reported_ = 0;
+    uint64_t watchdog_usec_ = 0;
+    std::string status_;
 };
 
 void Daemon::add_fd(int fd)
@@ -74,31 +88,81 @@ void Daemon::add_fd(int fd)
         throw Error(std::string("epoll_ctl: ") + std::strerror(errno));
 }
 
-void Daemon::start()
+// The interfaces to watch: the configured ones, or the default-route one.
+std::vector<std::string> resolve_interfaces(const Options& o)
 {
-    check_environment();
-    if (opts_.interfaces.empty()) {
+    auto ifs = o.interfaces;
+    if (ifs.empty()) {
         auto def = default_route_interface();
         if (def.empty())
             throw Error("No interface given and no default route to pick one from: name one "
-                        "with --interface IF");
-        opts_.interfaces.push_back(def);
+                        "with --interface IF (or interface = IF in the configuration file)");
+        ifs.push_back(def);
     }
-    // Resolve every name before touching the kernel, so a typo fails fast.
-    for (const auto& name : opts_.interfaces)
+    // Every name is resolved before anything is attached, so a typo fails fast.
+    for (const auto& name : ifs)
         if (if_nametoindex(name.c_str()) == 0)
             throw Error("Interface '" + name + "' does not exist (see 'ip link show')");
+    return ifs;
+}
+
+void Daemon::attach(const std::string& name)
+{
+    links_.emplace_back(*prog_, name, opts_.xdp_mode);
+    const auto& l = links_.back();
+    if (!l.fallback_reason().empty())
+        sink_->warning("'" + name + "': " + l.fallback_reason());
+}
+
+// Makes the kernel's allowlist exactly the configured prefixes (plus loopback
+// and the host's own addresses unless disabled), and lifts the blocks that an
+// allow entry now covers: the allowlist always wins.
+void Daemon::apply_allowlist()
+{
+    auto want = opts_.allow;
+    if (opts_.allow_own_addresses)
+        for (auto& c : own_prefixes())
+            want.push_back(c);
+    std::set<Cidr> wanted(want.begin(), want.end());
+    for (const auto& c : prog_->allow_list())
+        if (!wanted.count(c))
+            prog_->allow_remove(c);
+    for (const auto& c : wanted)
+        prog_->allow_add(c);
+    for (const auto& [addr, b] : prog_->block_list()) {
+        bool covered = std::any_of(wanted.begin(), wanted.end(),
+                                   [&](const Cidr& c) { return c.contains(addr); });
+        if (covered && prog_->block_remove(addr))
+            sink_->notice("Unblocked " + addr.str() + ": it is now in the allowlist");
+    }
+}
+
+std::string Daemon::summary() const
+{
+    std::string ifs;
+    for (const auto& l : links_)
+        ifs += (ifs.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
+    std::ostringstream msg;
+    msg << "watching " << ifs << "; scan threshold " << opts_.threshold << " ports in "
+        << format_duration(opts_.window) << ", "
+        << (opts_.monitor_only ? std::string("monitor-only")
+                               : "block for " + (opts_.block_duration.count()
+                                                     ? format_duration(opts_.block_duration)
+                                                     : std::string("ever")))
+        << ", " << prog_->allow_list().size() << " allowlisted prefixes";
+    return msg.str();
+}
+
+void Daemon::start()
+{
+    check_environment();
+    auto interfaces = resolve_interfaces(opts_);
 
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
     prog_ = std::make_unique<XdpProgram>(ls);
     prog_->set_config(config_from(opts_));
-    auto allow = opts_.allow;
-    if (opts_.allow_own_addresses)
-        for (auto& c : own_prefixes())
-            allow.push_back(c);
-    for (const auto& c : allow)
-        prog_->allow_add(c);
+    apply_allowlist();
 
     reader_ = std::make_unique<EventReader>(*prog_, [this](const cw_event& ev) { on_event(ev); });
 
@@ -115,34 +179,87 @@ void Daemon::start()
     epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
     if (!signal_ || !timer_ || !epoll_)
         throw Error(std::string("Failed to set up the event loop: ") + std::strerror(errno));
+
+    // One timer for everything periodic; under a systemd watchdog it ticks at
+    // least twice per watchdog interval.
+    uint64_t tick_usec = 1000000;
+    if (sd_watchdog_enabled(0, &watchdog_usec_) > 0)
+        tick_usec = std::min<uint64_t>(tick_usec, watchdog_usec_ / 2);
     itimerspec its{};
-    its.it_interval.tv_sec = 1;
-    its.it_value.tv_sec = 1;
+    its.it_interval.tv_sec = static_cast<time_t>(tick_usec / 1000000);
+    its.it_interval.tv_nsec = static_cast<long>(tick_usec % 1000000 * 1000);
+    its.it_value = its.it_interval;
     timerfd_settime(timer_.get(), 0, &its, nullptr);
     add_fd(reader_->epoll_fd());
     add_fd(signal_.get());
     add_fd(timer_.get());
 
     // Attach last: from here on packets are judged, and events are read.
-    for (const auto& name : opts_.interfaces) {
-        links_.emplace_back(*prog_, name, opts_.xdp_mode);
-        const auto& l = links_.back();
-        if (!l.fallback_reason().empty())
-            sink_->warning("'" + name + "': " + l.fallback_reason());
-    }
+    for (const auto& name : interfaces)
+        attach(name);
 
-    std::string ifs;
-    for (const auto& l : links_)
-        ifs += (ifs.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
-    std::ostringstream msg;
-    msg << "watching " << ifs << "; scan threshold " << opts_.threshold << " ports in "
-        << format_duration(opts_.window) << ", "
-        << (opts_.monitor_only ? std::string("monitor-only")
-                               : "block for " + (opts_.block_duration.count()
-                                                     ? format_duration(opts_.block_duration)
-                                                     : std::string("ever")))
-        << ", " << allow.size() << " allowlisted prefixes";
-    sink_->notice(msg.str());
+    sink_->started("Started, " + summary());
+    status_ = summary();
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+}
+
+// SIGHUP: re-read the configuration and apply it without dropping blocks or
+// detaching unchanged interfaces. Anything invalid keeps the running one.
+void Daemon::reload()
+{
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_now_ns() / 1000));
+    auto done = [this] { sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str()); };
+
+    std::vector<const char*> argv;
+    for (const auto& a : args_)
+        argv.push_back(a.c_str());
+    Options next;
+    if (parse_command_line(static_cast<int>(argv.size()), argv.data(), next, opts_.config_file)) {
+        sink_->error("Reload failed: the configuration is invalid (see the message above); "
+                     "keeping the running configuration");
+        return done();
+    }
+    std::vector<std::string> interfaces;
+    try {
+        interfaces = resolve_interfaces(next);
+    } catch (const Error& e) {
+        sink_->error(std::string("Reload failed: ") + e.what() +
+                     "; keeping the running configuration");
+        return done();
+    }
+    if (next.max_blocks != opts_.max_blocks) {
+        sink_->warning("max-blocks changes take effect when connwatchd restarts, ignoring");
+        next.max_blocks = opts_.max_blocks;
+    }
+    if (next.xdp_mode != opts_.xdp_mode)
+        sink_->warning("xdp-mode applies to interfaces attached from now on; restart to "
+                       "re-attach the others");
+    if (next.log_target != opts_.log_target)
+        sink_ = make_sink(next.log_target);
+
+    opts_ = std::move(next);
+    prog_->set_config(config_from(opts_));
+    apply_allowlist();
+
+    // Interfaces: detach the ones no longer wanted, attach the new ones; the
+    // others keep their links (and so keep judging packets) throughout.
+    std::set<std::string> wanted(interfaces.begin(), interfaces.end());
+    std::erase_if(links_, [&](const XdpAttachment& l) { return !wanted.count(l.ifname()); });
+    for (const auto& name : interfaces) {
+        bool have = std::any_of(links_.begin(), links_.end(),
+                                [&](const XdpAttachment& l) { return l.ifname() == name; });
+        if (have)
+            continue;
+        try {
+            attach(name);
+        } catch (const Error& e) {
+            sink_->error(std::string("Reload: ") + e.what());
+        }
+    }
+    status_ = summary();
+    sink_->reloaded("Reloaded, " + status_);
+    done();
 }
 
 void Daemon::on_event(const cw_event& ev)
@@ -181,13 +298,30 @@ void Daemon::report_lost_events()
     }
 }
 
+// STATUS= for systemctl status: the summary and the counts so far.
+void Daemon::update_status()
+{
+    auto st = prog_->stats();
+    std::string s = summary() + "; " + std::to_string(st[CW_STAT_SYN]) + " connections, " +
+                    std::to_string(st[CW_STAT_SCAN]) + " scans, " +
+                    std::to_string(prog_->block_list().size()) + " blocked";
+    if (s != status_) {
+        status_ = s;
+        sd_notifyf(0, "STATUS=%s", status_.c_str());
+    }
+}
+
 void Daemon::on_timer()
 {
     uint64_t expirations;
     while (read(timer_.get(), &expirations, sizeof(expirations)) > 0) {
     }
+    if (watchdog_usec_)
+        sd_notify(0, "WATCHDOG=1");
     sweep_expired();
     report_lost_events();
+    sink_->tick(std::chrono::steady_clock::now());
+    update_status();
 }
 
 int Daemon::run()
@@ -212,11 +346,12 @@ int Daemon::run()
                 signalfd_siginfo si{};
                 while (read(signal_.get(), &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGHUP) {
-                        sink_->notice("SIGHUP: reloading is not supported yet, ignoring");
+                        reload();
                         continue;
                     }
                     // Drain what the kernel already reported, then detach
                     // (the links close in the destructor).
+                    sd_notify(0, "STOPPING=1");
                     reader_->consume();
                     sink_->notice(std::string("received ") + strsignal(si.ssi_signo) +
                                   ", detaching");
@@ -287,10 +422,13 @@ int run_connwatchd(int argc, const char* const* argv)
         return 0;
     }
     set_libbpf_verbose(opts.verbose);
+    std::vector<std::string> args(argv, argv + argc);
     try {
-        return Daemon(std::move(opts)).run();
+        return Daemon(std::move(opts), std::move(args)).run();
     } catch (const Error& e) {
+        // Logged once, here; systemctl status shows it too.
         std::fprintf(stderr, "connwatchd: %s\n", e.what());
+        sd_notifyf(0, "STATUS=Failed to start: %s", e.what());
         return 1;
     }
 }

@@ -89,6 +89,29 @@ int line_of_section(const std::string& path)
     return 0;
 }
 
+// CLI11 keeps one value of a key repeated in the file and says nothing. Only
+// the list keys may repeat; anything else set twice is a mistake to point at.
+std::string duplicate_key_error(const std::string& path)
+{
+    std::ifstream in(path);
+    std::map<std::string, int> first;
+    std::string line;
+    for (int n = 1; std::getline(in, line); n++) {
+        auto b = line.find_first_not_of(" \t");
+        if (b == std::string::npos || line[b] == '#' || line[b] == ';' || line[b] == '[')
+            continue;
+        auto e = line.find_first_of(" \t=", b);
+        std::string k = line.substr(b, e == std::string::npos ? e : e - b);
+        if (k == "interface" || k == "allow")
+            continue;
+        auto [it, fresh] = first.emplace(k, n);
+        if (!fresh)
+            return path + ":" + std::to_string(n) + ": '" + k + "' is set again (first on line " +
+                   std::to_string(it->second) + "); only interface and allow may repeat";
+    }
+    return "";
+}
+
 // Names the key a CLI11 error is about: the first "--key" in the message
 // ("--threshold: Value 0 ...", "Could not convert: --monitor-only = perhaps"),
 // or the KEY of "INI was not able to parse KEY".
@@ -133,7 +156,8 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                  "block scanners in XDP",
                  "connwatchd"};
     app.set_version_flag("--version", CONNWATCH_VERSION);
-    app.option_defaults()->always_capture_default();
+    app.option_defaults()->always_capture_default()->multi_option_policy(
+        CLI::MultiOptionPolicy::Throw);
 
     std::string window = format_duration(out.window);
     std::string block_duration = format_duration(out.block_duration);
@@ -213,6 +237,11 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     if (std::ifstream probe(path); !probe && (explicit_config || errno != ENOENT)) {
         std::cerr << "connwatchd: cannot read the configuration file " << path << ": "
                   << std::strerror(errno) << "\n";
+        return 2;
+    }
+
+    if (auto dup = duplicate_key_error(path); !dup.empty()) {
+        std::cerr << "connwatchd: " << dup << "\n";
         return 2;
     }
 

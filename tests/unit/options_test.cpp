@@ -112,6 +112,13 @@ TEST(Options, BadValuesAreRejectedNamingTheOption)
     }
 }
 
+TEST(Options, ASingleValueOptionGivenTwiceIsAnError)
+{
+    auto p = parse({"--threshold", "3", "--threshold", "4"});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find("--threshold"), std::string::npos) << p.err;
+}
+
 TEST(Options, HelpAndVersionExitZero)
 {
     EXPECT_EQ(parse({"--help"}).code, 0);
@@ -219,6 +226,8 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"max-blocks = -1\n", 1, "--max-blocks"},
              {"monitor-only = perhaps\n", 1, "monitor-only"},
              {"[main]\nthreshold = 4\n", 1, "sections are not used"},
+             {"threshold = 4\nwindow = 1m\nthreshold = 5\n", 3,
+              "'threshold' is set again (first on line 1)"},
          }) {
         write(c.text);
         auto p = parse_with({});
