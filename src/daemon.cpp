@@ -13,14 +13,22 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+
+#include "control.h"
 #include "duration.h"
 #include "event_sink.h"
+#include "format.h"
+#include "state.h"
 #include "xdp_loader.h"
 
 namespace connwatch {
@@ -56,8 +64,15 @@ public:
 
 private:
     void start();
-    void reload();
+    std::string reload(); // "" on success, else why the running configuration was kept
     void apply_allowlist();
+    void restore_state();
+    void save_state_if_dirty();
+    std::vector<std::pair<Cidr, cw_block>> all_blocks() const;
+    bool remove_block(const Cidr& c);
+    nlohmann::json handle(const Request& r, const Peer& peer);
+    nlohmann::json status_json() const;
+    nlohmann::json list_json() const;
     void attach(const std::string& name);
     void on_event(const cw_event& ev);
     void on_timer();
@@ -77,7 +92,30 @@ private:
     uint64_t lost_reported_ = 0;
     uint64_t watchdog_usec_ = 0;
     std::string status_;
+    std::unique_ptr<ControlServer> control_;
+    std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
+    std::vector<Cidr> runtime_allow_;  // connwatchctl allow
+    bool state_dirty_ = false;
 };
+
+std::string state_file(const Options& o)
+{
+    return o.state_dir + "/state.json";
+}
+
+// Pinning needs bpffs at /sys/fs/bpf. systemd mounts it; a plain machine may
+// not have it, and root can mount it. Returns "" or why pinning is off.
+std::string ensure_bpffs(const std::string& pin_dir)
+{
+    auto parent = std::filesystem::path(pin_dir).parent_path();
+    struct statfs fs{};
+    if (statfs(parent.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
+        return "";
+    if (parent == "/sys/fs/bpf" && mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") == 0)
+        return "";
+    return parent.string() + " is not a bpf filesystem (mount -t bpf bpf /sys/fs/bpf): "
+                             "blocks will not survive a restart of connwatchd";
+}
 
 void Daemon::add_fd(int fd)
 {
@@ -120,6 +158,7 @@ void Daemon::attach(const std::string& name)
 void Daemon::apply_allowlist()
 {
     auto want = opts_.allow;
+    want.insert(want.end(), runtime_allow_.begin(), runtime_allow_.end());
     if (opts_.allow_own_addresses)
         for (auto& c : own_prefixes())
             want.push_back(c);
@@ -129,11 +168,108 @@ void Daemon::apply_allowlist()
             prog_->allow_remove(c);
     for (const auto& c : wanted)
         prog_->allow_add(c);
-    for (const auto& [addr, b] : prog_->block_list()) {
-        bool covered = std::any_of(wanted.begin(), wanted.end(),
-                                   [&](const Cidr& c) { return c.contains(addr); });
-        if (covered && prog_->block_remove(addr))
-            sink_->notice("Unblocked " + addr.str() + ": it is now in the allowlist");
+    for (const auto& [prefix, b] : all_blocks()) {
+        bool covered = std::any_of(wanted.begin(), wanted.end(), [&](const Cidr& c) {
+            return c.length() <= prefix.length() && c.contains(prefix.address()) &&
+                   c.address().is_v4() == prefix.address().is_v4();
+        });
+        if (covered && remove_block(prefix))
+            sink_->block_removed(prefix.str(), "allowlisted");
+    }
+}
+
+std::vector<std::pair<Cidr, cw_block>> Daemon::all_blocks() const
+{
+    std::vector<std::pair<Cidr, cw_block>> out;
+    for (const auto& [a, b] : prog_->block_list())
+        out.emplace_back(Cidr(a, a.is_v4() ? 32 : 128), b);
+    for (auto& e : prog_->cidr_block_list())
+        out.push_back(e);
+    return out;
+}
+
+// A host prefix lives in the exact hash, anything wider in the CIDR trie.
+bool is_host(const Cidr& c)
+{
+    return c.length() == (c.address().is_v4() ? 32u : 128u);
+}
+
+bool Daemon::remove_block(const Cidr& c)
+{
+    bool removed = is_host(c) ? prog_->block_remove(c.address()) : prog_->cidr_block_remove(c);
+    if (removed) {
+        auto it = meta_.find(c);
+        if (it != meta_.end() && it->second.origin == "manual")
+            state_dirty_ = true;
+        meta_.erase(c);
+        state_dirty_ = true;
+    }
+    return removed;
+}
+
+// Start-up: metadata of the blocks the pinned maps still hold, and the manual
+// blocks that a reboot (which empties bpffs) took out of the kernel.
+void Daemon::restore_state()
+{
+    std::string warning;
+    State st = load_state(state_file(opts_), &warning);
+    if (!warning.empty())
+        sink_->warning(warning);
+    runtime_allow_ = st.allow;
+    auto kernel = all_blocks();
+    std::set<Cidr> present;
+    for (const auto& [c, b] : kernel)
+        present.insert(c);
+    std::time_t now = std::time(nullptr);
+    size_t restored = 0;
+    for (const auto& r : st.blocks) {
+        if (present.count(r.prefix)) {
+            meta_[r.prefix] = r;
+            continue;
+        }
+        // Only manual blocks outlive a reboot; scan blocks end with the pins.
+        if (r.origin != "manual" || (r.expires != 0 && r.expires <= now))
+            continue;
+        cw_block b{};
+        b.created_ns = monotonic_now_ns();
+        b.expires_ns = r.expires ? b.created_ns + static_cast<uint64_t>(r.expires - now) *
+                                                      1000000000ull
+                                 : 0;
+        b.origin = CW_ORIGIN_MANUAL;
+        bool ok = is_host(r.prefix) ? prog_->block_add(r.prefix.address(), b)
+                                    : prog_->cidr_block_add(r.prefix, b);
+        if (ok) {
+            meta_[r.prefix] = r;
+            restored++;
+        }
+    }
+    // Kernel entries with no record (a crash before the state was written).
+    for (const auto& [c, b] : kernel)
+        if (!meta_.count(c))
+            meta_[c] = {c, b.origin == CW_ORIGIN_MANUAL ? "manual" : "scan", "",
+                        wall_time_of(b.created_ns), b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+    if (!kernel.empty())
+        sink_->notice("Kept " + std::to_string(kernel.size()) +
+                      " blocks from the previous run (pinned in " + opts_.pin_dir + ")");
+    if (restored)
+        sink_->notice("Restored " + std::to_string(restored) + " manual blocks from " +
+                      state_file(opts_));
+    state_dirty_ = true;
+}
+
+void Daemon::save_state_if_dirty()
+{
+    if (!state_dirty_)
+        return;
+    State st;
+    for (const auto& [c, r] : meta_)
+        st.blocks.push_back(r);
+    st.allow = runtime_allow_;
+    try {
+        save_state(state_file(opts_), st);
+        state_dirty_ = false;
+    } catch (const Error& e) {
+        sink_->warning(std::string(e.what()) + "; will retry");
     }
 }
 
@@ -160,9 +296,19 @@ void Daemon::start()
 
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
+    if (!opts_.pin_dir.empty()) {
+        if (auto why = ensure_bpffs(opts_.pin_dir); why.empty())
+            ls.pin_dir = opts_.pin_dir;
+        else
+            sink_->warning(why);
+    }
     prog_ = std::make_unique<XdpProgram>(ls);
+    for (const auto& w : prog_->warnings())
+        sink_->warning(w);
     prog_->set_config(config_from(opts_));
+    restore_state();
     apply_allowlist();
+    save_state_if_dirty();
 
     reader_ = std::make_unique<EventReader>(*prog_, [this](const cw_event& ev) { on_event(ev); });
 
@@ -193,6 +339,12 @@ void Daemon::start()
     add_fd(reader_->epoll_fd());
     add_fd(signal_.get());
     add_fd(timer_.get());
+    if (!opts_.control_socket.empty()) {
+        control_ = std::make_unique<ControlServer>(
+            opts_.control_socket, opts_.control_group,
+            [this](const Request& r, const Peer& p) { return handle(r, p); });
+        add_fd(control_->fd());
+    }
 
     // Attach last: from here on packets are judged, and events are read.
     for (const auto& name : interfaces)
@@ -205,28 +357,33 @@ void Daemon::start()
 
 // SIGHUP: re-read the configuration and apply it without dropping blocks or
 // detaching unchanged interfaces. Anything invalid keeps the running one.
-void Daemon::reload()
+std::string Daemon::reload()
 {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                static_cast<unsigned long long>(monotonic_now_ns() / 1000));
-    auto done = [this] { sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str()); };
+    auto done = [this](std::string why) {
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+        return why;
+    };
 
     std::vector<const char*> argv;
     for (const auto& a : args_)
         argv.push_back(a.c_str());
     Options next;
-    if (parse_command_line(static_cast<int>(argv.size()), argv.data(), next, opts_.config_file)) {
-        sink_->error("Reload failed: the configuration is invalid (see the message above); "
-                     "keeping the running configuration");
-        return done();
+    std::string why;
+    auto code = parse_command_line(static_cast<int>(argv.size()), argv.data(), next,
+                                   opts_.config_file, &why);
+    if (code) {
+        sink_->error("Reload failed, keeping the running configuration: " + why);
+        return done(why);
     }
     std::vector<std::string> interfaces;
     try {
         interfaces = resolve_interfaces(next);
     } catch (const Error& e) {
-        sink_->error(std::string("Reload failed: ") + e.what() +
-                     "; keeping the running configuration");
-        return done();
+        sink_->error(std::string("Reload failed, keeping the running configuration: ") +
+                     e.what());
+        return done(e.what());
     }
     if (next.max_blocks != opts_.max_blocks) {
         sink_->warning("max-blocks changes take effect when connwatchd restarts, ignoring");
@@ -259,7 +416,7 @@ void Daemon::reload()
     }
     status_ = summary();
     sink_->reloaded("Reloaded, " + status_);
-    done();
+    return done("");
 }
 
 void Daemon::on_event(const cw_event& ev)
@@ -274,6 +431,12 @@ void Daemon::on_event(const cw_event& ev)
         unsigned n = ev.nports < CW_SCAN_SLOTS ? ev.nports : CW_SCAN_SLOTS;
         s.ports.assign(ev.ports, ev.ports + n);
         sink_->port_scan(s);
+        if (ev.action == CW_ACT_BLOCKED) {
+            Cidr host(s.src, s.src.is_v4() ? 32 : 128);
+            auto line = format_port_scan(s.when, s.src, s.dst, s.ports);
+            meta_[host] = {host, "scan", line.substr(line.find("Port scan")), s.when, s.expires};
+            state_dirty_ = true;
+        }
     }
 }
 
@@ -282,9 +445,13 @@ void Daemon::on_event(const cw_event& ev)
 void Daemon::sweep_expired()
 {
     uint64_t now = monotonic_now_ns();
-    for (const auto& [addr, b] : prog_->block_list()) {
-        if (b.expires_ns != 0 && b.expires_ns <= now && prog_->block_remove(addr))
-            sink_->block_expired(wall_time_of(b.expires_ns), addr);
+    for (const auto& [prefix, b] : all_blocks()) {
+        if (b.expires_ns != 0 && b.expires_ns <= now && remove_block(prefix)) {
+            if (is_host(prefix))
+                sink_->block_expired(wall_time_of(b.expires_ns), prefix.address());
+            else
+                sink_->block_removed(prefix.str(), "expired");
+        }
     }
 }
 
@@ -320,8 +487,160 @@ void Daemon::on_timer()
         sd_notify(0, "WATCHDOG=1");
     sweep_expired();
     report_lost_events();
+    save_state_if_dirty();
     sink_->tick(std::chrono::steady_clock::now());
     update_status();
+}
+
+// ---- the control socket (docs/CONTROL.md) ------------------------------------
+
+nlohmann::json Daemon::status_json() const
+{
+    nlohmann::json ifs = nlohmann::json::array();
+    for (const auto& l : links_)
+        ifs.push_back({{"name", l.ifname()}, {"xdp_mode", to_string(l.mode())}});
+    nlohmann::json counters = nlohmann::json::object();
+    auto st = prog_->stats();
+    for (uint32_t i = 0; i < CW_STAT_MAX; i++)
+        counters[stat_name(i)] = st[i];
+    return {{"ok", true},
+            {"version", CONNWATCH_VERSION},
+            {"pid", getpid()},
+            {"interfaces", ifs},
+            {"threshold", opts_.threshold},
+            {"window", format_duration(opts_.window)},
+            {"block_duration", format_duration(opts_.block_duration)},
+            {"monitor_only", opts_.monitor_only},
+            {"max_blocks", opts_.max_blocks},
+            {"blocks", all_blocks().size()},
+            {"allow", prog_->allow_list().size()},
+            {"counters", counters}};
+}
+
+nlohmann::json Daemon::list_json() const
+{
+    struct Row {
+        Cidr prefix;
+        BlockRecord meta;
+        uint64_t expires_ns;
+    };
+    std::vector<Row> rows;
+    for (const auto& [c, b] : all_blocks()) {
+        auto it = meta_.find(c);
+        BlockRecord m = it != meta_.end()
+                            ? it->second
+                            : BlockRecord{c, b.origin == CW_ORIGIN_MANUAL ? "manual" : "scan", "",
+                                          wall_time_of(b.created_ns),
+                                          b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+        rows.push_back({c, m, b.expires_ns});
+    }
+    // Soonest expiry first; blocks without one last.
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+        uint64_t ea = a.expires_ns ? a.expires_ns : UINT64_MAX;
+        uint64_t eb = b.expires_ns ? b.expires_ns : UINT64_MAX;
+        return ea != eb ? ea < eb : a.prefix < b.prefix;
+    });
+    nlohmann::json blocks = nlohmann::json::array();
+    uint64_t now = monotonic_now_ns();
+    for (const auto& r : rows) {
+        nlohmann::json j{{"prefix", r.prefix.str()},
+                         {"origin", r.meta.origin},
+                         {"reason", r.meta.reason},
+                         {"created", r.meta.created},
+                         {"expires", r.meta.expires}};
+        j["expires_in"] = r.expires_ns ? static_cast<int64_t>((r.expires_ns - now) / 1000000000)
+                                       : -1;
+        blocks.push_back(j);
+    }
+    std::set<Cidr> configured(opts_.allow.begin(), opts_.allow.end());
+    std::set<Cidr> runtime(runtime_allow_.begin(), runtime_allow_.end());
+    nlohmann::json allow = nlohmann::json::array();
+    for (const auto& c : prog_->allow_list())
+        allow.push_back({{"prefix", c.str()},
+                         {"source", runtime.count(c)      ? "connwatchctl"
+                                    : configured.count(c) ? "configuration"
+                                                          : "own-address"}});
+    return {{"ok", true}, {"blocks", blocks}, {"allow", allow}};
+}
+
+nlohmann::json Daemon::handle(const Request& r, const Peer& peer)
+{
+    auto who = " (by uid " + std::to_string(peer.uid) + ", pid " + std::to_string(peer.pid) + ")";
+    if (r.command == "status")
+        return status_json();
+    if (r.command == "list")
+        return list_json();
+    if (r.command == "reload") {
+        auto why = reload();
+        return why.empty() ? nlohmann::json{{"ok", true}} : error_response(why);
+    }
+    if (r.command == "flush") {
+        size_t n = 0;
+        for (const auto& [c, b] : all_blocks())
+            if (remove_block(c)) {
+                sink_->block_removed(c.str(), "flushed" + who);
+                n++;
+            }
+        save_state_if_dirty();
+        return {{"ok", true}, {"removed", n}};
+    }
+    const Cidr& p = *r.prefix;
+    if (r.command == "block") {
+        for (const auto& a : prog_->allow_list())
+            if (a.address().is_v4() == p.address().is_v4() && a.length() <= p.length() &&
+                a.contains(p.address()))
+                return error_response(p.str() + " is covered by the allow entry " + a.str() +
+                                      ": remove that first (connwatchctl disallow) if you "
+                                      "really mean to block it");
+        cw_block b{};
+        b.created_ns = monotonic_now_ns();
+        b.expires_ns = r.duration && r.duration->count()
+                           ? b.created_ns + static_cast<uint64_t>(r.duration->count()) *
+                                                1000000000ull
+                           : 0;
+        b.origin = CW_ORIGIN_MANUAL;
+        bool ok = is_host(p) ? prog_->block_add(p.address(), b) : prog_->cidr_block_add(p, b);
+        if (!ok)
+            return error_response("the blocklist is full (max-blocks " +
+                                  std::to_string(opts_.max_blocks) +
+                                  "): unblock entries or raise max-blocks");
+        std::time_t expires = b.expires_ns ? wall_time_of(b.expires_ns) : 0;
+        meta_[p] = {p, "manual", r.reason, std::time(nullptr), expires};
+        state_dirty_ = true;
+        save_state_if_dirty();
+        sink_->block_added(p.str(), r.reason.empty() ? who.substr(1) : r.reason + who, expires);
+        return {{"ok", true}, {"prefix", p.str()}, {"expires", expires}};
+    }
+    if (r.command == "unblock") {
+        if (!remove_block(p))
+            return error_response(p.str() + " is not blocked (see connwatchctl list)");
+        save_state_if_dirty();
+        sink_->block_removed(p.str(), "unblocked" + who);
+        return {{"ok", true}, {"prefix", p.str()}};
+    }
+    if (r.command == "allow") {
+        if (std::find(runtime_allow_.begin(), runtime_allow_.end(), p) == runtime_allow_.end())
+            runtime_allow_.push_back(p);
+        state_dirty_ = true;
+        apply_allowlist();
+        save_state_if_dirty();
+        sink_->notice("Allowed " + p.str() + who);
+        return {{"ok", true}, {"prefix", p.str()}};
+    }
+    // disallow
+    auto it = std::find(runtime_allow_.begin(), runtime_allow_.end(), p);
+    if (it == runtime_allow_.end()) {
+        if (std::find(opts_.allow.begin(), opts_.allow.end(), p) != opts_.allow.end())
+            return error_response(p.str() + " is allowed by the configuration file: remove it "
+                                             "there and reload");
+        return error_response(p.str() + " was not allowed with connwatchctl allow");
+    }
+    runtime_allow_.erase(it);
+    state_dirty_ = true;
+    apply_allowlist();
+    save_state_if_dirty();
+    sink_->notice("Disallowed " + p.str() + who);
+    return {{"ok", true}, {"prefix", p.str()}};
 }
 
 int Daemon::run()
@@ -340,12 +659,15 @@ int Daemon::run()
             int fd = evs[i].data.fd;
             if (fd == reader_->epoll_fd()) {
                 reader_->consume();
+            } else if (control_ && fd == control_->fd()) {
+                control_->process();
             } else if (fd == timer_.get()) {
                 on_timer();
             } else if (fd == signal_.get()) {
                 signalfd_siginfo si{};
                 while (read(signal_.get(), &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGHUP) {
+                        // Errors are logged by reload(); a signal has no one to answer.
                         reload();
                         continue;
                     }
@@ -353,6 +675,7 @@ int Daemon::run()
                     // (the links close in the destructor).
                     sd_notify(0, "STOPPING=1");
                     reader_->consume();
+                    save_state_if_dirty();
                     sink_->notice(std::string("received ") + strsignal(si.ssi_signo) +
                                   ", detaching");
                     return 0;

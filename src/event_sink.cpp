@@ -100,6 +100,18 @@ public:
     {
         line(format_timestamp(when) + ": Block expired: " + addr.str());
     }
+    void block_added(const std::string& prefix, const std::string& reason,
+                     std::time_t expires) override
+    {
+        line(format_timestamp(std::time(nullptr)) + ": Blocked " + prefix +
+             (expires ? " until " + format_timestamp(expires) : " until removed") +
+             " (manual" + (reason.empty() ? "" : ": " + reason) + ")");
+    }
+    void block_removed(const std::string& prefix, const std::string& reason) override
+    {
+        line(format_timestamp(std::time(nullptr)) + ": Unblocked " + prefix + " (" + reason +
+             ")");
+    }
     void started(const std::string& msg) override { notice(msg); }
     void reloaded(const std::string& msg) override { notice(msg); }
     void notice(const std::string& msg) override
@@ -172,6 +184,24 @@ public:
         sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgBlockRemoved,
                         "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", addr.str().c_str(),
                         "REASON=expired", nullptr);
+    }
+    void block_added(const std::string& prefix, const std::string& reason,
+                     std::time_t expires) override
+    {
+        std::string msg = "Blocked " + prefix +
+                          (expires ? " until " + format_timestamp(expires) : " until removed") +
+                          " (manual" + (reason.empty() ? "" : ": " + reason) + ")";
+        sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
+                        "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", prefix.c_str(),
+                        "BLOCK_ORIGIN=manual", "BLOCK_REASON=%s", reason.c_str(),
+                        "BLOCK_EXPIRES=%lld", static_cast<long long>(expires), nullptr);
+    }
+    void block_removed(const std::string& prefix, const std::string& reason) override
+    {
+        std::string msg = "Unblocked " + prefix + " (" + reason + ")";
+        sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgBlockRemoved,
+                        "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", prefix.c_str(), "REASON=%s",
+                        reason.c_str(), nullptr);
     }
     void started(const std::string& msg) override { send(kMsgStarted, LOG_INFO, msg); }
     void reloaded(const std::string& msg) override { send(kMsgReloaded, LOG_INFO, msg); }

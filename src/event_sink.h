@@ -49,6 +49,11 @@ public:
     virtual void new_connection(const NewConnection& ev) = 0;
     virtual void port_scan(const PortScan& ev) = 0;
     virtual void block_expired(std::time_t when, const Address& addr) = 0;
+    // An operator's block (connwatchctl block); scan blocks come with port_scan.
+    virtual void block_added(const std::string& prefix, const std::string& reason,
+                             std::time_t expires) = 0;
+    // reason: "expired", "unblocked", "allowlisted", "flushed"
+    virtual void block_removed(const std::string& prefix, const std::string& reason) = 0;
     virtual void started(const std::string& msg) = 0;
     virtual void reloaded(const std::string& msg) = 0;
     virtual void notice(const std::string& msg) = 0;

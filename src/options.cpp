@@ -150,8 +150,20 @@ const char* to_string(LogTarget t)
 }
 
 std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out,
-                                      const std::string& default_config)
+                                      const std::string& default_config, std::string* error)
 {
+    // One message per failure: to the caller, or to stderr with the hint.
+    auto fail = [&](const std::string& msg, bool hint) {
+        if (error) {
+            *error = msg;
+        } else {
+            std::cerr << "connwatchd: " << msg << "\n";
+            if (hint)
+                std::cerr << "Run 'connwatchd --help' for the list of options; man "
+                             "connwatchd.conf for the file.\n";
+        }
+        return 2;
+    };
     CLI::App app{"connwatchd: report inbound TCP connection attempts, detect port scans and "
                  "block scanners in XDP",
                  "connwatchd"};
@@ -221,6 +233,38 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "counted and logged")
         ->check(CLI::Range(1u, kMaxBlocksLimit));
 
+    app.add_option("--control-socket", out.control_socket,
+                   "Unix socket connwatchctl talks to")
+        ->type_name("PATH")
+        ->check(validator_from(
+            [](const std::string& v, std::string* e) {
+                if (v.empty() || v[0] != '/' || v.size() > 107) {
+                    *e = "control-socket must be an absolute path of at most 107 bytes";
+                    return false;
+                }
+                return true;
+            },
+            "PATH"));
+    app.add_option("--control-group", out.control_group,
+                   "Group whose members may use the control socket (besides root); if it "
+                   "does not exist, only root may")
+        ->type_name("GROUP");
+    app.add_option("--state-dir", out.state_dir,
+                   "Where manual blocks and allow entries are kept across reboots")
+        ->type_name("DIR")
+        ->check(validator_from(
+            [](const std::string& v, std::string* e) {
+                if (v.empty() || v[0] != '/') {
+                    *e = "state-dir must be an absolute path";
+                    return false;
+                }
+                return true;
+            },
+            "DIR"));
+    app.add_option("--pin-dir", out.pin_dir,
+                   "bpffs directory where the blocklists are pinned so that blocks survive a "
+                   "restart (empty: not pinned)")
+        ->type_name("DIR");
     app.add_flag("--verbose", out.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
     app.add_flag("--check-config", out.check_config,
@@ -234,16 +278,12 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     // CLI11 reports an unreadable file only as "not readable (missing?)"; say why.
     std::string path = config_path(argc, argv, default_config);
     bool explicit_config = on_command_line(argc, argv, "config");
-    if (std::ifstream probe(path); !probe && (explicit_config || errno != ENOENT)) {
-        std::cerr << "connwatchd: cannot read the configuration file " << path << ": "
-                  << std::strerror(errno) << "\n";
-        return 2;
-    }
+    if (std::ifstream probe(path); !probe && (explicit_config || errno != ENOENT))
+        return fail("cannot read the configuration file " + path + ": " + std::strerror(errno),
+                    false);
 
-    if (auto dup = duplicate_key_error(path); !dup.empty()) {
-        std::cerr << "connwatchd: " << dup << "\n";
-        return 2;
-    }
+    if (auto dup = duplicate_key_error(path); !dup.empty())
+        return fail(dup, false);
 
     try {
         app.parse(argc, argv);
@@ -264,16 +304,13 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                        "level";
             }
         }
-        std::cerr << "connwatchd: ";
+        std::string where;
         if (line > 0 && !on_command_line(argc, argv, key)) {
-            std::cerr << path << ":" << line << ": ";
+            where = path + ":" + std::to_string(line) + ": ";
             if (what.rfind("INI was not able to parse", 0) == 0 && key != "[section]")
                 what = "unknown key '" + key + "'";
         }
-        std::cerr << what << "\n"
-                  << "Run 'connwatchd --help' for the list of options; man connwatchd.conf "
-                     "for the file.\n";
-        return 2;
+        return fail(where + what, true);
     }
     out.config_file = path;
     // Validated above; these conversions cannot fail.

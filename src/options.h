@@ -35,6 +35,10 @@ struct Options {
     bool allow_own_addresses = true;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = 65536;
+    std::string control_socket = "/run/connwatch/control.sock";
+    std::string control_group = "connwatch";
+    std::string state_dir = "/var/lib/connwatch";
+    std::string pin_dir = "/sys/fs/bpf/connwatch"; // empty: blocks are not pinned
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 
@@ -46,8 +50,10 @@ struct Options {
 // what it accepts. Called again on reload with the same argv.
 // default_config is the file read when --config is not given (tests point it
 // elsewhere).
+// With `error`, the message goes there instead of to stderr (reload logs it).
 std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out,
-                                      const std::string& default_config = kDefaultConfigFile);
+                                      const std::string& default_config = kDefaultConfigFile,
+                                      std::string* error = nullptr);
 
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -89,6 +90,8 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
         throw Error("Failed to open the XDP program: " + errno_text(errno));
     skel_->rodata->cw_test_clock = settings.test_clock ? 1 : 0;
     int err = bpf_map__set_max_entries(skel_->maps.block_addr, settings.max_blocks);
+    if (!err && !settings.pin_dir.empty())
+        adopt_pins(settings.pin_dir);
     if (!err)
         err = connwatch_bpf__load(skel_);
     if (err) {
@@ -101,6 +104,8 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
                            "and the verifier's messages)"
                          : privilege_hint(err)));
     }
+    if (!settings.pin_dir.empty())
+        pin_new(settings.pin_dir);
     // Defaults until the caller sets its own: never a zero window or threshold.
     cw_config cfg{};
     cfg.window_ns = 60ull * 1000000000;
@@ -108,6 +113,87 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     cfg.dedup_ns = 5ull * 1000000000;
     cfg.threshold = 3;
     set_config(cfg);
+    // A pinned CIDR blocklist taken over may hold entries: the fast path must
+    // know, or it would skip the trie.
+    update_cidr_count();
+}
+
+namespace {
+
+// The blocklists are what must outlive the process; everything else (scan
+// state, counters, config) is rebuilt at start.
+std::vector<bpf_map*> pinned_maps(connwatch_bpf* skel)
+{
+    return {skel->maps.block_addr, skel->maps.block_cidr};
+}
+
+} // namespace
+
+// Before load: take over a pinned blocklist that matches this program's, or
+// read the entries of one that does not (max-blocks changed) to carry them over.
+void XdpProgram::adopt_pins(const std::string& dir)
+{
+    for (bpf_map* map : pinned_maps(skel_)) {
+        std::string path = dir + "/" + bpf_map__name(map);
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0)
+            continue;
+        UniqueFd old(fd);
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+            info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
+            info.key_size == bpf_map__key_size(map) &&
+            info.value_size == bpf_map__value_size(map) &&
+            info.max_entries == bpf_map__max_entries(map) &&
+            info.map_flags == bpf_map__map_flags(map)) {
+            if (bpf_map__reuse_fd(map, fd) == 0) {
+                reused_pins_ = true;
+                continue;
+            }
+        }
+        // Incompatible: keep its entries if the layout is ours, then replace it.
+        if (info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map)) {
+            std::vector<uint8_t> key(info.key_size), next(info.key_size), value(info.value_size);
+            void* prev = nullptr;
+            while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+                if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0)
+                    carry_.emplace_back(bpf_map__name(map), next, value);
+                key = next;
+                prev = key.data();
+            }
+        } else {
+            warnings_.push_back(path + " has another layout (an older connwatch?): its " +
+                                "blocks are dropped");
+        }
+        unlink(path.c_str());
+    }
+}
+
+// After load: pin the maps that were created now, and put carried entries in.
+void XdpProgram::pin_new(const std::string& dir)
+{
+    mkdir(dir.c_str(), 0700);
+    for (bpf_map* map : pinned_maps(skel_)) {
+        std::string path = dir + "/" + bpf_map__name(map);
+        if (access(path.c_str(), F_OK) != 0 && bpf_map__pin(map, path.c_str()) != 0)
+            warnings_.push_back("Failed to pin " + path + ": " + errno_text(errno) +
+                                "; blocks will not survive a restart");
+    }
+    size_t kept = 0, dropped = 0;
+    for (auto& [name, key, value] : carry_) {
+        bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name.c_str());
+        if (map && bpf_map_update_elem(bpf_map__fd(map), key.data(), value.data(), BPF_ANY) == 0)
+            kept++;
+        else
+            dropped++;
+    }
+    if (!carry_.empty())
+        warnings_.push_back("The blocklist's capacity changed: " + std::to_string(kept) +
+                            " blocks carried over" +
+                            (dropped ? ", " + std::to_string(dropped) + " dropped (no room)"
+                                     : std::string()));
+    carry_.clear();
 }
 
 XdpProgram::~XdpProgram()
@@ -215,6 +301,24 @@ bool XdpProgram::cidr_block_remove(const Cidr& c)
     bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_cidr), &k) == 0;
     update_cidr_count();
     return ok;
+}
+
+std::vector<std::pair<Cidr, cw_block>> XdpProgram::cidr_block_list() const
+{
+    std::vector<std::pair<Cidr, cw_block>> out;
+    int fd = bpf_map__fd(skel_->maps.block_cidr);
+    cw_lpm_key k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        cw_block b{};
+        if (bpf_map_lookup_elem(fd, &next, &b) == 0) {
+            Address a(next.addr);
+            out.emplace_back(Cidr(a, a.is_v4() ? next.prefixlen - 96 : next.prefixlen), b);
+        }
+        k = next;
+        prev = &k;
+    }
+    return out;
 }
 
 void XdpProgram::update_cidr_count()
@@ -338,6 +442,30 @@ int EventReader::on_sample(void* ctx, void* data, size_t size)
     std::memcpy(&ev, data, sizeof(ev));
     self->handler_(ev);
     return 0;
+}
+
+const char* stat_name(uint32_t idx)
+{
+    switch (static_cast<cw_stat>(idx)) {
+    case CW_STAT_PASS_NON_IP: return "pass_non_ip";
+    case CW_STAT_PASS_NON_TCP: return "pass_non_tcp";
+    case CW_STAT_PASS_UNPARSED: return "pass_unparsed";
+    case CW_STAT_PASS_FRAGMENT: return "pass_fragment";
+    case CW_STAT_PASS_TCP_OTHER: return "pass_tcp_other";
+    case CW_STAT_PASS_SYN: return "pass_syn";
+    case CW_STAT_DROP_BLOCKED: return "drop_blocked";
+    case CW_STAT_DROP_BLOCKED_CIDR: return "drop_blocked_cidr";
+    case CW_STAT_SYN: return "syn";
+    case CW_STAT_SYN_RETRANSMIT: return "syn_retransmit";
+    case CW_STAT_SCAN: return "scan";
+    case CW_STAT_BLOCK_ADDED: return "block_added";
+    case CW_STAT_BLOCK_FULL: return "block_full";
+    case CW_STAT_BLOCK_ALLOWED: return "block_allowed";
+    case CW_STAT_BLOCK_MONITOR: return "block_monitor";
+    case CW_STAT_EVENTS_LOST: return "events_lost";
+    case CW_STAT_MAX: break;
+    }
+    return "unknown";
 }
 
 uint64_t monotonic_now_ns()

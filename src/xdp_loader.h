@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,9 @@ private:
 
 struct LoadSettings {
     uint32_t max_blocks = 65536;
+    // Where the blocklists are pinned on bpffs, so that blocks survive a restart
+    // or a crash of connwatchd; empty: not pinned.
+    std::string pin_dir;
     // Tests only: the program reads time from set_fake_now() instead of the
     // kernel clock (a load-time constant: production code has no such branch).
     bool test_clock = false;
@@ -79,6 +83,7 @@ public:
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);
     bool cidr_block_remove(const Cidr& c);
+    std::vector<std::pair<Cidr, cw_block>> cidr_block_list() const;
 
     // Counters summed over CPUs.
     Stats stats() const;
@@ -86,7 +91,21 @@ public:
     // Tests only (LoadSettings::test_clock).
     void set_fake_now(uint64_t ns);
 
+    // What loading had to say besides errors (blocks carried over from a
+    // pinned map of another size, ...), for the caller to log.
+    const std::vector<std::string>& warnings() const { return warnings_; }
+    // Whether pinned blocklists from an earlier run were taken over.
+    bool reused_pins() const { return reused_pins_; }
+
 private:
+    void adopt_pins(const std::string& dir);
+    void pin_new(const std::string& dir);
+    std::vector<std::string> warnings_;
+    bool reused_pins_ = false;
+    // Entries of a pinned map that could not be reused as it is (another
+    // capacity), to re-insert after load: map name -> (key, value) bytes.
+    std::vector<std::tuple<std::string, std::vector<uint8_t>, std::vector<uint8_t>>> carry_;
+
     void update_cidr_count();
     connwatch_bpf* skel_ = nullptr;
 };
@@ -126,6 +145,9 @@ private:
     Handler handler_;
     ring_buffer* rb_ = nullptr;
 };
+
+// The name of a counter as status and metrics show it: "drop_blocked", ...
+const char* stat_name(uint32_t idx);
 
 // CLOCK_MONOTONIC nanoseconds (the kernel's bpf_ktime_get_ns) now, and a
 // monotonic instant converted to wall-clock seconds.

@@ -4,7 +4,10 @@
 # documented in the page, every option the page documents exists, and mandoc
 # finds nothing to warn about.
 # Usage: man_check.sh BINARY MANPAGE
+#        man_check.sh --config BINARY CONFPAGE   (keys = the settable options)
 set -euo pipefail
+config=0
+if [ "$1" = --config ]; then config=1; shift; fi
 bin=$1 page=$2
 fail=0
 
@@ -13,9 +16,18 @@ if [ -n "$lint" ]; then
     echo "FAIL: mandoc -Tlint on $page:"; echo "$lint"; fail=1
 fi
 
-help_opts=$("$bin" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u)
-# In mdoc, long options are written "Fl \-name".
-page_opts=$(grep -oE 'Fl \\-[a-z][a-z-]+' "$page" | sed 's/^Fl \\-/--/' | sort -u)
+# The program's options, and those of its subcommands if it has any.
+help_text=$("$bin" --help)
+subs=$(printf '%s\n' "$help_text" | awk '/^Subcommands:/{on=1; next} on && NF {print $1}')
+for sub in $subs; do help_text+=$'\n'$("$bin" "$sub" --help); done
+help_opts=$(printf '%s\n' "$help_text" | grep -oE -- '--[a-z][a-z-]+' | sort -u)
+# In mdoc, long options are written "Fl \-name"; config keys ".It Cm name".
+if [ "$config" = 1 ]; then
+    help_opts=$(printf '%s\n' "$help_opts" | grep -vxE -- '--(help|version|config|check-config|verbose)')
+    page_opts=$(grep -oE '^\.It Cm [a-z][a-z-]+' "$page" | sed 's/^\.It Cm /--/' | sort -u)
+else
+    page_opts=$(grep -oE 'Fl \\-[a-z][a-z-]+' "$page" | sed 's/^Fl \\-/--/' | sort -u)
+fi
 [ -n "$help_opts" ] || { echo "FAIL: $bin --help listed no options"; exit 1; }
 
 missing=$(comm -23 <(echo "$help_opts") <(echo "$page_opts"))

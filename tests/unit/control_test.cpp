@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "control.h"
+
+using namespace connwatch;
+
+namespace {
+
+Request ok(const std::string& line)
+{
+    auto r = parse_request(line);
+    if (auto* err = std::get_if<std::string>(&r)) {
+        ADD_FAILURE() << line << " -> " << *err;
+        return {};
+    }
+    return std::get<Request>(r);
+}
+
+std::string err(const std::string& line)
+{
+    auto r = parse_request(line);
+    if (auto* e = std::get_if<std::string>(&r))
+        return *e;
+    ADD_FAILURE() << line << " was accepted";
+    return "";
+}
+
+} // namespace
+
+TEST(ControlProtocol, ParsesEveryCommand)
+{
+    for (const char* c : {"status", "list", "flush", "reload"})
+        EXPECT_EQ(ok(std::string(R"({"command":")") + c + "\"}").command, c);
+    auto b = ok(R"({"command":"block","prefix":"192.0.2.0/24","duration":"1h","reason":"abuse"})");
+    EXPECT_EQ(b.command, "block");
+    ASSERT_TRUE(b.prefix);
+    EXPECT_EQ(b.prefix->str(), "192.0.2.0/24");
+    EXPECT_EQ(b.duration, std::chrono::seconds(3600));
+    EXPECT_EQ(b.reason, "abuse");
+    EXPECT_EQ(ok(R"({"command":"unblock","prefix":"2001:db8::1"})").prefix->str(),
+              "2001:db8::1/128");
+    EXPECT_TRUE(ok(R"({"command":"allow","prefix":"10.0.0.0/8"})").prefix);
+    EXPECT_TRUE(ok(R"({"command":"disallow","prefix":"10.0.0.0/8"})").prefix);
+}
+
+TEST(ControlProtocol, RoundTripsThroughTheClientEncoding)
+{
+    Request r{"block", Cidr::parse("203.0.113.0/24"), std::chrono::seconds(600), "why"};
+    auto back = ok(request_json(r).dump());
+    EXPECT_EQ(back.command, r.command);
+    EXPECT_EQ(back.prefix, r.prefix);
+    EXPECT_EQ(back.duration, r.duration);
+    EXPECT_EQ(back.reason, r.reason);
+}
+
+TEST(ControlProtocol, RejectsMalformedRequests)
+{
+    EXPECT_NE(err("").find("malformed"), std::string::npos);
+    EXPECT_NE(err("not json").find("malformed"), std::string::npos);
+    EXPECT_NE(err("[1,2]").find("expected one JSON object"), std::string::npos);
+    EXPECT_NE(err("{}").find("\"command\""), std::string::npos);
+    EXPECT_NE(err(R"({"command":42})").find("\"command\""), std::string::npos);
+    EXPECT_NE(err(R"({"command":"shutdown"})").find("unknown command 'shutdown'"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"list","extra":1})").find("unknown field \"extra\""),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block"})").find("needs an address"), std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":7})").find("must be a string"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":"10.0.0.1/8"})").find("did you mean"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":"1.2.3.4","duration":"soon"})")
+                  .find("not a duration"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":"1.2.3.4","duration":60})")
+                  .find("must be a string"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"status","prefix":"1.2.3.4"})").find("takes no prefix"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"unblock","prefix":"1.2.3.4","duration":"1h"})")
+                  .find("takes no duration"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":"1.2.3.4","reason":"a\nb"})")
+                  .find("control characters"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"command":"block","prefix":"1.2.3.4","reason":")" + std::string(300, 'x') +
+                  "\"}")
+                  .find("reason too long"),
+              std::string::npos);
+}
+
+TEST(ControlProtocol, RejectsOversizedRequests)
+{
+    std::string big = R"({"command":"block","prefix":"1.2.3.4","reason":")" +
+                      std::string(kMaxRequestBytes, 'x') + "\"}";
+    EXPECT_NE(err(big).find("request too large"), std::string::npos);
+}
