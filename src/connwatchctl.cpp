@@ -51,8 +51,11 @@ nlohmann::json ask_daemon(const std::string& path, const nlohmann::json& request
                                        "); start it with 'systemctl start connwatchd'"};
     }
     std::string out = request.dump() + "\n";
+    // The daemon may answer and close before reading a word (a refused peer):
+    // then the send fails, and the answer is waiting to be read all the same.
+    std::string send_error;
     if (send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
-        throw Failure{kNotRunning, std::string("sending to connwatchd: ") + std::strerror(errno)};
+        send_error = std::string("sending to connwatchd: ") + std::strerror(errno);
     std::string in;
     char buf[65536];
     for (;;) {
@@ -70,7 +73,8 @@ nlohmann::json ask_daemon(const std::string& path, const nlohmann::json& request
     }
     auto j = nlohmann::json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.is_object())
-        throw Failure{kNotRunning, "connwatchd sent no valid answer"};
+        throw Failure{kNotRunning,
+                      send_error.empty() ? "connwatchd sent no valid answer" : send_error};
     return j;
 }
 

@@ -152,7 +152,7 @@ cw_pidfile_reap() {
     pid=$(cat "$file" 2>/dev/null) || true
     rm -f "$file"
     [[ $pid =~ ^[0-9]+$ ]] || return 0
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker"; then
+    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
         echo "note: ending process $pid left over from an earlier, killed run" >&2
         kill -TERM "$pid" 2>/dev/null || return 0
         if ! cw_wait_until 5 eval "! cw_pid_alive $pid"; then

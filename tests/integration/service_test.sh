@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Integration test of connwatchd as a service, with real traffic: the control
+# socket and connwatchctl (block, unblock, CIDR, allow, access control), reload
+# (SIGHUP and connwatchctl reload, good and bad configurations), and persistence
+# (kill -9 and restart, and a "reboot" that empties bpffs).
+#
+#   root namespace                      cwsv-a                 cwsv-b
+#   cwsv-h1 10.235.1.1/24  <── veth ──> cwsv-a0 10.235.1.2
+#   cwsv-h2 10.235.2.1/24  <── veth ──────────────────────────> cwsv-b0 10.235.2.2
+#
+# Usage: service_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl   (root)
+set -euo pipefail
+
+if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
+    echo "usage: $0 PATH/TO/connwatchd PATH/TO/connwatchctl" >&2
+    exit 2
+fi
+BIN=$(realpath "$1")
+CTL=$(realpath "$2")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
+source "$HERE/../lib/netns.sh"
+
+cw_require_root
+for tool in ip nmap flock timeout setpriv groupadd; do
+    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed"; exit 1; }
+done
+if ! cw_lock /tmp/cwsv-service.lock 240; then
+    echo "FAIL: setup: another run held /tmp/cwsv-service.lock for 240 s"
+    exit 1
+fi
+rm -rf /tmp/cwsv.??????
+WORK=$(mktemp -d /tmp/cwsv.XXXXXX)
+# nobody must be able to reach the socket's directory, so that the daemon's own
+# credential check (not only the file mode) is what refuses it.
+chmod 0755 "$WORK"
+cw_on_cleanup "rm -rf $WORK"
+cw_install_traps
+PIDFILE=/tmp/cwsv-service.connwatchd.pid
+cw_pidfile_reap $PIDFILE "/tmp/cwsv."
+cw_pidfile_reap /tmp/cwsv-service.listener.pid "/listen.ready"
+
+H1=10.235.1.1 A=10.235.1.2 H2=10.235.2.1 B=10.235.2.2 PORT=9090
+CONF=$WORK/connwatchd.conf
+SOCK=$WORK/control.sock
+STATE=$WORK/state
+PIN=/sys/fs/bpf/cwsv-service
+GROUP=cwsvtest
+TS=$CW_TS_RE
+E() { cw_regex_escape "$1"; }
+
+PASSED=0 FAILED=0 WHY=
+check() {
+    local name=$1
+    WHY=
+    if "$2"; then
+        echo "PASS: $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL: $name: $WHY"
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+# ---- the test bed -------------------------------------------------------------------
+cw_ns_create cwsv-a
+cw_ns_create cwsv-b
+cw_veth cwsv-h1 cwsv-a cwsv-a0
+cw_veth cwsv-h2 cwsv-b cwsv-b0
+cw_addr cwsv-h1 $H1/24
+cw_addr cwsv-a cwsv-a0 $A/24
+cw_addr cwsv-h2 $H2/24
+cw_addr cwsv-b cwsv-b0 $B/24
+cw_default_route cwsv-a $H1
+cw_default_route cwsv-b $H2
+
+cw_listen 240 "$WORK/listen.ready" $H1:$PORT $H2:$PORT
+echo $CW_LISTEN_PID >/tmp/cwsv-service.listener.pid
+cw_wait_until 10 test -s "$WORK/listen.ready" || { echo "FAIL: setup: listener"; exit 1; }
+
+# A group for the "member may use it" case; removed at cleanup.
+groupdel $GROUP 2>/dev/null || true
+groupadd --system $GROUP
+cw_on_cleanup "groupdel $GROUP"
+
+rm -rf "$PIN"
+cw_on_cleanup "rm -rf $PIN"
+cat >"$CONF" <<EOF
+interface = cwsv-h1
+interface = cwsv-h2
+threshold = 3
+window = 60s
+block-duration = 10m
+log-target = stdout
+control-socket = $SOCK
+control-group = $GROUP
+state-dir = $STATE
+pin-dir = $PIN
+EOF
+
+DPID=
+# Starts connwatchd and waits for its own "Started" line (not an earlier run's).
+start_daemon() {
+    local before
+    before=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
+    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
+    DPID=$!
+    echo $DPID >$PIDFILE
+    cw_on_cleanup "cw_kill $DPID 5"
+    if ! cw_wait_until 15 eval '[ "$(cw_count_lines "$WORK/err" "^connwatchd: Started")" -gt "$before" ]'; then
+        echo "FAIL: setup: connwatchd did not start:"
+        cat "$WORK/err"
+        exit 1
+    fi
+}
+ctl() { "$CTL" --socket "$SOCK" "$@"; }
+can_connect() { cw_connect "$1" "$2" $PORT 2 >/dev/null 2>&1; }
+cannot_connect() {
+    # A timeout, not a refusal: a refusal would mean the listener is gone.
+    local err
+    if err=$(cw_connect "$1" "$2" $PORT 2 2>&1 >/dev/null); then return 1; fi
+    [[ $err == *"timed out"* ]]
+}
+
+start_daemon
+echo "# connwatchd pid $DPID"
+
+# ---- cases -----------------------------------------------------------------------------
+
+case_status() {
+    local out
+    out=$(ctl status) || { WHY="connwatchctl status exited $?"; return 1; }
+    [[ $out == *"cwsv-h1 (native)"* && $out == *"cwsv-h2 (native)"* ]] ||
+        { WHY="status does not show both interfaces: $out"; return 1; }
+    [[ $out == *"more than 3 ports within 1m"* ]] || { WHY="status: $out"; return 1; }
+    ctl status --json | "$CW_PY" -c 'import json,sys; j=json.load(sys.stdin); assert j["ok"] and j["threshold"]==3' ||
+        { WHY="status --json is not the expected JSON"; return 1; }
+}
+check "connwatchctl status shows interfaces and settings" case_status
+
+case_block_unblock() {
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect before any block"; return 1; }
+    ctl block $A --reason "test block" >/dev/null || { WHY="block exited $?"; return 1; }
+    cannot_connect cwsv-a $H1 || { WHY="cwsv-a still connects after block"; return 1; }
+    can_connect cwsv-b $H2 || { WHY="cwsv-b cannot connect while cwsv-a is blocked"; return 1; }
+    local list
+    list=$(ctl list)
+    echo "$list" | grep -Eq "^$(E $A)/32 +manual +[0-9-]+ [0-9:]+|^$(E $A)/32 +manual +never +test block" ||
+        { WHY="list does not show the manual block: $list"; return 1; }
+    ctl unblock $A >/dev/null || { WHY="unblock exited $?"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after unblock"; return 1; }
+    grep -Eq "^${TS}Blocked $(E $A)/32 until removed \(manual: test block" "$WORK/out" ||
+        { WHY="no 'Blocked ... (manual' line"; return 1; }
+    grep -Eq "^${TS}Unblocked $(E $A)/32 \(unblocked" "$WORK/out" ||
+        { WHY="no 'Unblocked' line"; return 1; }
+}
+check "connwatchctl block stops the traffic, unblock restores it" case_block_unblock
+
+case_cidr() {
+    ctl block 10.235.2.0/24 --duration 5m >/dev/null || { WHY="CIDR block exited $?"; return 1; }
+    cannot_connect cwsv-b $H2 || { WHY="cwsv-b still connects inside a blocked /24"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a (outside the /24) cannot connect"; return 1; }
+    ctl list --json | "$CW_PY" -c '
+import json,sys
+j=json.load(sys.stdin)
+b=[x for x in j["blocks"] if x["prefix"]=="10.235.2.0/24"]
+assert b and b[0]["origin"]=="manual" and 250 <= b[0]["expires_in"] <= 300, j' ||
+        { WHY="list --json does not show the /24 with its expiry"; return 1; }
+    ctl unblock 10.235.2.0/24 >/dev/null || { WHY="unblock of the /24 exited $?"; return 1; }
+    can_connect cwsv-b $H2 || { WHY="cwsv-b cannot connect after the /24 is unblocked"; return 1; }
+}
+check "a CIDR block drops the whole prefix and nothing else" case_cidr
+
+case_allow() {
+    ctl allow 10.235.1.0/24 >/dev/null || { WHY="allow exited $?"; return 1; }
+    local err rc=0
+    err=$(ctl block $A 2>&1) || rc=$?
+    [ $rc = 1 ] || { WHY="block of an allowed address exited $rc, not 1"; return 1; }
+    [[ $err == *"covered by the allow entry 10.235.1.0/24"* ]] || { WHY="message: $err"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect"; return 1; }
+    ctl disallow 10.235.1.0/24 >/dev/null || { WHY="disallow exited $?"; return 1; }
+    ctl block $A --duration 1h >/dev/null || { WHY="block after disallow exited $?"; return 1; }
+    ctl allow 10.235.1.0/24 >/dev/null || { WHY="second allow exited $?"; return 1; }
+    # Allowing lifts the blocks it covers.
+    can_connect cwsv-a $H1 || { WHY="allow did not lift the block it covers"; return 1; }
+    ctl disallow 10.235.1.0/24 >/dev/null
+}
+check "the allowlist wins: blocks inside it are refused, and lifted when it is added" case_allow
+
+case_access() {
+    local rc=0 err
+    err=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$CTL" --socket "$SOCK" list 2>&1) || rc=$?
+    [ $rc = 4 ] || { WHY="nobody: exit $rc, not 4 ($err)"; return 1; }
+    # With the file mode opened up, the daemon's own credential check still refuses.
+    chmod 0666 "$SOCK"
+    rc=0
+    err=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$CTL" --socket "$SOCK" block 192.0.2.1 2>&1) || rc=$?
+    chmod 0660 "$SOCK"
+    [ $rc = 4 ] && [[ $err == *"permission denied: only root and members"* ]] ||
+        { WHY="nobody through a 0666 socket: exit $rc ($err)"; return 1; }
+    ctl list --json | grep -q 192.0.2.1 && { WHY="nobody's block request was carried out"; return 1; }
+    # A member of the control group (supplementary) may.
+    local gid
+    gid=$(getent group $GROUP | cut -d: -f3)
+    setpriv --reuid=65534 --regid=65534 --groups="$gid" "$CTL" --socket "$SOCK" status >/dev/null ||
+        { WHY="a member of $GROUP was refused"; return 1; }
+}
+check "an unprivileged user is refused, a control-group member is not" case_access
+
+case_sighup() {
+    sed -i 's/^threshold = .*/threshold = 10/' "$CONF"
+    kill -HUP "$DPID"
+    cw_wait_for_line "$WORK/err" "Reloaded.*threshold 10 ports" 10 "$DPID" ||
+        { WHY="no 'Reloaded ... threshold 10' after SIGHUP"; return 1; }
+    local before after
+    before=$(cw_count_lines "$WORK/out" 'Port scan detected')
+    timeout 60 ip netns exec cwsv-a nmap -sS -n -Pn -p 1-6 --max-retries 0 $H1 >/dev/null 2>&1 || true
+    cw_wait_until 10 bash -c "[ \$(grep -c 'New connection: $(E $A):[0-9]* -> $(E $H1):[1-6]\$' '$WORK/out') -ge 6 ]" ||
+        { WHY="the 6-port scan was not reported as 6 connections"; return 1; }
+    after=$(cw_count_lines "$WORK/out" 'Port scan detected')
+    [ "$before" = "$after" ] || { WHY="a 6-port scan was detected with threshold 10"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a was blocked"; return 1; }
+}
+check "SIGHUP applies a new threshold live" case_sighup
+
+case_bad_reload() {
+    cp "$CONF" "$WORK/good.conf"
+    sed -i 's/^threshold = .*/threshold = 0/' "$CONF"
+    local rc=0 err
+    err=$(ctl reload 2>&1) || rc=$?
+    cp "$WORK/good.conf" "$CONF"
+    [ $rc = 1 ] || { WHY="reload of a bad configuration exited $rc, not 1"; return 1; }
+    [[ $err == *"$CONF:"*": --threshold: Value 0 not in range 1 to 31"* ]] ||
+        { WHY="the error does not name file, line and key: $err"; return 1; }
+    cw_pid_alive "$DPID" || { WHY="connwatchd died"; return 1; }
+    ctl status | grep -q "more than 10 ports" || { WHY="the running configuration was not kept"; return 1; }
+    ctl reload >/dev/null || { WHY="reload of the good configuration failed"; return 1; }
+}
+check "a bad configuration on reload leaves the daemon running on the old one" case_bad_reload
+
+case_kill9() {
+    ctl block $A --reason "survives" >/dev/null || { WHY="block exited $?"; return 1; }
+    kill -9 "$DPID"
+    cw_wait_exit "$DPID" 10 || true
+    cw_wait_until 5 bash -c "! ip -d link show dev cwsv-h1 | grep -q prog/xdp" ||
+        { WHY="the program stayed attached after kill -9"; return 1; }
+    start_daemon
+    cw_wait_for_line "$WORK/err" "Kept 1 blocks from the previous run" 5 "$DPID" ||
+        { WHY="no 'Kept 1 blocks' notice"; return 1; }
+    cannot_connect cwsv-a $H1 || { WHY="cwsv-a connects after the restart"; return 1; }
+    ctl list | grep -q "survives" || { WHY="the block's reason was lost"; return 1; }
+}
+check "kill -9 and restart keep the blocklist" case_kill9
+
+case_reboot() {
+    kill -TERM "$DPID"
+    cw_wait_exit "$DPID" 10 || { WHY="connwatchd did not stop on SIGTERM"; return 1; }
+    rm -rf "$PIN" # what a reboot does to bpffs
+    start_daemon
+    cw_wait_for_line "$WORK/err" "Restored 1 manual blocks" 5 "$DPID" ||
+        { WHY="no 'Restored 1 manual blocks' notice"; return 1; }
+    cannot_connect cwsv-a $H1 || { WHY="cwsv-a connects after the simulated reboot"; return 1; }
+    ctl flush >/dev/null
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after flush"; return 1; }
+}
+check "manual blocks survive a reboot (state file)" case_reboot
+
+kill -TERM "$DPID" 2>/dev/null || true
+cw_wait_exit "$DPID" 10 || true
+echo "# connwatchd stderr:"; sed 's/^/#   /' "$WORK/err"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
