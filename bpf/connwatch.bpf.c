@@ -577,6 +577,11 @@ int connwatch_xdp(struct xdp_md *ctx)
 	tcp = pos;
 	if ((void *)(tcp + 1) > end || tcp->doff < 5)
 		return pass(CW_STAT_PASS_UNPARSED);
+	/* The options (data offset > 5) must be in the frame too: a header that
+	 * runs past the end is truncated, and the kernel's TCP discards it, so it
+	 * is no connection attempt. Nothing reads the options; this only compares. */
+	if (pos + tcp->doff * 4 > end)
+		return pass(CW_STAT_PASS_UNPARSED);
 	if (!tcp->syn || tcp->ack)
 		return pass(CW_STAT_PASS_TCP_OTHER);
 	p.flow.sport = bpf_ntohs(tcp->source);
