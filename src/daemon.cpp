@@ -10,12 +10,12 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -198,9 +198,6 @@ bool Daemon::remove_block(const Cidr& c)
 {
     bool removed = is_host(c) ? prog_->block_remove(c.address()) : prog_->cidr_block_remove(c);
     if (removed) {
-        auto it = meta_.find(c);
-        if (it != meta_.end() && it->second.origin == "manual")
-            state_dirty_ = true;
         meta_.erase(c);
         state_dirty_ = true;
     }
@@ -294,6 +291,14 @@ void Daemon::start()
     check_environment();
     auto interfaces = resolve_interfaces(opts_);
 
+    // The control socket first: if another connwatchd answers there, stop now,
+    // before touching the pinned blocklists or the state file it owns. Requests
+    // are only served from the loop, once everything below is in place.
+    if (!opts_.control_socket.empty())
+        control_ = std::make_unique<ControlServer>(
+            opts_.control_socket, opts_.control_group,
+            [this](const Request& r, const Peer& p) { return handle(r, p); });
+
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
     if (!opts_.pin_dir.empty()) {
@@ -339,12 +344,8 @@ void Daemon::start()
     add_fd(reader_->epoll_fd());
     add_fd(signal_.get());
     add_fd(timer_.get());
-    if (!opts_.control_socket.empty()) {
-        control_ = std::make_unique<ControlServer>(
-            opts_.control_socket, opts_.control_group,
-            [this](const Request& r, const Peer& p) { return handle(r, p); });
+    if (control_)
         add_fd(control_->fd());
-    }
 
     // Attach last: from here on packets are judged, and events are read.
     for (const auto& name : interfaces)
@@ -385,10 +386,20 @@ std::string Daemon::reload()
                      e.what());
         return done(e.what());
     }
-    if (next.max_blocks != opts_.max_blocks) {
-        sink_->warning("max-blocks changes take effect when connwatchd restarts, ignoring");
-        next.max_blocks = opts_.max_blocks;
-    }
+    // What is fixed for the life of the process: the map's size, and where its
+    // socket, state and pins live. Say so, and keep the running values.
+    auto restart_only = [this](const char* key, auto& next_value, const auto& running) {
+        if (next_value != running) {
+            sink_->warning(std::string(key) +
+                           " changes take effect when connwatchd restarts, ignoring");
+            next_value = running;
+        }
+    };
+    restart_only("max-blocks", next.max_blocks, opts_.max_blocks);
+    restart_only("control-socket", next.control_socket, opts_.control_socket);
+    restart_only("control-group", next.control_group, opts_.control_group);
+    restart_only("state-dir", next.state_dir, opts_.state_dir);
+    restart_only("pin-dir", next.pin_dir, opts_.pin_dir);
     if (next.xdp_mode != opts_.xdp_mode)
         sink_->warning("xdp-mode applies to interfaces attached from now on; restart to "
                        "re-attach the others");
