@@ -44,6 +44,30 @@ std::string privilege_hint(int err)
     return "";
 }
 
+// Calls fn(key, value) for every entry of a map. An entry deleted between
+// finding its key and reading it (by the kernel or a racing delete) is skipped
+// rather than reported with garbage.
+template <typename Key, typename Value, typename Fn>
+void for_each_entry(int fd, Fn fn)
+{
+    Key key{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        Value value{};
+        if (bpf_map_lookup_elem(fd, &next, &value) == 0)
+            fn(next, value);
+        key = next;
+        prev = &key;
+    }
+}
+
+// An LPM key back into a prefix in the family's own terms.
+Cidr cidr_of(const cw_lpm_key& k)
+{
+    Address a(k.addr);
+    return Cidr(a, a.is_v4() ? k.prefixlen - 96 : k.prefixlen);
+}
+
 } // namespace
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept
@@ -245,15 +269,10 @@ bool XdpProgram::allow_remove(const Cidr& c)
 std::vector<Cidr> XdpProgram::allow_list() const
 {
     std::vector<Cidr> out;
-    int fd = bpf_map__fd(skel_->maps.allow);
-    cw_lpm_key k{}, next{};
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        Address a(next.addr);
-        out.emplace_back(a, a.is_v4() ? next.prefixlen - 96 : next.prefixlen);
-        k = next;
-        prev = &k;
-    }
+    for_each_entry<cw_lpm_key, uint8_t>(bpf_map__fd(skel_->maps.allow),
+                                        [&](const cw_lpm_key& k, uint8_t) {
+                                            out.push_back(cidr_of(k));
+                                        });
     return out;
 }
 
@@ -272,18 +291,10 @@ bool XdpProgram::block_remove(const Address& a)
 std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
 {
     std::vector<std::pair<Address, cw_block>> out;
-    int fd = bpf_map__fd(skel_->maps.block_addr);
-    cw_addr k{}, next{};
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        cw_block b{};
-        // The entry may vanish between the two calls (the kernel or another
-        // thread deleting it): skip it rather than report garbage.
-        if (bpf_map_lookup_elem(fd, &next, &b) == 0)
-            out.emplace_back(Address(next), b);
-        k = next;
-        prev = &k;
-    }
+    for_each_entry<cw_addr, cw_block>(bpf_map__fd(skel_->maps.block_addr),
+                                      [&](const cw_addr& k, const cw_block& b) {
+                                          out.emplace_back(Address(k), b);
+                                      });
     return out;
 }
 
@@ -306,35 +317,18 @@ bool XdpProgram::cidr_block_remove(const Cidr& c)
 std::vector<std::pair<Cidr, cw_block>> XdpProgram::cidr_block_list() const
 {
     std::vector<std::pair<Cidr, cw_block>> out;
-    int fd = bpf_map__fd(skel_->maps.block_cidr);
-    cw_lpm_key k{}, next{};
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        cw_block b{};
-        if (bpf_map_lookup_elem(fd, &next, &b) == 0) {
-            Address a(next.addr);
-            out.emplace_back(Cidr(a, a.is_v4() ? next.prefixlen - 96 : next.prefixlen), b);
-        }
-        k = next;
-        prev = &k;
-    }
+    for_each_entry<cw_lpm_key, cw_block>(bpf_map__fd(skel_->maps.block_cidr),
+                                         [&](const cw_lpm_key& k, const cw_block& b) {
+                                             out.emplace_back(cidr_of(k), b);
+                                         });
     return out;
 }
 
 void XdpProgram::update_cidr_count()
 {
-    int fd = bpf_map__fd(skel_->maps.block_cidr);
-    cw_lpm_key k{}, next{};
-    void* prev = nullptr;
-    uint32_t n = 0;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        n++;
-        k = next;
-        prev = &k;
-    }
     uint32_t key = 0;
     cw_config c = config();
-    c.cidr_blocks = n;
+    c.cidr_blocks = static_cast<uint32_t>(cidr_block_list().size());
     bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY);
 }
 
