@@ -20,7 +20,7 @@ CTEST_ARGS ?=
 # integration tests; mandoc: the man page check).
 DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
-        libgtest-dev googletest nmap iproute2 python3 mandoc
+        libgtest-dev googletest nmap iproute2 python3 mandoc systemd
 
 .PHONY: all build deps test test-unit run demo clean require-root
 .DEFAULT_GOAL := build
