@@ -17,10 +17,12 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
 # Debian 12 packages: to build, then to test (nmap, iproute2, python3: the
-# integration tests; mandoc: the man page check).
+# integration tests; mandoc: the man page check; systemd: journalctl for the
+# catalog check; debootstrap, systemd-container: the test under real systemd).
 DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
-        libgtest-dev googletest nmap iproute2 python3 mandoc systemd
+        libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
+        debootstrap systemd-container
 
 .PHONY: all build deps test test-unit run demo clean require-root
 .DEFAULT_GOAL := build
