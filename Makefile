@@ -18,11 +18,12 @@ CTEST_ARGS ?=
 
 # Debian 12 packages: to build, then to test (nmap, iproute2, python3: the
 # integration tests; mandoc: the man page check; systemd: journalctl for the
-# catalog check; debootstrap, systemd-container: the test under real systemd).
+# catalog check; debootstrap, systemd-container: the test under real systemd;
+# prometheus: promtool, for the metrics checks).
 DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
-        debootstrap systemd-container
+        debootstrap systemd-container prometheus
 
 .PHONY: all build deps test test-unit run demo clean require-root
 .DEFAULT_GOAL := build

@@ -66,6 +66,18 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Reported connection attempts per interface (key ifindex, value a count), for
+ * connwatch_new_connections_total{interface}. Touched on the SYN path only, never
+ * for established traffic. Per-CPU, so no contention. 1024 interfaces is more
+ * than any host watches; an interface beyond that is still counted in `stats`.
+ * Never evicts (a plain hash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} if_syn SEC(".maps");
+
 /* Exact-address blocklist: key source address, value its block. A plain hash,
  * not an LRU: nothing but an explicit delete (userspace expiry sweep, unblock)
  * removes an entry, so a flood of new sources can never push a block out.
@@ -152,6 +164,20 @@ static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_interface(__u32 ifindex)
+{
+	__u64 *v = bpf_map_lookup_elem(&if_syn, &ifindex);
+
+	if (!v) {
+		__u64 zero = 0;
+
+		bpf_map_update_elem(&if_syn, &ifindex, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&if_syn, &ifindex);
+	}
 	if (v)
 		*v += 1;
 }
@@ -441,6 +467,7 @@ static __always_inline int handle_syn(struct xdp_md *ctx, const struct pkt *p,
 	else
 		bpf_map_update_elem(&syn_seen, &p->flow, &now, BPF_ANY);
 	count(CW_STAT_SYN);
+	count_interface(ctx->ingress_ifindex);
 
 	nports = scan_update(&p->flow, now, cfg, &w);
 

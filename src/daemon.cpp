@@ -20,6 +20,8 @@
 #include <set>
 #include <sstream>
 
+#include <prometheus/exposer.h>
+
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
@@ -28,6 +30,7 @@
 #include "duration.h"
 #include "event_sink.h"
 #include "format.h"
+#include "metrics.h"
 #include "state.h"
 #include "xdp_loader.h"
 
@@ -70,6 +73,7 @@ private:
     void save_state_if_dirty();
     std::vector<std::pair<Cidr, cw_block>> all_blocks() const;
     bool remove_block(const Cidr& c);
+    bool remove_block(const Cidr& c, const std::string& reason); // and count it
     nlohmann::json handle(const Request& r, const Peer& peer);
     nlohmann::json status_json() const;
     nlohmann::json list_json() const;
@@ -79,6 +83,8 @@ private:
     void sweep_expired();
     void report_lost_events();
     void update_status();
+    void update_metrics();
+    void start_metrics();
     void add_fd(int fd);
     std::string summary() const;
 
@@ -86,6 +92,11 @@ private:
     std::vector<std::string> args_; // argv, re-parsed on reload
     std::unique_ptr<EventSink> sink_;
     std::unique_ptr<XdpProgram> prog_;
+    // After prog_, so destroyed before it: no scrape can outlive the program.
+    std::shared_ptr<MetricsCollector> metrics_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    uint64_t manual_blocks_added_ = 0;
+    std::map<std::string, uint64_t> blocks_removed_; // by reason, for metrics
     std::vector<XdpAttachment> links_;
     std::unique_ptr<EventReader> reader_;
     UniqueFd epoll_, signal_, timer_;
@@ -173,7 +184,7 @@ void Daemon::apply_allowlist()
             return c.length() <= prefix.length() && c.contains(prefix.address()) &&
                    c.address().is_v4() == prefix.address().is_v4();
         });
-        if (covered && remove_block(prefix))
+        if (covered && remove_block(prefix, "allowlisted"))
             sink_->block_removed(prefix.str(), "allowlisted");
     }
 }
@@ -192,6 +203,14 @@ std::vector<std::pair<Cidr, cw_block>> Daemon::all_blocks() const
 bool is_host(const Cidr& c)
 {
     return c.length() == (c.address().is_v4() ? 32u : 128u);
+}
+
+bool Daemon::remove_block(const Cidr& c, const std::string& reason)
+{
+    if (!remove_block(c))
+        return false;
+    blocks_removed_[reason]++;
+    return true;
 }
 
 bool Daemon::remove_block(const Cidr& c)
@@ -314,6 +333,7 @@ void Daemon::start()
     restore_state();
     apply_allowlist();
     save_state_if_dirty();
+    start_metrics();
 
     reader_ = std::make_unique<EventReader>(*prog_, [this](const cw_event& ev) { on_event(ev); });
 
@@ -351,6 +371,7 @@ void Daemon::start()
     for (const auto& name : interfaces)
         attach(name);
 
+    update_metrics();
     sink_->started("Started, " + summary());
     status_ = summary();
     sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
@@ -400,6 +421,7 @@ std::string Daemon::reload()
     restart_only("control-group", next.control_group, opts_.control_group);
     restart_only("state-dir", next.state_dir, opts_.state_dir);
     restart_only("pin-dir", next.pin_dir, opts_.pin_dir);
+    restart_only("metrics-listen", next.metrics_listen, opts_.metrics_listen);
     if (next.xdp_mode != opts_.xdp_mode)
         sink_->warning("xdp-mode applies to interfaces attached from now on; restart to "
                        "re-attach the others");
@@ -457,7 +479,7 @@ void Daemon::sweep_expired()
 {
     uint64_t now = monotonic_now_ns();
     for (const auto& [prefix, b] : all_blocks()) {
-        if (b.expires_ns != 0 && b.expires_ns <= now && remove_block(prefix)) {
+        if (b.expires_ns != 0 && b.expires_ns <= now && remove_block(prefix, "expired")) {
             if (is_host(prefix))
                 sink_->block_expired(wall_time_of(b.expires_ns), prefix.address());
             else
@@ -501,6 +523,38 @@ void Daemon::on_timer()
     save_state_if_dirty();
     sink_->tick(std::chrono::steady_clock::now());
     update_status();
+    update_metrics();
+}
+
+void Daemon::start_metrics()
+{
+    if (opts_.metrics_listen.empty())
+        return;
+    metrics_ = std::make_shared<MetricsCollector>(*prog_);
+    try {
+        exposer_ = std::make_unique<prometheus::Exposer>(opts_.metrics_listen, 1);
+    } catch (const std::exception& e) {
+        throw Error("Cannot serve metrics on " + opts_.metrics_listen + ": " + e.what() +
+                    " (is the port in use? set metrics-listen to another HOST:PORT, or empty "
+                    "to disable)");
+    }
+    exposer_->RegisterCollectable(metrics_);
+}
+
+// The daemon's side of the metrics; the kernel's counters are read at scrape time.
+void Daemon::update_metrics()
+{
+    if (!metrics_)
+        return;
+    MetricsSnapshot s;
+    for (const auto& l : links_)
+        s.interfaces.emplace_back(l.ifname(), to_string(l.mode()));
+    for (const auto& [c, b] : all_blocks())
+        (b.origin == CW_ORIGIN_MANUAL ? s.blocks_manual : s.blocks_scan)++;
+    s.allow_entries = prog_->allow_list().size();
+    s.manual_blocks_added = manual_blocks_added_;
+    s.blocks_removed = blocks_removed_;
+    metrics_->update(std::move(s));
 }
 
 // ---- the control socket (docs/CONTROL.md) ------------------------------------
@@ -588,7 +642,7 @@ nlohmann::json Daemon::handle(const Request& r, const Peer& peer)
     if (r.command == "flush") {
         size_t n = 0;
         for (const auto& [c, b] : all_blocks())
-            if (remove_block(c)) {
+            if (remove_block(c, "flushed")) {
                 sink_->block_removed(c.str(), "flushed" + who);
                 n++;
             }
@@ -617,13 +671,14 @@ nlohmann::json Daemon::handle(const Request& r, const Peer& peer)
                                   "): unblock entries or raise max-blocks");
         std::time_t expires = b.expires_ns ? wall_time_of(b.expires_ns) : 0;
         meta_[p] = {p, "manual", r.reason, std::time(nullptr), expires};
+        manual_blocks_added_++;
         state_dirty_ = true;
         save_state_if_dirty();
         sink_->block_added(p.str(), r.reason.empty() ? who.substr(1) : r.reason + who, expires);
         return {{"ok", true}, {"prefix", p.str()}, {"expires", expires}};
     }
     if (r.command == "unblock") {
-        if (!remove_block(p))
+        if (!remove_block(p, "unblocked"))
             return error_response(p.str() + " is not blocked (see connwatchctl list)");
         save_state_if_dirty();
         sink_->block_removed(p.str(), "unblocked" + who);

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "duration.h"
+#include "metrics.h"
 
 namespace connwatch {
 
@@ -233,6 +234,16 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "counted and logged")
         ->check(CLI::Range(1u, kMaxBlocksLimit));
 
+    app.add_option("--metrics-listen", out.metrics_listen,
+                   "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "
+                   "[::1]:9467); empty disables it")
+        ->type_name("HOST:PORT")
+        ->check(validator_from(
+            [](const std::string& v, std::string* e) {
+                *e = check_listen_address(v);
+                return e->empty();
+            },
+            ""));
     app.add_option("--control-socket", out.control_socket,
                    "Unix socket connwatchctl talks to")
         ->type_name("PATH")
@@ -244,7 +255,7 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                 }
                 return true;
             },
-            "PATH"));
+            ""));
     app.add_option("--control-group", out.control_group,
                    "Group whose members may use the control socket (besides root); if it "
                    "does not exist, only root may")
@@ -260,7 +271,7 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                 }
                 return true;
             },
-            "DIR"));
+            ""));
     app.add_option("--pin-dir", out.pin_dir,
                    "bpffs directory where the blocklists are pinned so that blocks survive a "
                    "restart (empty: not pinned)")

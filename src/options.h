@@ -35,6 +35,7 @@ struct Options {
     bool allow_own_addresses = true;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = 65536;
+    std::string metrics_listen = "127.0.0.1:9467"; // empty: no metrics endpoint
     std::string control_socket = "/run/connwatch/control.sock";
     std::string control_group = "connwatch";
     std::string state_dir = "/var/lib/connwatch";

@@ -349,6 +349,26 @@ Stats XdpProgram::stats() const
     return out;
 }
 
+std::map<uint32_t, uint64_t> XdpProgram::connections_per_interface() const
+{
+    std::map<uint32_t, uint64_t> out;
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return out;
+    int fd = bpf_map__fd(skel_->maps.if_syn);
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+    uint32_t key = 0, next = 0;
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, per_cpu.data()) == 0)
+            for (auto v : per_cpu)
+                out[next] += v;
+        key = next;
+        prev = &key;
+    }
+    return out;
+}
+
 void XdpProgram::set_fake_now(uint64_t ns)
 {
     skel_->bss->cw_fake_now_ns = ns;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -87,6 +88,8 @@ public:
 
     // Counters summed over CPUs.
     Stats stats() const;
+    // Reported connection attempts per interface (ifindex -> count).
+    std::map<uint32_t, uint64_t> connections_per_interface() const;
 
     // Tests only (LoadSettings::test_clock).
     void set_fake_now(uint64_t ns);

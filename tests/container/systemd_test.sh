@@ -31,12 +31,13 @@ if ! cw_lock /tmp/cwct-container.lock 600; then
 fi
 
 CACHE=${CW_CACHE:-/var/cache/connwatch-test}
-PACKAGES=systemd,systemd-sysv,dbus,iproute2,libbpf1,python3-minimal,nmap,procps
+PACKAGES=systemd,systemd-sysv,dbus,iproute2,libbpf1,libprometheus-cpp-pull1.0,python3-minimal,nmap,procps
 TARBALL=$CACHE/bookworm-$(echo "$PACKAGES" | md5sum | cut -c1-8).tar
 mkdir -p "$CACHE"
 if [ ! -s "$TARBALL" ]; then
     echo "# building the Debian 12 rootfs (cached in $TARBALL)"
     tmp=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    chmod 0755 "$tmp" # it becomes the container's /: mktemp's 0700 would lock out every non-root daemon
     if ! debootstrap --variant=minbase --include=$PACKAGES bookworm "$tmp" >"$tmp.log" 2>&1; then
         echo "FAIL: setup: debootstrap failed (is Debian's archive reachable?):"
         tail -5 "$tmp.log"
@@ -55,6 +56,7 @@ cw_install_traps
 cw_on_cleanup "rm -rf $WORK"
 mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$TARBALL"
+chmod 0755 "$ROOT"
 
 # ---- what a package would install ------------------------------------------------------
 install -m 0755 "$BUILD/connwatchd" "$ROOT/usr/sbin/connwatchd"

@@ -97,6 +97,7 @@ control-socket = $SOCK
 control-group = $GROUP
 state-dir = $STATE
 pin-dir = $PIN
+metrics-listen =
 EOF
 
 DPID=

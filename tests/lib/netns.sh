@@ -252,7 +252,7 @@ cw_xdp_attached() {
 
 # cw_isolation BIN WORKDIR NAME: sets CW_ISOLATE to the options that give one
 # connwatchd instance its own configuration file (empty), control socket, state
-# directory and bpffs pin directory, so that it neither reads nor changes the state
+# directory and bpffs pin directory, and no metrics endpoint, so that it neither reads nor changes the state
 # of an installed connwatchd, of another test, or of an earlier run (pinned blocks
 # outlive the process). Only the options this binary lists in --help are used, so
 # the helper works across versions. The pin directory (/sys/fs/bpf/NAME) is removed
@@ -268,6 +268,8 @@ cw_isolation() {
     fi
     [[ $help == *--control-socket* ]] && CW_ISOLATE+=(--control-socket "$work/$name.sock")
     [[ $help == *--state-dir* ]] && CW_ISOLATE+=(--state-dir "$work/$name.state")
+    # No metrics endpoint unless a test asks for one: the default port is shared.
+    [[ $help == *--metrics-listen* ]] && CW_ISOLATE+=(--metrics-listen "")
     if [[ $help == *--pin-dir* ]]; then
         rm -rf "/sys/fs/bpf/$name"
         cw_on_cleanup "rm -rf /sys/fs/bpf/$name"

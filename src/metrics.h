@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Prometheus metrics (docs/METRICS.md). The counters are read from the kernel's
+// per-CPU counters at scrape time, so they count what userspace never saw too
+// (lost events, drops); what only the daemon knows (interfaces, block counts by
+// origin, removals) comes from a snapshot the event loop refreshes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include "xdp_loader.h"
+
+namespace connwatch {
+
+inline constexpr const char* kDefaultMetricsListen = "127.0.0.1:9467";
+
+// What the daemon knows that the kernel's counters do not say.
+struct MetricsSnapshot {
+    std::vector<std::pair<std::string, std::string>> interfaces; // name, xdp mode
+    uint64_t blocks_scan = 0, blocks_manual = 0;                 // entries now
+    uint64_t allow_entries = 0;
+    uint64_t manual_blocks_added = 0;
+    std::map<std::string, uint64_t> blocks_removed; // by reason
+};
+
+class MetricsCollector : public prometheus::Collectable {
+public:
+    // prog must outlive every scrape: destroy the exposer first.
+    explicit MetricsCollector(const XdpProgram& prog) : prog_(prog) {}
+    void update(MetricsSnapshot s);
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+private:
+    const XdpProgram& prog_;
+    mutable std::mutex mu_;
+    MetricsSnapshot snap_;
+};
+
+// "HOST:PORT" (IPv6 as "[::1]:9467"), or empty. Returns "" when valid, else why.
+std::string check_listen_address(const std::string& v);
+
+} // namespace connwatch
