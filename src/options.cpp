@@ -29,6 +29,21 @@ CLI::Validator validator_from(Parse parse, const std::string& name)
         name);
 }
 
+// An absolute path of at most max_len bytes (a Unix socket's is 107), or empty
+// where that means "off".
+CLI::Validator absolute_path(const std::string& key, std::size_t max_len, bool empty_ok)
+{
+    return validator_from(
+        [=](const std::string& v, std::string* e) {
+            if ((v.empty() && empty_ok) || (!v.empty() && v[0] == '/' && v.size() <= max_len))
+                return true;
+            *e = key + " must be an absolute path of at most " + std::to_string(max_len) +
+                 " bytes" + (empty_ok ? ", or empty" : "");
+            return false;
+        },
+        "");
+}
+
 // The config file named on the command line (--config F or --config=F), or
 // the default.
 std::string config_path(int argc, const char* const* argv, const std::string& default_config)
@@ -247,15 +262,7 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_option("--control-socket", out.control_socket,
                    "Unix socket connwatchctl talks to")
         ->type_name("PATH")
-        ->check(validator_from(
-            [](const std::string& v, std::string* e) {
-                if (v.empty() || v[0] != '/' || v.size() > 107) {
-                    *e = "control-socket must be an absolute path of at most 107 bytes";
-                    return false;
-                }
-                return true;
-            },
-            ""));
+        ->check(absolute_path("control-socket", 107, false));
     app.add_option("--control-group", out.control_group,
                    "Group whose members may use the control socket (besides root); if it "
                    "does not exist, only root may")
@@ -263,19 +270,12 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_option("--state-dir", out.state_dir,
                    "Where manual blocks and allow entries are kept across reboots")
         ->type_name("DIR")
-        ->check(validator_from(
-            [](const std::string& v, std::string* e) {
-                if (v.empty() || v[0] != '/') {
-                    *e = "state-dir must be an absolute path";
-                    return false;
-                }
-                return true;
-            },
-            ""));
+        ->check(absolute_path("state-dir", 4096, false));
     app.add_option("--pin-dir", out.pin_dir,
                    "bpffs directory where the blocklists are pinned so that blocks survive a "
                    "restart (empty: not pinned)")
-        ->type_name("DIR");
+        ->type_name("DIR")
+        ->check(absolute_path("pin-dir", 4096, true));
     app.add_flag("--verbose", out.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
     app.add_flag("--check-config", out.check_config,

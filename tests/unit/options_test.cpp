@@ -99,6 +99,14 @@ TEST(Options, BadValuesAreRejectedNamingTheOption)
              {{"--max-blocks", "0"}, "--max-blocks"},
              {{"--allow-own-addresses", "maybe"}, "--allow-own-addresses"},
              {{"--no-such-flag"}, "--no-such-flag"},
+             {{"--pin-dir", "relative"}, "pin-dir must be an absolute path"},
+             {{"--state-dir", "x"}, "state-dir must be an absolute path"},
+             {{"--control-socket", "control.sock"}, "control-socket must be an absolute path"},
+             {{"--metrics-listen", "nonsense"}, "is not HOST:PORT"},
+             {{"--metrics-listen", "127.0.0.1:0"}, "is not HOST:PORT"},
+             {{"--metrics-listen", "127.0.0.1:65536"}, "is not HOST:PORT"},
+             {{"--metrics-listen", "[::1:9467"}, "is not HOST:PORT"},
+             {{"--metrics-listen", "[nonsense]:9467"}, "is not HOST:PORT"},
              {{"--interface"}, "--interface"},
          }) {
         auto p = parse(c.args);
@@ -110,6 +118,16 @@ TEST(Options, BadValuesAreRejectedNamingTheOption)
         EXPECT_NE(p.err.find(c.mentions), std::string::npos) << joined << "-> " << p.err;
         EXPECT_EQ(p.err.rfind("connwatchd: ", 0), 0u) << p.err;
     }
+}
+
+TEST(Options, MetricsListenAcceptsHostPortAndEmpty)
+{
+    for (const char* ok : {"127.0.0.1:9467", "[::1]:9467", "0.0.0.0:1", "localhost:65535", ""}) {
+        auto p = parse({"--metrics-listen", ok});
+        ASSERT_FALSE(p.code) << ok << ": " << p.err;
+        EXPECT_EQ(p.opts.metrics_listen, ok);
+    }
+    EXPECT_EQ(parse({}).opts.metrics_listen, "127.0.0.1:9467");
 }
 
 TEST(Options, ASingleValueOptionGivenTwiceIsAnError)
