@@ -211,19 +211,22 @@ void ControlServer::accept_clients()
 void ControlServer::reply(Client& c, const nlohmann::json& response)
 {
     // Responses are small (a list of 65536 blocks is a few MiB at most): write
-    // them out now, waiting at most a second for a client that reads slowly,
-    // rather than buffering per client.
+    // them out now, giving a slow reader at most 2 s in all, rather than
+    // buffering per client. The event loop waits that long at worst.
     std::string out = response.dump() + "\n";
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     size_t off = 0;
     while (off < out.size()) {
         ssize_t n = send(c.fd.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL);
         if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && left.count() > 0) {
                 pollfd p{c.fd.get(), POLLOUT, 0};
-                if (poll(&p, 1, 1000) > 0)
+                if (poll(&p, 1, static_cast<int>(left.count())) > 0)
                     continue;
             }
-            return; // the client went away or stalled: nothing more to do
+            return; // the client went away, or reads too slowly: give up on it
         }
         off += static_cast<size_t>(n);
     }
