@@ -161,19 +161,19 @@ case_events() {
     cw_wait_until 10 has_entry e18fa1fc536a4f27a8eebff10fb095bf SRC_ADDR=10.237.0.2 \
         DST_ADDR=10.237.0.1 DST_PORT=9 INTERFACE=cwct-h1 ||
         { WHY="no new-connection entry with its fields"; return 1; }
-    journal_json | grep -q '"SRC_PORT":"[0-9]' || { WHY="no SRC_PORT field"; return 1; }
+    grep -q '"SRC_PORT":"[0-9]' <<<"$(journal_json)" || { WHY="no SRC_PORT field"; return 1; }
     in_ct ip netns exec cwct-a timeout 60 nmap -sS -n -Pn -p 1-10 --max-retries 1 \
         --host-timeout 30s 10.237.0.1 >/dev/null 2>&1 || true
     cw_wait_until 10 has_entry 6f4d3a22a208414a9454080c9c0630c9 SRC_ADDR=10.237.0.2 ACTION=blocked ||
         { WHY="no port-scan entry with ACTION=blocked"; return 1; }
-    journal_json | grep -qE '"PORTS":"[0-9]+(,[0-9]+){3,}"' || { WHY="no PORTS field"; return 1; }
+    grep -qE '"PORTS":"[0-9]+(,[0-9]+){3,}"' <<<"$(journal_json)" || { WHY="no PORTS field"; return 1; }
     has_entry 674ffcdc16a34d2abba8aacd8deb5369 SRC_ADDR=10.237.0.2 BLOCK_ORIGIN=scan ||
         { WHY="no block-added entry"; return 1; }
-    journal_json | grep -qE '"BLOCK_EXPIRES":"[1-9][0-9]+"' || { WHY="no BLOCK_EXPIRES"; return 1; }
-    in_ct journalctl -u connwatchd MESSAGE_ID=6f4d3a22a208414a9454080c9c0630c9 --no-pager |
-        grep -q "Port scan detected: 10.237.0.2 -> 10.237.0.1 on ports" ||
+    grep -qE '"BLOCK_EXPIRES":"[1-9][0-9]+"' <<<"$(journal_json)" || { WHY="no BLOCK_EXPIRES"; return 1; }
+    grep -q "Port scan detected: 10.237.0.2 -> 10.237.0.1 on ports" \
+        <<<"$(in_ct journalctl -u connwatchd MESSAGE_ID=6f4d3a22a208414a9454080c9c0630c9 --no-pager)" ||
         { WHY="journalctl MESSAGE_ID=... filter"; return 1; }
-    in_ct journalctl -x -u connwatchd --no-pager | grep -q "Subject: Port scan from 10.237.0.2" ||
+    grep -q "Subject: Port scan from 10.237.0.2" <<<"$(in_ct journalctl -x -u connwatchd --no-pager)" ||
         { WHY="journalctl -x does not show the catalog entry"; return 1; }
 }
 check "events reach journald with their MESSAGE_ID and fields; the catalog explains them" case_events
@@ -201,7 +201,7 @@ check "systemctl reload applies a good configuration and fails on a bad one, sti
 case_stop() {
     in_ct systemctl stop connwatchd || { WHY="stop failed"; return 1; }
     [ "$(in_ct systemctl is-active connwatchd)" = inactive ] || { WHY="not inactive"; return 1; }
-    in_ct ip -d link show dev cwct-h1 | grep -q prog/xdp && { WHY="XDP still attached"; return 1; }
+    grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)" && { WHY="XDP still attached"; return 1; }
     return 0
 }
 check "systemctl stop detaches" case_stop

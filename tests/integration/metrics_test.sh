@@ -107,7 +107,7 @@ check "scans, blocks and drops are counted as they happened" case_scan
 
 case_info() {
     [ "$(value 'connwatch_interface_info{interface="cwmt-h1",xdp_mode="native"}')" = 1 ] || { WHY="interface_info"; return 1; }
-    scrape | grep -qE '^connwatch_build_info\{version="[0-9.]+"\} 1$' || { WHY="build_info"; return 1; }
+    grep -qE '^connwatch_build_info\{version="[0-9.]+"\} 1$' <<<"$(scrape)" || { WHY="build_info"; return 1; }
     [ "$(value connwatch_events_lost_total)" = 0 ] || { WHY="events were lost"; return 1; }
 }
 check "interface and build info" case_info

@@ -200,7 +200,7 @@ case_access() {
     chmod 0660 "$SOCK"
     [ $rc = 4 ] && [[ $err == *"permission denied: only root and members"* ]] ||
         { WHY="nobody through a 0666 socket: exit $rc ($err)"; return 1; }
-    ctl list --json | grep -q 192.0.2.1 && { WHY="nobody's block request was carried out"; return 1; }
+    grep -q 192.0.2.1 <<<"$(ctl list --json)" && { WHY="nobody's block request was carried out"; return 1; }
     # A member of the control group (supplementary) may.
     local gid
     gid=$(getent group $GROUP | cut -d: -f3)
@@ -235,7 +235,7 @@ case_bad_reload() {
     [[ $err == *"$CONF:"*": --threshold: Value 0 not in range 1 to 31"* ]] ||
         { WHY="the error does not name file, line and key: $err"; return 1; }
     cw_pid_alive "$DPID" || { WHY="connwatchd died"; return 1; }
-    ctl status | grep -q "more than 10 ports" || { WHY="the running configuration was not kept"; return 1; }
+    grep -q "more than 10 ports" <<<"$(ctl status)" || { WHY="the running configuration was not kept"; return 1; }
     ctl reload >/dev/null || { WHY="reload of the good configuration failed"; return 1; }
 }
 check "a bad configuration on reload leaves the daemon running on the old one" case_bad_reload
@@ -244,13 +244,13 @@ case_kill9() {
     ctl block $A --reason "survives" >/dev/null || { WHY="block exited $?"; return 1; }
     kill -9 "$DPID"
     cw_wait_exit "$DPID" 10 || true
-    cw_wait_until 5 bash -c "! ip -d link show dev cwsv-h1 | grep -q prog/xdp" ||
+    cw_wait_until 5 eval '! cw_xdp_attached cwsv-h1' ||
         { WHY="the program stayed attached after kill -9"; return 1; }
     start_daemon
     cw_wait_for_line "$WORK/err" "Kept 1 blocks from the previous run" 5 "$DPID" ||
         { WHY="no 'Kept 1 blocks' notice"; return 1; }
     cannot_connect cwsv-a $H1 || { WHY="cwsv-a connects after the restart"; return 1; }
-    ctl list | grep -q "survives" || { WHY="the block's reason was lost"; return 1; }
+    grep -q "survives" <<<"$(ctl list)" || { WHY="the block's reason was lost"; return 1; }
 }
 check "kill -9 and restart keep the blocklist" case_kill9
 

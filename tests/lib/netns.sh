@@ -245,7 +245,9 @@ cw_default_route() {
 
 # cw_xdp_attached IF: true when IF (root namespace) has an XDP program attached.
 cw_xdp_attached() {
-    ip -d link show dev "$1" 2>/dev/null | grep -Eq 'prog/xdp|(^| )xdp(generic|drv|offload)? '
+    # A here-string, not a pipe: with pipefail, grep -q exiting at the first
+    # match can make the writer die of SIGPIPE and the whole test fail.
+    grep -Eq 'prog/xdp|(^| )xdp(generic|drv|offload)? ' <<<"$(ip -d link show dev "$1" 2>/dev/null)"
 }
 
 # ---- connwatchd instances that share nothing with the machine's own ----------------
