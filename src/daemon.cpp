@@ -57,6 +57,22 @@ cw_config config_from(const Options& o)
     return c;
 }
 
+// How many blocks (by origin) and allow entries there are: walked once per
+// timer tick, then shared by STATUS= and the metrics.
+struct ListSizes {
+    size_t blocks_scan = 0, blocks_manual = 0, allow = 0;
+    size_t blocks() const { return blocks_scan + blocks_manual; }
+};
+
+ListSizes sizes_of(const std::vector<std::pair<Cidr, cw_block>>& blocks, size_t allow)
+{
+    ListSizes n;
+    for (const auto& [c, b] : blocks)
+        (b.origin == CW_ORIGIN_MANUAL ? n.blocks_manual : n.blocks_scan)++;
+    n.allow = allow;
+    return n;
+}
+
 class Daemon {
 public:
     Daemon(Options opts, std::vector<std::string> args)
@@ -80,13 +96,14 @@ private:
     void attach(const std::string& name);
     void on_event(const cw_event& ev);
     void on_timer();
-    void sweep_expired();
+    std::vector<std::pair<Cidr, cw_block>> sweep_expired(); // returns the blocks left
     void report_lost_events();
-    void update_status();
-    void update_metrics();
+    void update_status(const ListSizes& n);
+    void update_metrics(const ListSizes& n);
+    ListSizes list_sizes() const; // for the calls outside the timer
     void start_metrics();
     void add_fd(int fd);
-    std::string summary() const;
+    std::string summary(size_t allow_entries) const;
 
     Options opts_;
     std::vector<std::string> args_; // argv, re-parsed on reload
@@ -289,7 +306,7 @@ void Daemon::save_state_if_dirty()
     }
 }
 
-std::string Daemon::summary() const
+std::string Daemon::summary(size_t allow_entries) const
 {
     std::string ifs;
     for (const auto& l : links_)
@@ -301,8 +318,13 @@ std::string Daemon::summary() const
                                : "block for " + (opts_.block_duration.count()
                                                      ? format_duration(opts_.block_duration)
                                                      : std::string("ever")))
-        << ", " << prog_->allow_list().size() << " allowlisted prefixes";
+        << ", " << allow_entries << " allowlisted prefixes";
     return msg.str();
+}
+
+ListSizes Daemon::list_sizes() const
+{
+    return sizes_of(all_blocks(), prog_->allow_list().size());
 }
 
 void Daemon::start()
@@ -371,9 +393,10 @@ void Daemon::start()
     for (const auto& name : interfaces)
         attach(name);
 
-    update_metrics();
-    sink_->started("Started, " + summary());
-    status_ = summary();
+    ListSizes n = list_sizes();
+    update_metrics(n);
+    status_ = summary(n.allow);
+    sink_->started("Started, " + status_);
     sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
 }
 
@@ -447,7 +470,7 @@ std::string Daemon::reload()
             sink_->error(std::string("Reload: ") + e.what());
         }
     }
-    status_ = summary();
+    status_ = summary(prog_->allow_list().size());
     sink_->reloaded("Reloaded, " + status_);
     return done("");
 }
@@ -475,17 +498,21 @@ void Daemon::on_event(const cw_event& ev)
 
 // Expired blocks stop matching in the kernel at once; here they are removed and
 // logged, which also frees their room in the blocklist.
-void Daemon::sweep_expired()
+std::vector<std::pair<Cidr, cw_block>> Daemon::sweep_expired()
 {
     uint64_t now = monotonic_now_ns();
-    for (const auto& [prefix, b] : all_blocks()) {
-        if (b.expires_ns != 0 && b.expires_ns <= now && remove_block(prefix, "expired")) {
-            if (is_host(prefix))
-                sink_->block_expired(wall_time_of(b.expires_ns), prefix.address());
-            else
-                sink_->block_removed(prefix.str(), "expired");
-        }
-    }
+    auto blocks = all_blocks();
+    std::erase_if(blocks, [&](const std::pair<Cidr, cw_block>& e) {
+        const auto& [prefix, b] = e;
+        if (b.expires_ns == 0 || b.expires_ns > now || !remove_block(prefix, "expired"))
+            return false;
+        if (is_host(prefix))
+            sink_->block_expired(wall_time_of(b.expires_ns), prefix.address());
+        else
+            sink_->block_removed(prefix.str(), "expired");
+        return true;
+    });
+    return blocks;
 }
 
 void Daemon::report_lost_events()
@@ -499,12 +526,12 @@ void Daemon::report_lost_events()
 }
 
 // STATUS= for systemctl status: the summary and the counts so far.
-void Daemon::update_status()
+void Daemon::update_status(const ListSizes& n)
 {
     auto st = prog_->stats();
-    std::string s = summary() + "; " + std::to_string(st[CW_STAT_SYN]) + " connections, " +
-                    std::to_string(st[CW_STAT_SCAN]) + " scans, " +
-                    std::to_string(prog_->block_list().size()) + " blocked";
+    std::string s = summary(n.allow) + "; " + std::to_string(st[CW_STAT_SYN]) +
+                    " connections, " + std::to_string(st[CW_STAT_SCAN]) + " scans, " +
+                    std::to_string(n.blocks()) + " blocked";
     if (s != status_) {
         status_ = s;
         sd_notifyf(0, "STATUS=%s", status_.c_str());
@@ -518,12 +545,14 @@ void Daemon::on_timer()
     }
     if (watchdog_usec_)
         sd_notify(0, "WATCHDOG=1");
-    sweep_expired();
+    // One walk of each list per tick, shared by the sweep, STATUS= and metrics.
+    auto blocks = sweep_expired();
     report_lost_events();
     save_state_if_dirty();
     sink_->tick(std::chrono::steady_clock::now());
-    update_status();
-    update_metrics();
+    ListSizes n = sizes_of(blocks, prog_->allow_list().size());
+    update_status(n);
+    update_metrics(n);
 }
 
 void Daemon::start_metrics()
@@ -542,16 +571,16 @@ void Daemon::start_metrics()
 }
 
 // The daemon's side of the metrics; the kernel's counters are read at scrape time.
-void Daemon::update_metrics()
+void Daemon::update_metrics(const ListSizes& n)
 {
     if (!metrics_)
         return;
     MetricsSnapshot s;
     for (const auto& l : links_)
         s.interfaces.emplace_back(l.ifname(), to_string(l.mode()));
-    for (const auto& [c, b] : all_blocks())
-        (b.origin == CW_ORIGIN_MANUAL ? s.blocks_manual : s.blocks_scan)++;
-    s.allow_entries = prog_->allow_list().size();
+    s.blocks_scan = n.blocks_scan;
+    s.blocks_manual = n.blocks_manual;
+    s.allow_entries = n.allow;
     s.manual_blocks_added = manual_blocks_added_;
     s.blocks_removed = blocks_removed_;
     metrics_->update(std::move(s));
