@@ -4,9 +4,13 @@
 #
 #   make deps            install what is missing (Debian 12; apt-get, root)
 #   make [build]         configure if needed, then build
-#   make test            deps, build, every test layer: unit, bpf, integration (root)
+#   make test            deps, build, package, every test layer: unit, bpf,
+#                        integration, packages and containers (root)
 #   make test-unit       build, then only the tests that need no privileges
 #   make run [IFACE=eth1]  deps, build, run connwatchd in the foreground
+#   make package         the .deb and the .rpm (CPack), in $(BUILD)
+#   make package-test    package, then only the package tests (lint, apt in a booted
+#                        Debian container, rpm --root)
 #   make demo            deps, build, a narrated scan-and-block on throwaway namespaces
 #   make clean           remove $(BUILD)
 
@@ -19,13 +23,14 @@ CTEST_ARGS ?=
 # Debian 12 packages: to build, then to test (nmap, iproute2, python3: the
 # integration tests; mandoc: the man page check; systemd: journalctl for the
 # catalog check; debootstrap, systemd-container: the test under real systemd;
-# prometheus: promtool, for the metrics checks).
+# prometheus: promtool, for the metrics checks; rpm: CPack's .rpm; lintian, rpmlint:
+# the package checks).
 DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
-        debootstrap systemd-container prometheus
+        debootstrap systemd-container prometheus rpm lintian rpmlint
 
-.PHONY: all build deps test test-unit run demo clean require-root
+.PHONY: all build deps package test test-unit package-test run demo clean require-root
 .DEFAULT_GOAL := build
 # Prerequisites in the order written (deps before build before tests), whatever -j
 # says; the build itself runs $(JOBS) jobs.
@@ -56,6 +61,10 @@ build:
 	fi
 	cmake --build "$(BUILD)" -j $(JOBS)
 
+# cpack, through CMake's own target: builds first, then both packages.
+package: build
+	cmake --build "$(BUILD)" --target package
+
 require-root:
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "" >&2; \
@@ -67,8 +76,11 @@ require-root:
 	fi
 
 # --timeout: the default for a test that sets none (the integration test sets 300 s).
-test: require-root deps build
+test: require-root deps build package
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 $(CTEST_ARGS)
+
+package-test: require-root deps build package
+	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 900 -L package $(CTEST_ARGS)
 
 test-unit: build
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error -L unit $(CTEST_ARGS)
