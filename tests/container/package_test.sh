@@ -1,52 +1,53 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# connwatchd under real systemd: a Debian 12 rootfs booted with systemd-nspawn
-# (PID 1 of this machine is not systemd), the unit started with Type=notify, events
-# found with their fields in journald, the catalog, reload (good and bad),
-# watchdog, stop. The container has a private network: the veth pair and the
-# namespace that send real traffic are created inside it.
+# The .deb the way a user meets it. A Debian 12 rootfs (debootstrap, cached) gets
+# the package from real apt, which fetches its dependencies from Debian's archive;
+# systemd-nspawn boots it (this machine's PID 1 is not systemd) with a private
+# network, and inside it: the service the package enabled starts at boot (Type=notify,
+# READY, STATUS, watchdog), real connections and a real nmap scan reach journald with
+# their fields and catalog text, connwatchctl works for root and for the connwatch
+# group (made by sysusers.d) and refuses others, the metrics answer, reload (good and
+# bad), the unit's hardening is in force, an upgrade keeps an edited conffile and
+# every block, stop detaches, and purge of a running service leaves nothing behind.
 #
-# Usage: systemd_test.sh BUILD_DIR       (root; ctest label "container")
-# The rootfs is built once with debootstrap (~1 min, needs Debian's archive) and
-# cached as a tarball in $CW_CACHE (default /var/cache/connwatch-test).
+# Usage: package_test.sh BUILD_DIR   (root, after `make package`; ctest label "container")
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1/connwatchd" ] || [ ! -x "$1/connwatchctl" ]; then
-    echo "usage: $0 BUILD_DIR (with connwatchd and connwatchctl built)" >&2
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+    echo "usage: $0 BUILD_DIR (with the .deb built: make package)" >&2
     exit 2
 fi
 BUILD=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
 source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
+source "$HERE/../lib/rootfs.sh"
 
 cw_require_root
-for tool in debootstrap systemd-nspawn nsenter tar; do
+for tool in systemd-nspawn nsenter tar dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
 done
+shopt -s nullglob
+debs=("$BUILD"/connwatch_*.deb)
+shopt -u nullglob
+if [ ${#debs[@]} -ne 1 ]; then
+    echo "FAIL: setup: want exactly one connwatch_*.deb in $BUILD, found ${#debs[@]}: run 'make package'"
+    exit 1
+fi
+DEB=${debs[0]}
+if [ -x "$BUILD/connwatchd" ] && [ "$BUILD/connwatchd" -nt "$DEB" ]; then
+    echo "FAIL: setup: $DEB is older than $BUILD/connwatchd: run 'make package'"
+    exit 1
+fi
+VERSION=$(dpkg-deb -f "$DEB" Version)
 if ! cw_lock /tmp/cwct-container.lock 600; then
     echo "FAIL: setup: another run held /tmp/cwct-container.lock for 600 s"
     exit 1
 fi
 
-CACHE=${CW_CACHE:-/var/cache/connwatch-test}
-PACKAGES=systemd,systemd-sysv,dbus,iproute2,libbpf1,libprometheus-cpp-pull1.0,python3-minimal,nmap,procps
-TARBALL=$CACHE/bookworm-$(echo "$PACKAGES" | md5sum | cut -c1-8).tar
-mkdir -p "$CACHE"
-if [ ! -s "$TARBALL" ]; then
-    echo "# building the Debian 12 rootfs (cached in $TARBALL)"
-    tmp=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-    chmod 0755 "$tmp" # it becomes the container's /: mktemp's 0700 would lock out every non-root daemon
-    if ! debootstrap --variant=minbase --include=$PACKAGES bookworm "$tmp" >"$tmp.log" 2>&1; then
-        echo "FAIL: setup: debootstrap failed (is Debian's archive reachable?):"
-        tail -5 "$tmp.log"
-        rm -rf "$tmp" "$tmp.log"
-        exit 1
-    fi
-    tar -C "$tmp" -cf "$TARBALL.new" . && mv "$TARBALL.new" "$TARBALL"
-    rm -rf "$tmp" "$tmp.log"
-fi
+# No libbpf, no prometheus-cpp: apt must find the package's dependencies itself.
+cw_rootfs_tarball systemd,systemd-sysv,dbus,iproute2,python3-minimal,nmap,procps
 
 rm -rf /var/tmp/cwct.??????
 WORK=$(mktemp -d /var/tmp/cwct.XXXXXX)
@@ -54,37 +55,94 @@ ROOT=$WORK/rootfs
 NSPAWN=
 cw_install_traps
 cw_on_cleanup "rm -rf $WORK"
-mkdir -p "$ROOT"
-tar -C "$ROOT" -xf "$TARBALL"
-chmod 0755 "$ROOT"
+cw_rootfs_unpack "$ROOT"
 
-# ---- what a package would install ------------------------------------------------------
-install -m 0755 "$BUILD/connwatchd" "$ROOT/usr/sbin/connwatchd"
-install -m 0755 "$BUILD/connwatchctl" "$ROOT/usr/bin/connwatchctl"
-install -m 0644 "$SRC/systemd/connwatchd.service" "$ROOT/etc/systemd/system/connwatchd.service"
-install -D -m 0644 "$SRC/systemd/connwatch.catalog" "$ROOT/usr/lib/systemd/catalog/connwatch.catalog"
-# A short watchdog for the test: several periods pass within seconds.
-mkdir -p "$ROOT/etc/systemd/system/connwatchd.service.d"
-printf '[Service]\nWatchdogSec=3s\n' >"$ROOT/etc/systemd/system/connwatchd.service.d/test.conf"
-PIN=/sys/fs/bpf/cwct-container # the host's bpffs is bound in: a name of our own
-rm -rf "$PIN"
-cw_on_cleanup "rm -rf $PIN"
-mkdir -p "$ROOT/etc/connwatch"
-cat >"$ROOT/etc/connwatch/connwatchd.conf" <<EOF
+PASSED=0 FAILED=0 WHY=
+check() {
+    WHY=
+    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
+}
+
+# "The previous build": this package with a lower version and a different default
+# configuration, so that the upgrade below must keep an edited conffile whose
+# packaged version changed too (the case where dpkg has to decide).
+PREV=$WORK/connwatch_${VERSION}~prev1_amd64.deb
+dpkg-deb -R "$DEB" "$WORK/prev"
+sed -i "s/^Version: .*/Version: ${VERSION}~prev1/" "$WORK/prev/DEBIAN/control"
+echo "# (the previous build's default configuration)" >>"$WORK/prev/etc/connwatch/connwatchd.conf"
+(cd "$WORK/prev" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | xargs -0 md5sum >DEBIAN/md5sums)
+dpkg-deb --root-owner-group -b "$WORK/prev" "$PREV" >/dev/null
+# Not /tmp: the booted system mounts a fresh tmpfs there.
+mkdir -p "$ROOT/var/tmp/cwct"
+cp "$PREV" "$ROOT/var/tmp/cwct/prev.deb"
+cp "$DEB" "$ROOT/var/tmp/cwct/new.deb"
+
+# ---- install, before the first boot, as an image build would -----------------------------
+in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
+case_install() {
+    in_root apt-get update -q >"$WORK/apt.log" 2>&1 || { WHY="apt-get update: $(tail -3 "$WORK/apt.log")"; return 1; }
+    in_root apt-get install -y -q --no-install-recommends /var/tmp/cwct/prev.deb >>"$WORK/apt.log" 2>&1 ||
+        { WHY="apt-get install: $(tail -5 "$WORK/apt.log")"; return 1; }
+    local dep
+    for dep in libbpf1 libprometheus-cpp-pull1.0 libsystemd0; do
+        in_root dpkg-query -W -f='${db:Status-Status}' "$dep" | grep -qx installed ||
+            { WHY="dependency $dep not installed"; return 1; }
+    done
+    grep -q "not found" <<<"$(in_root ldd /usr/sbin/connwatchd /usr/bin/connwatchctl)" &&
+        { WHY="ldd: a library is missing"; return 1; }
+    in_root getent group connwatch >/dev/null || { WHY="no connwatch group (sysusers.d)"; return 1; }
+    [ "$(in_root systemctl is-enabled connwatchd 2>&1)" = enabled ] ||
+        { WHY="unit not enabled on install (Debian's policy)"; return 1; }
+    grep -q "/etc/connwatch/connwatchd.conf" <<<"$(in_root dpkg-query -W -f='${Conffiles}' connwatch)" ||
+        { WHY="the configuration is not a conffile"; return 1; }
+    in_root /usr/sbin/connwatchd --check-config >/dev/null || { WHY="the shipped configuration does not check"; return 1; }
+}
+check "apt-get install ./connwatch.deb resolves its dependencies, makes the group, enables the unit" case_install
+[ "$FAILED" = 0 ] || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+
+# The operator's edit of the conffile. The pin-dir stays the default: the container
+# gets a bpffs instance of its own (at boot, below), not the host's.
+cat >>"$ROOT/etc/connwatch/connwatchd.conf" <<'CONF'
+
+# -- the package test's settings --
 interface = cwct-h1
 threshold = 3
 block-duration = 10m
-pin-dir = $PIN
-EOF
+CONF
 cp "$ROOT/etc/connwatch/connwatchd.conf" "$WORK/good.conf"
-chroot "$ROOT" groupadd --system connwatch
-chroot "$ROOT" journalctl --update-catalog
+# The test bed, made at boot before connwatchd starts: cwct-h1 <-> cwct-a0 in
+# namespace cwct-a.
+cat >"$ROOT/etc/systemd/system/cwct-testbed.service" <<'UNIT'
+[Unit]
+Description=connwatch package test: veth pair and namespace
+Before=connwatchd.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -ec 'ip netns add cwct-a; \
+  ip link add cwct-h1 type veth peer name cwct-a0 netns cwct-a; \
+  ip addr add 10.237.0.1/24 dev cwct-h1; ip link set cwct-h1 up; \
+  ip netns exec cwct-a ip addr add 10.237.0.2/24 dev cwct-a0; \
+  ip netns exec cwct-a ip link set cwct-a0 up; ip netns exec cwct-a ip link set lo up'
+UNIT
+# A short watchdog for the test (several periods pass within seconds), and the
+# test bed before the service.
+mkdir -p "$ROOT/etc/systemd/system/connwatchd.service.d"
+printf '[Unit]\nWants=cwct-testbed.service\nAfter=cwct-testbed.service\n[Service]\nWatchdogSec=3s\n' \
+    >"$ROOT/etc/systemd/system/connwatchd.service.d/test.conf"
+in_root useradd --create-home --groups connwatch cwct-op
+in_root useradd --create-home cwct-other
 
 # ---- boot ------------------------------------------------------------------------------
+# Not the host's /sys/fs/bpf: a new bpffs instance of the test's own is bound in
+# (the container's sysfs has no fs/bpf to mount one on), so the default pin-dir is
+# safe to use and purge's removal of it can be seen. Unmounting it frees the pins.
+mkdir "$WORK/bpffs"
+mount -t bpf cwct-bpffs "$WORK/bpffs"
+cw_on_cleanup "umount -l $WORK/bpffs"
 SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit \
     --capability=all --system-call-filter='bpf perf_event_open' --private-network \
-    --bind=/sys/fs/bpf --console=pipe \
-    -M cwct >"$WORK/console.log" 2>&1 9>&- &
+    --bind="$WORK/bpffs:/sys/fs/bpf" --console=pipe -M cwct >"$WORK/console.log" 2>&1 9>&- &
 NSPAWN=$!
 cw_on_cleanup "stop_container"
 stop_container() {
@@ -98,7 +156,7 @@ find_leader() {
     [ -n "$LEADER" ] && [ "$(cat /proc/"$LEADER"/comm 2>/dev/null)" = systemd ]
 }
 cw_wait_until 30 find_leader || { echo "FAIL: setup: the container did not start:"; tail -20 "$WORK/console.log"; exit 1; }
-in_ct() { nsenter -t "$LEADER" -a "$@"; }
+in_ct() { nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 booted() {
     local s
     s=$(in_ct systemctl is-system-running 2>/dev/null) || true
@@ -107,20 +165,6 @@ booted() {
 cw_wait_until 90 booted || { echo "FAIL: setup: systemd did not finish booting:"; tail -20 "$WORK/console.log"; exit 1; }
 echo "# container booted (leader pid $LEADER)"
 
-# The test bed, inside the container: cwct-h1 <-> cwct-a0 in namespace cwct-a.
-in_ct ip netns add cwct-a
-in_ct ip link add cwct-h1 type veth peer name cwct-a0 netns cwct-a
-in_ct ip addr add 10.237.0.1/24 dev cwct-h1
-in_ct ip link set cwct-h1 up
-in_ct ip netns exec cwct-a ip addr add 10.237.0.2/24 dev cwct-a0
-in_ct ip netns exec cwct-a ip link set cwct-a0 up
-in_ct ip netns exec cwct-a ip link set lo up
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 prop() { in_ct systemctl show -P "$1" connwatchd; }
 journal_json() { in_ct journalctl -u connwatchd -o json --no-pager; }
 # has_entry MESSAGE_ID FIELD=VALUE...: an entry with that ID and those fields.
@@ -134,15 +178,17 @@ for line in sys.stdin:
         sys.exit(0)
 sys.exit(1)' "$@"
 }
+last_log() { in_ct journalctl -u connwatchd -u cwct-testbed --no-pager | tail -15; }
 
-case_start() {
-    in_ct systemctl start connwatchd || { WHY="systemctl start failed: $(in_ct journalctl -u connwatchd --no-pager | tail -5)"; return 1; }
-    [ "$(in_ct systemctl is-active connwatchd)" = active ] || { WHY="not active"; return 1; }
+case_boot() {
+    # Started at boot because the package enabled it; READY carries a STATUS.
+    cw_wait_until 20 eval '[ "$(in_ct systemctl is-active connwatchd)" = active ]' ||
+        { WHY="not active after boot: $(last_log)"; return 1; }
     local status; status=$(prop StatusText)
     [[ $status == watching\ cwct-h1* ]] || { WHY="StatusText='$status'"; return 1; }
     has_entry 3a4cfcd983604884a15c127a995372a4 || { WHY="no 'started' entry"; return 1; }
 }
-check "systemctl start: Type=notify reaches READY with a STATUS" case_start
+check "the service the package enabled starts at boot: Type=notify reaches READY with a STATUS" case_boot
 
 case_watchdog() {
     [ "$(prop WatchdogUSec)" = 3s ] || { WHY="WatchdogUSec=$(prop WatchdogUSec)"; return 1; }
@@ -174,18 +220,41 @@ case_events() {
         <<<"$(in_ct journalctl -u connwatchd MESSAGE_ID=6f4d3a22a208414a9454080c9c0630c9 --no-pager)" ||
         { WHY="journalctl MESSAGE_ID=... filter"; return 1; }
     grep -q "Subject: Port scan from 10.237.0.2" <<<"$(in_ct journalctl -x -u connwatchd --no-pager)" ||
-        { WHY="journalctl -x does not show the catalog entry"; return 1; }
+        { WHY="journalctl -x does not show the catalog entry (postinst's --update-catalog)"; return 1; }
 }
 check "events reach journald with their MESSAGE_ID and fields; the catalog explains them" case_events
 
+scanner_listed() { grep -qE '^10\.237\.0\.2/32 +scan ' <<<"$(in_ct connwatchctl list 2>&1)"; }
 case_ctl() {
-    local list; list=$(in_ct connwatchctl list) || { WHY="connwatchctl list failed"; return 1; }
-    echo "$list" | grep -qE '^10\.237\.0\.2/32 +scan ' || { WHY="list: $list"; return 1; }
+    scanner_listed || { WHY="root: list: $(in_ct connwatchctl list 2>&1)"; return 1; }
+    local out rc=0
+    out=$(in_ct setpriv --reuid=cwct-op --regid=cwct-op --init-groups connwatchctl list 2>&1) ||
+        { WHY="a member of group connwatch: $out"; return 1; }
+    grep -qE '^10\.237\.0\.2/32 +scan ' <<<"$out" || { WHY="group member's list: $out"; return 1; }
+    out=$(in_ct setpriv --reuid=cwct-other --regid=cwct-other --init-groups connwatchctl list 2>&1) || rc=$?
+    [ "$rc" -ne 0 ] || { WHY="a user outside group connwatch may use the control socket: $out"; return 1; }
 }
-check "connwatchctl list shows the scanner's block" case_ctl
+check "connwatchctl list shows the scanner's block, for root and group connwatch, not for others" case_ctl
+
+case_metrics() {
+    local out
+    # python3-minimal has no http.client: plain HTTP/1.0 over a socket.
+    out=$(in_ct python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 9467), timeout=5)
+s.sendall(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.decode())') ||
+        { WHY="GET /metrics failed"; return 1; }
+    grep -qE '^connwatch_new_connections_total\{interface="cwct-h1"\} [1-9]' <<<"$out" ||
+        { WHY="no connwatch_new_connections_total for cwct-h1"; return 1; }
+}
+check "the metrics endpoint answers on 127.0.0.1:9467 with the connection counter" case_metrics
 
 case_reload() {
-    in_ct systemctl reload connwatchd || { WHY="systemctl reload failed"; return 1; }
+    in_ct systemctl reload connwatchd || { WHY="systemctl reload failed: $(last_log)"; return 1; }
     cw_wait_until 5 has_entry 9ad18623f6374caf9edb6b41021f1e1c || { WHY="no 'reloaded' entry"; return 1; }
     sed 's/^threshold = .*/threshold = 0/' "$WORK/good.conf" >"$ROOT/etc/connwatch/connwatchd.conf"
     if in_ct systemctl reload connwatchd 2>/dev/null; then
@@ -198,13 +267,51 @@ case_reload() {
 }
 check "systemctl reload applies a good configuration and fails on a bad one, still running" case_reload
 
+case_upgrade() {
+    local pid_before pid_after out
+    pid_before=$(prop MainPID)
+    out=$(in_ct apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        /var/tmp/cwct/new.deb 2>&1) || { WHY="apt-get install (upgrade): $(tail -5 <<<"$out")"; return 1; }
+    [ "$(in_ct dpkg-query -W -f='${Version}' connwatch)" = "$VERSION" ] || { WHY="version not $VERSION"; return 1; }
+    cmp -s "$WORK/good.conf" "$ROOT/etc/connwatch/connwatchd.conf" || { WHY="the edited conffile was replaced"; return 1; }
+    [ -f "$ROOT/etc/connwatch/connwatchd.conf.dpkg-dist" ] || { WHY="no .dpkg-dist with the new default"; return 1; }
+    cw_wait_until 20 eval '[ "$(in_ct systemctl is-active connwatchd)" = active ]' ||
+        { WHY="not active after the upgrade: $(last_log)"; return 1; }
+    pid_after=$(prop MainPID)
+    [ "$pid_after" != "$pid_before" ] || { WHY="not restarted by the upgrade (MainPID $pid_before)"; return 1; }
+    scanner_listed || { WHY="the scanner's block was lost: $(in_ct connwatchctl list 2>&1)"; return 1; }
+}
+check "an upgrade keeps the edited conffile, restarts the daemon and keeps every block" case_upgrade
+
+xdp_on_veth() { grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)"; }
 case_stop() {
     in_ct systemctl stop connwatchd || { WHY="stop failed"; return 1; }
     [ "$(in_ct systemctl is-active connwatchd)" = inactive ] || { WHY="not inactive"; return 1; }
-    grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)" && { WHY="XDP still attached"; return 1; }
-    return 0
+    ! xdp_on_veth || { WHY="XDP still attached"; return 1; }
+    in_ct test -d /sys/fs/bpf/connwatch || { WHY="no pinned blocklists in /sys/fs/bpf/connwatch after stop"; return 1; }
 }
-check "systemctl stop detaches" case_stop
+check "systemctl stop detaches (the blocklists stay pinned)" case_stop
+
+case_purge() {
+    # Removal of a running service: prerm stops it.
+    in_ct systemctl start connwatchd || { WHY="start before purge failed: $(last_log)"; return 1; }
+    xdp_on_veth || { WHY="XDP not attached before purge"; return 1; }
+    # The test's own drop-in would otherwise be the one file left.
+    rm -rf "$ROOT/etc/systemd/system/connwatchd.service.d"
+    local out left
+    out=$(in_ct apt-get purge -y -q connwatch 2>&1) || { WHY="apt-get purge: $(tail -5 <<<"$out")"; return 1; }
+    [ -z "$(in_ct pgrep -x connwatchd)" ] || { WHY="connwatchd still runs"; return 1; }
+    ! xdp_on_veth || { WHY="XDP still attached after purge"; return 1; }
+    in_ct dpkg-query -W -f='${db:Status-Status}' connwatch 2>/dev/null | grep -qx installed &&
+        { WHY="still installed"; return 1; }
+    left=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /tmp -o -path /var/log \
+        -o -path /var/cache/apt -o -path /var/tmp/cwct \) -prune -o -name '*connwatch*' -print)
+    left+=$(in_ct find /run /sys/fs/bpf -name '*connwatch*' 2>/dev/null)
+    [ -z "$left" ] || { WHY="left behind: $(tr '\n' ' ' <<<"$left")"; return 1; }
+    in_ct getent group connwatch >/dev/null || { WHY="the connwatch group was removed (it is kept by design)"; return 1; }
+    [ "$(in_ct systemctl is-enabled connwatchd 2>&1)" != enabled ] || { WHY="still enabled"; return 1; }
+}
+check "apt-get purge stops the running service and leaves nothing behind but the group" case_purge
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# The .rpm, as far as this machine can take it: no RPM distribution's archive is
+# reachable, so it is installed with `rpm --root` into a scratch root (a Debian 12
+# rootfs, for its /bin/sh and systemd tools) with --nodeps, its scriptlets running
+# chrooted there. Checked: every file lands, `rpm -V` is clean, %post makes the
+# group and follows the distribution's presets (Fedora's "disable *" policy: not
+# enabled), and `rpm -e` keeps an edited configuration as .rpmsave and removes the
+# rest but the group. Not checked here: its dependencies resolving in a real RPM
+# distribution, and the service running there (docs/PACKAGING.md).
+#
+# Usage: rpm_test.sh BUILD_DIR   (root, after `make package`; ctest label "package")
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+    echo "usage: $0 BUILD_DIR (with the .rpm built: make package)" >&2
+    exit 2
+fi
+BUILD=$(realpath "$1")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
+source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
+source "$HERE/../lib/rootfs.sh"
+
+cw_require_root
+command -v rpm >/dev/null || { echo "FAIL: setup: rpm is not installed (make deps)"; exit 1; }
+shopt -s nullglob
+rpms=("$BUILD"/connwatch-*.rpm)
+shopt -u nullglob
+if [ ${#rpms[@]} -ne 1 ]; then
+    echo "FAIL: setup: want exactly one connwatch-*.rpm in $BUILD, found ${#rpms[@]}: run 'make package'"
+    exit 1
+fi
+RPM=${rpms[0]}
+if [ -x "$BUILD/connwatchd" ] && [ "$BUILD/connwatchd" -nt "$RPM" ]; then
+    echo "FAIL: setup: $RPM is older than $BUILD/connwatchd: run 'make package'"
+    exit 1
+fi
+
+# The same rootfs as the .deb's test (one cached tarball).
+cw_rootfs_tarball systemd,systemd-sysv,dbus,iproute2,python3-minimal,nmap,procps
+WORK=$(mktemp -d /var/tmp/cwrpm.XXXXXX)
+ROOT=$WORK/root
+cw_install_traps
+cw_on_cleanup "rm -rf $WORK"
+cw_rootfs_unpack "$ROOT"
+# Fedora's and RHEL's policy: services are not enabled on install unless a preset
+# says so.
+mkdir -p "$ROOT/etc/systemd/system-preset"
+echo 'disable *' >"$ROOT/etc/systemd/system-preset/99-default-disable.preset"
+in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+PASSED=0 FAILED=0 WHY=
+check() {
+    WHY=
+    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
+}
+
+case_install() {
+    local out f
+    out=$(rpm --root "$ROOT" --initdb 2>&1 && rpm --root "$ROOT" -i --nodeps "$RPM" 2>&1) ||
+        { WHY="rpm -i: $out"; return 1; }
+    for f in $(rpm -qpl "$RPM" 2>/dev/null); do
+        [ -e "$ROOT$f" ] || { WHY="$f missing"; return 1; }
+    done
+    # --nodeps: the scratch root's rpm database knows none of the libraries.
+    out=$(rpm --root "$ROOT" -V --nodeps connwatch 2>&1) || { WHY="rpm -V: $out"; return 1; }
+    in_root getent group connwatch >/dev/null || { WHY="%post made no connwatch group"; return 1; }
+    [ "$(in_root systemctl is-enabled connwatchd 2>&1)" = disabled ] ||
+        { WHY="enabled against a 'disable *' preset: $(in_root systemctl is-enabled connwatchd 2>&1)"; return 1; }
+}
+check "rpm -i: every file lands, rpm -V is clean, the group is made, presets are followed" case_install
+
+case_erase() {
+    local out
+    echo "threshold = 7" >>"$ROOT/etc/connwatch/connwatchd.conf"
+    mkdir -p "$ROOT/run/connwatch" # what the service leaves while it runs
+    out=$(rpm --root "$ROOT" -e connwatch 2>&1) || { WHY="rpm -e: $out"; return 1; }
+    grep -q '^threshold = 7$' "$ROOT/etc/connwatch/connwatchd.conf.rpmsave" 2>/dev/null ||
+        { WHY="the edited configuration was not kept as .rpmsave"; return 1; }
+    [ ! -e "$ROOT/usr/sbin/connwatchd" ] && [ ! -e "$ROOT/usr/lib/systemd/system/connwatchd.service" ] ||
+        { WHY="files left"; return 1; }
+    [ ! -e "$ROOT/run/connwatch" ] || { WHY="/run/connwatch left"; return 1; }
+    in_root getent group connwatch >/dev/null || { WHY="the group was removed (kept by design)"; return 1; }
+}
+check "rpm -e keeps the edited configuration as .rpmsave and removes the rest but the group" case_erase
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
