@@ -114,6 +114,9 @@ ControlServer::ControlServer(const std::string& path, const std::string& group, 
         if (const struct group* g = getgrnam(group.c_str())) {
             gid_ = g->gr_gid;
             have_group_ = true;
+        } else {
+            warning_ = "Group '" + group + "' does not exist: only root may use the control socket " +
+                       path + " (create it with 'groupadd --system " + group + "')";
         }
     }
     sockaddr_un addr{};
@@ -142,8 +145,14 @@ ControlServer::ControlServer(const std::string& path, const std::string& group, 
     umask(old);
     if (rc != 0)
         throw Error("Failed to create the control socket " + path + ": " + std::strerror(errno));
-    if (have_group_ && chown(path.c_str(), 0, gid_) != 0)
+    if (have_group_ && chown(path.c_str(), static_cast<uid_t>(-1), gid_) != 0) {
+        // Without CAP_CHOWN the owner may only hand a file to a group it is a
+        // member of: the unit has SupplementaryGroups=connwatch for this.
+        warning_ = "Cannot give the control socket " + path + " to group '" + group +
+                   "': " + std::strerror(errno) + "; only root may use it (the daemon needs " +
+                   "CAP_CHOWN or membership of the group: SupplementaryGroups=" + group + ")";
         have_group_ = false;
+    }
     chmod(path.c_str(), have_group_ ? 0660 : 0600);
     if (listen(listen_.get(), 16) != 0)
         throw Error(std::string("listen on the control socket: ") + std::strerror(errno));

@@ -67,6 +67,9 @@ public:
     int fd() const { return epoll_.get(); } // readable when there is work
     void process();                          // does the work; never throws
     const std::string& path() const { return path_; }
+    // Why the group cannot use the socket (no such group, or the chown was
+    // refused), for the daemon to log; empty when it can or none was asked for.
+    const std::string& warning() const { return warning_; }
 
 private:
     struct Client {
@@ -85,6 +88,7 @@ private:
     std::string path_;
     gid_t gid_ = 0;
     bool have_group_ = false;
+    std::string warning_;
     Handler handler_;
     UniqueFd listen_, epoll_;
     std::map<int, Client> clients_;

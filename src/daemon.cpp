@@ -124,6 +124,7 @@ private:
     std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
     std::vector<Cidr> runtime_allow_;  // connwatchctl allow
     bool state_dirty_ = false;
+    std::string own_prefixes_error_; // the last getifaddrs failure said, to say it once
 };
 
 std::string state_file(const Options& o)
@@ -187,9 +188,15 @@ void Daemon::apply_allowlist()
 {
     auto want = opts_.allow;
     want.insert(want.end(), runtime_allow_.begin(), runtime_allow_.end());
-    if (opts_.allow_own_addresses)
-        for (auto& c : own_prefixes())
+    if (opts_.allow_own_addresses) {
+        std::string why;
+        for (auto& c : own_prefixes(&why))
             want.push_back(c);
+        // Said once, not at every pass: a sandbox without AF_NETLINK fails the same way each time.
+        if (!why.empty() && why != own_prefixes_error_)
+            sink_->warning(why);
+        own_prefixes_error_ = why;
+    }
     std::set<Cidr> wanted(want.begin(), want.end());
     for (const auto& c : prog_->allow_list())
         if (!wanted.count(c))
@@ -339,6 +346,8 @@ void Daemon::start()
         control_ = std::make_unique<ControlServer>(
             opts_.control_socket, opts_.control_group,
             [this](const Request& r, const Peer& p) { return handle(r, p); });
+    if (control_ && !control_->warning().empty())
+        sink_->warning(control_->warning());
 
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
@@ -784,10 +793,12 @@ int Daemon::run()
 
 std::string default_route_interface()
 {
-    // /proc/net/route: the IPv4 routing table; Destination 00000000 with mask
-    // 00000000 is the default route. (Routes, not connections: nothing here
-    // reads connection state from /proc.)
-    std::ifstream in("/proc/net/route");
+    // The IPv4 routing table; Destination 00000000 with mask 00000000 is the
+    // default route. (Routes, not connections: nothing here reads connection
+    // state from /proc.) Read through /proc/self: the unit's ProcSubset=pid
+    // hides /proc/net, a symlink to self/net, but not the process's own
+    // directory; the content is the same (this process's network namespace).
+    std::ifstream in("/proc/self/net/route");
     std::string line;
     std::getline(in, line); // header
     while (std::getline(in, line)) {
@@ -800,12 +811,17 @@ std::string default_route_interface()
     return "";
 }
 
-std::vector<Cidr> own_prefixes()
+std::vector<Cidr> own_prefixes(std::string* error)
 {
     std::vector<Cidr> out{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
     ifaddrs* ifa = nullptr;
-    if (getifaddrs(&ifa) != 0)
+    if (getifaddrs(&ifa) != 0) {
+        if (error)
+            *error = std::string("Cannot list this host's addresses (getifaddrs: ") +
+                     std::strerror(errno) + "): only loopback is protected from blocking " +
+                     "(a sandbox without AF_NETLINK does this)";
         return out;
+    }
     for (auto* p = ifa; p; p = p->ifa_next) {
         if (!p->ifa_addr)
             continue;

@@ -14,7 +14,8 @@ int run_connwatchd(int argc, const char* const* argv);
 std::string default_route_interface();
 
 // Prefixes never blocked automatically besides the configured ones: loopback and
-// every address of this host.
-std::vector<Cidr> own_prefixes();
+// every address of this host. When the host's addresses cannot be listed, only
+// loopback, and *error (if given) says why.
+std::vector<Cidr> own_prefixes(std::string* error = nullptr);
 
 } // namespace connwatch

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "control.h"
@@ -97,4 +103,53 @@ TEST(ControlProtocol, RejectsOversizedRequests)
     std::string big = R"({"command":"block","prefix":"1.2.3.4","reason":")" +
                       std::string(kMaxRequestBytes, 'x') + "\"}";
     EXPECT_NE(err(big).find("request too large"), std::string::npos);
+}
+
+namespace {
+
+// A scratch directory for a control socket, removed afterwards.
+struct SocketDir {
+    std::string dir;
+    SocketDir()
+    {
+        char tmpl[] = "/tmp/cw-control-test.XXXXXX";
+        const char* d = mkdtemp(tmpl);
+        dir = d ? d : "";
+    }
+    ~SocketDir() { std::filesystem::remove_all(dir); }
+    std::string sock() const { return dir + "/control.sock"; }
+};
+
+unsigned mode_of(const std::string& path)
+{
+    struct stat st{};
+    return stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+nlohmann::json no_handler(const Request&, const Peer&) { return {}; }
+
+} // namespace
+
+TEST(ControlServer, HandsTheSocketToAGroupItBelongsTo)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    const struct group* g = getgrgid(getegid()); // its own group: no CAP_CHOWN needed
+    ASSERT_NE(g, nullptr);
+    ControlServer server(d.sock(), g->gr_name, no_handler);
+    EXPECT_EQ(server.warning(), "");
+    EXPECT_EQ(mode_of(d.sock()), 0660u);
+    struct stat st{};
+    ASSERT_EQ(stat(d.sock().c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, getegid());
+}
+
+TEST(ControlServer, SaysWhenTheGroupDoesNotExist)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    ControlServer server(d.sock(), "cw-no-such-group", no_handler);
+    EXPECT_NE(server.warning().find("Group 'cw-no-such-group' does not exist"), std::string::npos)
+        << server.warning();
+    EXPECT_EQ(mode_of(d.sock()), 0600u); // only its owner (root, in production)
 }
