@@ -190,6 +190,35 @@ case_boot() {
 }
 check "the service the package enabled starts at boot: Type=notify reaches READY with a STATUS" case_boot
 
+case_hardening() {
+    # The sandbox of docs/HARDENING.md is in force, not only written down.
+    local out
+    out=$(in_ct systemd-analyze verify --man=no connwatchd.service 2>&1) || { WHY="verify: $out"; return 1; }
+    [ -z "$out" ] || { WHY="verify: $out"; return 1; }
+    [ "$(prop CapabilityBoundingSet)" = "cap_net_admin cap_perfmon cap_bpf" ] ||
+        { WHY="CapabilityBoundingSet=$(prop CapabilityBoundingSet)"; return 1; }
+    [ -z "$(prop AmbientCapabilities)" ] || { WHY="AmbientCapabilities=$(prop AmbientCapabilities)"; return 1; }
+    [ "$(prop NoNewPrivileges)" = yes ] && [ "$(prop ProtectSystem)" = strict ] &&
+        [ "$(prop ProcSubset)" = pid ] && [ "$(prop SupplementaryGroups)" = connwatch ] ||
+        { WHY="NoNewPrivileges, ProtectSystem, ProcSubset or SupplementaryGroups"; return 1; }
+    [ "$(prop RestrictAddressFamilies)" = "AF_INET AF_INET6 AF_NETLINK AF_UNIX" ] ||
+        { WHY="RestrictAddressFamilies=$(prop RestrictAddressFamilies)"; return 1; }
+    # The running process has exactly those three: bits 12 (NET_ADMIN), 38 (PERFMON), 39 (BPF).
+    grep -q '^CapEff:.*000000c000001000$' <<<"$(in_ct cat "/proc/$(prop MainPID)/status")" ||
+        { WHY="CapEff: $(grep CapEff <<<"$(in_ct cat "/proc/$(prop MainPID)/status")")"; return 1; }
+    # The exposure score is 2.0 (the threshold is in tenths): anything looser fails.
+    out=$(in_ct systemd-analyze security --threshold=20 connwatchd 2>&1) ||
+        { WHY="exposure above 2.0: $(tail -1 <<<"$out")"; return 1; }
+    # What the sandbox must still allow: the group's socket, pins through ReadWritePaths.
+    [ "$(in_ct stat -c '%a %G' /run/connwatch/control.sock)" = "660 connwatch" ] ||
+        { WHY="control socket: $(in_ct stat -c '%a %U:%G' /run/connwatch/control.sock)"; return 1; }
+    [ -e "$WORK/bpffs/connwatch/block_addr" ] || { WHY="blocklist not pinned (bpffs read-only?)"; return 1; }
+    # Nothing the sandbox broke quietly (the own-address list, the socket's group, ...).
+    out=$(in_ct journalctl -u connwatchd -p warning -q --no-pager _COMM=connwatchd)
+    [ -z "$out" ] || { WHY="connwatchd warned: $(tail -3 <<<"$out")"; return 1; }
+}
+check "the unit's sandbox is in force: three capabilities, exposure <= 2.0, verify clean, no warnings" case_hardening
+
 case_watchdog() {
     [ "$(prop WatchdogUSec)" = 3s ] || { WHY="WatchdogUSec=$(prop WatchdogUSec)"; return 1; }
     # Survives over time: 3 watchdog periods, polled.
@@ -266,6 +295,22 @@ case_reload() {
     has_entry dfcffc22fa2549078cc940e2eacc4394 || { WHY="no error entry for the failed reload"; return 1; }
 }
 check "systemctl reload applies a good configuration and fails on a bad one, still running" case_reload
+
+case_default_route() {
+    # No interface configured: the default route's. Under ProcSubset=pid the routing
+    # table is read through /proc/self/net (/proc/net is hidden).
+    in_ct ip route add default via 10.237.0.2 dev cwct-h1 || { WHY="ip route add"; return 1; }
+    grep -v '^interface = ' "$WORK/good.conf" >"$ROOT/etc/connwatch/connwatchd.conf"
+    local ok=1 status
+    in_ct systemctl restart connwatchd || { ok=0; WHY="restart without an interface: $(last_log)"; }
+    status=$(prop StatusText)
+    [ "$ok" = 0 ] || [[ $status == watching\ cwct-h1* ]] || { ok=0; WHY="StatusText='$status'"; }
+    cp "$WORK/good.conf" "$ROOT/etc/connwatch/connwatchd.conf"
+    in_ct ip route del default || true
+    in_ct systemctl restart connwatchd || { WHY="restart with the test's configuration: $(last_log)"; return 1; }
+    [ "$ok" = 1 ]
+}
+check "with no interface configured it watches the default route's, inside the sandbox" case_default_route
 
 case_upgrade() {
     local pid_before pid_after out
