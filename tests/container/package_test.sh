@@ -85,7 +85,7 @@ case_install() {
         { WHY="apt-get install: $(tail -5 "$WORK/apt.log")"; return 1; }
     local dep
     for dep in libbpf1 libprometheus-cpp-pull1.0 libsystemd0; do
-        in_root dpkg-query -W -f='${db:Status-Status}' "$dep" | grep -qx installed ||
+        [ "$(in_root dpkg-query -W -f='${db:Status-Status}' "$dep")" = installed ] ||
             { WHY="dependency $dep not installed"; return 1; }
     done
     grep -q "not found" <<<"$(in_root ldd /usr/sbin/connwatchd /usr/bin/connwatchctl)" &&
@@ -347,7 +347,7 @@ case_purge() {
     out=$(in_ct apt-get purge -y -q connwatch 2>&1) || { WHY="apt-get purge: $(tail -5 <<<"$out")"; return 1; }
     [ -z "$(in_ct pgrep -x connwatchd)" ] || { WHY="connwatchd still runs"; return 1; }
     ! xdp_on_veth || { WHY="XDP still attached after purge"; return 1; }
-    in_ct dpkg-query -W -f='${db:Status-Status}' connwatch 2>/dev/null | grep -qx installed &&
+    [ "$(in_ct dpkg-query -W -f='${db:Status-Status}' connwatch 2>/dev/null)" != installed ] ||
         { WHY="still installed"; return 1; }
     left=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /tmp -o -path /var/log \
         -o -path /var/cache/apt -o -path /var/tmp/cwct \) -prune -o -name '*connwatch*' -print)
