@@ -5,8 +5,9 @@
 # rootfs, for its /bin/sh and systemd tools) with --nodeps, its scriptlets running
 # chrooted there. Checked: every file lands, `rpm -V` is clean, %post makes the
 # group and follows the distribution's presets (Fedora's "disable *" policy: not
-# enabled), and `rpm -e` keeps an edited configuration as .rpmsave and removes the
-# rest but the group. Not checked here: its dependencies resolving in a real RPM
+# enabled), an upgrade to the next release (the same build, release 2, made with cpack
+# here) keeps an edited configuration, the enablement and the runtime directory, and
+# `rpm -e` keeps an edited configuration as .rpmsave and removes the rest but the group. Not checked here: its dependencies resolving in a real RPM
 # distribution, and the service running there (docs/PACKAGING.md).
 #
 # Usage: rpm_test.sh BUILD_DIR   (root, after `make package`; ctest label "package")
@@ -72,16 +73,33 @@ case_install() {
 }
 check "rpm -i: every file lands, rpm -V is clean, the group is made, presets are followed" case_install
 
+case_upgrade() {
+    local out next
+    out=$(cpack --config "$BUILD/CPackConfig.cmake" -G RPM -D CPACK_RPM_PACKAGE_RELEASE=2 \
+        -B "$WORK/next" 2>&1) || { WHY="cpack (release 2): $(tail -3 <<<"$out")"; return 1; }
+    next=$(echo "$WORK"/next/connwatch-*-2.*.rpm)
+    [ -f "$next" ] || { WHY="no release-2 rpm"; return 1; }
+    in_root systemctl enable connwatchd >/dev/null 2>&1 || { WHY="systemctl enable"; return 1; }
+    echo "threshold = 5" >>"$ROOT/etc/connwatch/connwatchd.conf"
+    mkdir -p "$ROOT/run/connwatch" # what the service has while it runs
+    out=$(rpm --root "$ROOT" -U --nodeps "$next" 2>&1) || { WHY="rpm -U: $out"; return 1; }
+    [ "$(rpm --root "$ROOT" -q --qf '%{RELEASE}' connwatch)" = 2 ] || { WHY="not release 2"; return 1; }
+    grep -q '^threshold = 5$' "$ROOT/etc/connwatch/connwatchd.conf" || { WHY="the edited configuration was replaced"; return 1; }
+    [ "$(in_root systemctl is-enabled connwatchd 2>&1)" = enabled ] || { WHY="disabled by the upgrade"; return 1; }
+    [ -d "$ROOT/run/connwatch" ] || { WHY="the upgrade removed /run/connwatch (erase-only work)"; return 1; }
+}
+check "rpm -U to the next release keeps the edited configuration, the enablement, the runtime directory" case_upgrade
+
 case_erase() {
     local out
     echo "threshold = 7" >>"$ROOT/etc/connwatch/connwatchd.conf"
-    mkdir -p "$ROOT/run/connwatch" # what the service leaves while it runs
     out=$(rpm --root "$ROOT" -e connwatch 2>&1) || { WHY="rpm -e: $out"; return 1; }
     grep -q '^threshold = 7$' "$ROOT/etc/connwatch/connwatchd.conf.rpmsave" 2>/dev/null ||
         { WHY="the edited configuration was not kept as .rpmsave"; return 1; }
     [ ! -e "$ROOT/usr/sbin/connwatchd" ] && [ ! -e "$ROOT/usr/lib/systemd/system/connwatchd.service" ] ||
         { WHY="files left"; return 1; }
     [ ! -e "$ROOT/run/connwatch" ] || { WHY="/run/connwatch left"; return 1; }
+    [ "$(in_root systemctl is-enabled connwatchd 2>&1)" != enabled ] || { WHY="still enabled"; return 1; }
     in_root getent group connwatch >/dev/null || { WHY="the group was removed (kept by design)"; return 1; }
 }
 check "rpm -e keeps the edited configuration as .rpmsave and removes the rest but the group" case_erase
