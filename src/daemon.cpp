@@ -336,6 +336,18 @@ ListSizes Daemon::list_sizes() const
 
 void Daemon::start()
 {
+    // Signals through signalfd: handled in the loop like any other input. Blocked
+    // before anything starts a thread (the metrics endpoint runs civetweb threads,
+    // which inherit the mask): a thread with them unblocked would take SIGTERM or
+    // SIGHUP with the default action and end the whole process, unreported.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr))
+        throw Error(std::string("sigprocmask: ") + std::strerror(errno));
+
     check_environment();
     auto interfaces = resolve_interfaces(opts_);
 
@@ -368,14 +380,6 @@ void Daemon::start()
 
     reader_ = std::make_unique<EventReader>(*prog_, [this](const cw_event& ev) { on_event(ev); });
 
-    // Signals through signalfd: handled in the loop like any other input.
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &mask, nullptr))
-        throw Error(std::string("sigprocmask: ") + std::strerror(errno));
     signal_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
     timer_ = UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));

@@ -137,6 +137,19 @@ case_in_use() {
 }
 check "a port in use is a clear start-up error" case_in_use
 
+case_signals() {
+    # With the endpoint's threads running, SIGHUP reloads and SIGTERM ends the daemon
+    # through its own loop (a thread that had them unblocked used to take them with
+    # the default action: SIGHUP killed the daemon, SIGTERM skipped the shutdown).
+    kill -HUP "$DPID"
+    cw_wait_for_line "$WORK/err" "Reloaded" 10 "$DPID" || { WHY="SIGHUP: no 'Reloaded' line; alive: $(cw_pid_alive "$DPID" && echo yes || echo no)"; return 1; }
+    kill -TERM "$DPID"
+    cw_wait_exit "$DPID" 10 || { WHY="SIGTERM: still running after 10 s"; return 1; }
+    [ "$CW_EXIT_STATUS" = 0 ] || { WHY="SIGTERM: exit status $CW_EXIT_STATUS (143: killed by the signal)"; return 1; }
+    grep -q "received Terminated" "$WORK/err" || { WHY="SIGTERM: no 'received Terminated' line"; return 1; }
+}
+check "with metrics on, SIGHUP reloads and SIGTERM shuts down cleanly (exit 0)" case_signals
+
 case_disabled() {
     cw_kill "$DPID" 10
     cw_isolation "$BIN" "$WORK" cwmt-metrics
