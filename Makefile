@@ -10,7 +10,7 @@
 #   make run [IFACE=eth1]  deps, build, run connwatchd in the foreground
 #   make package         the .deb and the .rpm (CPack), in $(BUILD)
 #   make package-test    package, then only the package tests (lint, apt in a booted
-#                        Debian container, rpm --root)
+#                        Debian container, rpm --root, the Dockerfile under podman)
 #   make demo            deps, build, a narrated scan-and-block on throwaway namespaces
 #   make clean           remove $(BUILD)
 
@@ -24,11 +24,14 @@ CTEST_ARGS ?=
 # integration tests; mandoc: the man page check; systemd: journalctl for the
 # catalog check; debootstrap, systemd-container: the test under real systemd;
 # prometheus: promtool, for the metrics checks; rpm: CPack's .rpm; lintian, rpmlint:
-# the package checks).
+# the package checks; podman, runc, containernetworking-plugins: the container image
+# test — runc named because podman would otherwise pull in crun, which refuses this
+# machine's hybrid cgroups).
 DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
-        debootstrap systemd-container prometheus rpm lintian rpmlint
+        debootstrap systemd-container prometheus rpm lintian rpmlint \
+        podman runc containernetworking-plugins
 
 .PHONY: all build deps package test test-unit package-test run demo clean require-root
 .DEFAULT_GOAL := build
