@@ -15,6 +15,8 @@ if [ $# -ne 2 ]; then
 fi
 BUILD=$(realpath "$1")
 SRC=$(realpath "$2")
+# shellcheck source=../lib/check.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 for tool in lintian rpmlint rpm dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
 done
@@ -33,12 +35,6 @@ for p in "$DEB" "$RPM"; do
         exit 1
     fi
 done
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 
 case_lintian() {
     local out

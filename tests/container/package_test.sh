@@ -21,6 +21,8 @@ BUILD=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
 source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+source "$HERE/../lib/check.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
 source "$HERE/../lib/rootfs.sh"
 
@@ -56,12 +58,6 @@ NSPAWN=
 cw_install_traps
 cw_on_cleanup "rm -rf $WORK"
 cw_rootfs_unpack "$ROOT"
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 
 # "The previous build": this package with a lower version and a different default
 # configuration, so that the upgrade below must keep an edited conffile whose

@@ -21,6 +21,8 @@ BUILD=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
 source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+source "$HERE/../lib/check.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
 source "$HERE/../lib/rootfs.sh"
 
@@ -51,12 +53,6 @@ cw_rootfs_unpack "$ROOT"
 mkdir -p "$ROOT/etc/systemd/system-preset"
 echo 'disable *' >"$ROOT/etc/systemd/system-preset/99-default-disable.preset"
 in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 
 case_install() {
     local out f

@@ -18,6 +18,8 @@ BIN=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
 source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+source "$HERE/../lib/check.sh"
 
 cw_require_root
 for tool in ip nmap flock timeout promtool; do
@@ -70,11 +72,6 @@ else:
     print("none")' "$1"
 }
 
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 conn_lines() { cw_count_lines "$WORK/out" "New connection: $(cw_regex_escape $A):"; }
 
 case_connections() {

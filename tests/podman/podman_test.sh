@@ -41,6 +41,8 @@ fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
 source "$HERE/../lib/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+source "$HERE/../lib/check.sh"
 
 cw_require_root
 for tool in podman runc debootstrap ip nmap tar md5sum; do
@@ -201,12 +203,6 @@ fi
 BUILD_SECS=$(secs_since "$t0")
 mb() { echo $(($(pm image inspect -f '{{.Size}}' "$1") / 1000000)); }
 echo "# image built in $BUILD_SECS s; build stage $(mb "$BUILD_IMAGE") MB, runtime image $(mb "$IMAGE") MB, base $(mb "$BASE_IMAGE") MB"
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    WHY=
-    if "$2"; then echo "PASS: $1"; PASSED=$((PASSED + 1)); else echo "FAIL: $1: $WHY"; FAILED=$((FAILED + 1)); fi
-}
 
 case_image_contents() {
     local ep out
