@@ -15,26 +15,16 @@ if [ $# -ne 2 ]; then
 fi
 BUILD=$(realpath "$1")
 SRC=$(realpath "$2")
+LIB=$(dirname "${BASH_SOURCE[0]}")/../lib
 # shellcheck source=../lib/check.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
+source "$LIB/check.sh"
+# shellcheck source=../lib/packages.sh
+source "$LIB/packages.sh"
 for tool in lintian rpmlint rpm dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
 done
-shopt -s nullglob
-debs=("$BUILD"/connwatch_*.deb)
-rpms=("$BUILD"/connwatch-*.rpm)
-shopt -u nullglob
-if [ ${#debs[@]} -ne 1 ] || [ ${#rpms[@]} -ne 1 ]; then
-    echo "FAIL: setup: want one .deb and one .rpm in $BUILD (found ${#debs[@]}, ${#rpms[@]}): run 'make package'"
-    exit 1
-fi
-DEB=${debs[0]} RPM=${rpms[0]}
-for p in "$DEB" "$RPM"; do
-    if [ -x "$BUILD/connwatchd" ] && [ "$BUILD/connwatchd" -nt "$p" ]; then
-        echo "FAIL: setup: $p is older than $BUILD/connwatchd: run 'make package'"
-        exit 1
-    fi
-done
+DEB=$(cw_built_package "$BUILD" 'connwatch_*.deb' 2>&1) || { echo "$DEB"; exit 1; }
+RPM=$(cw_built_package "$BUILD" 'connwatch-*.rpm' 2>&1) || { echo "$RPM"; exit 1; }
 
 case_lintian() {
     local out

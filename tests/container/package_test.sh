@@ -23,25 +23,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib/check.sh
 source "$HERE/../lib/check.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
-source "$HERE/../lib/rootfs.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/packages.sh
+source "$HERE/../lib/packages.sh"
 
 cw_require_root
 for tool in systemd-nspawn nsenter tar dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
 done
-shopt -s nullglob
-debs=("$BUILD"/connwatch_*.deb)
-shopt -u nullglob
-if [ ${#debs[@]} -ne 1 ]; then
-    echo "FAIL: setup: want exactly one connwatch_*.deb in $BUILD, found ${#debs[@]}: run 'make package'"
-    exit 1
-fi
-DEB=${debs[0]}
-if [ -x "$BUILD/connwatchd" ] && [ "$BUILD/connwatchd" -nt "$DEB" ]; then
-    echo "FAIL: setup: $DEB is older than $BUILD/connwatchd: run 'make package'"
-    exit 1
-fi
+DEB=$(cw_built_package "$BUILD" 'connwatch_*.deb' 2>&1) || { echo "$DEB"; exit 1; }
 VERSION=$(dpkg-deb -f "$DEB" Version)
 if ! cw_lock /tmp/cwct-container.lock 600; then
     echo "FAIL: setup: another run held /tmp/cwct-container.lock for 600 s"

@@ -23,23 +23,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib/check.sh
 source "$HERE/../lib/check.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/rootfs.sh
-source "$HERE/../lib/rootfs.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/packages.sh
+source "$HERE/../lib/packages.sh"
 
 cw_require_root
 command -v rpm >/dev/null || { echo "FAIL: setup: rpm is not installed (make deps)"; exit 1; }
-shopt -s nullglob
-rpms=("$BUILD"/connwatch-*.rpm)
-shopt -u nullglob
-if [ ${#rpms[@]} -ne 1 ]; then
-    echo "FAIL: setup: want exactly one connwatch-*.rpm in $BUILD, found ${#rpms[@]}: run 'make package'"
-    exit 1
-fi
-RPM=${rpms[0]}
-if [ -x "$BUILD/connwatchd" ] && [ "$BUILD/connwatchd" -nt "$RPM" ]; then
-    echo "FAIL: setup: $RPM is older than $BUILD/connwatchd: run 'make package'"
-    exit 1
-fi
+RPM=$(cw_built_package "$BUILD" 'connwatch-*.rpm' 2>&1) || { echo "$RPM"; exit 1; }
 
 # The same rootfs as the .deb's test (one cached tarball).
 cw_rootfs_tarball systemd,systemd-sysv,dbus,iproute2,python3-minimal,nmap,procps

@@ -1,9 +1,29 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
-# A Debian 12 root file system for the container and package tests: built once with
-# debootstrap (needs Debian's archive, ~1-2 min) and cached as a tarball, keyed by
-# its package list, in $CW_CACHE (default /var/cache/connwatch-test). Source after
-# tests/lib/netns.sh.
+# For the package tests: the packages under test, and a Debian 12 root file system
+# to install them in, built once with debootstrap (needs Debian's archive, ~1-2 min)
+# and cached as a tarball, keyed by its package list, in $CW_CACHE (default
+# /var/cache/connwatch-test).
+
+# cw_built_package BUILD_DIR GLOB: prints the one package matching GLOB in BUILD_DIR
+# (e.g. 'connwatch_*.deb'); fails saying what to do when there is none, more than
+# one, or one older than the build's connwatchd (a stale package would be tested).
+cw_built_package() {
+    local build=$1 glob=$2 found
+    shopt -s nullglob
+    # shellcheck disable=SC2206 # the glob is meant to expand
+    found=("$build"/$glob)
+    shopt -u nullglob
+    if [ ${#found[@]} -ne 1 ]; then
+        echo "FAIL: setup: want exactly one $glob in $build, found ${#found[@]}: run 'make package'" >&2
+        return 1
+    fi
+    if [ -x "$build/connwatchd" ] && [ "$build/connwatchd" -nt "${found[0]}" ]; then
+        echo "FAIL: setup: ${found[0]} is older than $build/connwatchd: run 'make package'" >&2
+        return 1
+    fi
+    echo "${found[0]}"
+}
 
 CW_CACHE=${CW_CACHE:-/var/cache/connwatch-test}
 
