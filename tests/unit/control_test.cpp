@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <grp.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,4 +153,38 @@ TEST(ControlServer, SaysWhenTheGroupDoesNotExist)
     EXPECT_NE(server.warning().find("Group 'cw-no-such-group' does not exist"), std::string::npos)
         << server.warning();
     EXPECT_EQ(mode_of(d.sock()), 0600u); // only its owner (root, in production)
+}
+
+// Constructs a server whose group this process is not a member of (root's group,
+// as a user): the chown is refused. True when it says so and keeps the socket 0600.
+bool refused_chown_is_reported()
+{
+    const struct group* g = getgrgid(0);
+    if (!g || getegid() == 0)
+        return false;
+    SocketDir d;
+    if (d.dir.empty())
+        return false;
+    ControlServer server(d.sock(), g->gr_name, no_handler);
+    return server.warning().find("Cannot give the control socket") != std::string::npos &&
+           mode_of(d.sock()) == 0600u;
+}
+
+TEST(ControlServer, SaysWhenTheSocketCannotBeGivenToTheGroup)
+{
+    if (geteuid() != 0) {
+        EXPECT_TRUE(refused_chown_is_reported());
+        return;
+    }
+    // As root (CAP_CHOWN), the refusal cannot happen: check it as nobody, in a child.
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        bool ok = setgroups(0, nullptr) == 0 && setgid(65534) == 0 && setuid(65534) == 0 &&
+                  refused_chown_is_reported();
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
 }
