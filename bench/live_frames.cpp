@@ -49,7 +49,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench_progs.skel.h"
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch::bench {
 namespace {

@@ -15,9 +15,9 @@
 #include <iostream>
 #include <string>
 
-#include "control.h"
-#include "duration.h"
-#include "format.h"
+#include "control/control.h"
+#include "common/duration.h"
+#include "common/format.h"
 
 using namespace connwatch;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // connwatchd: see man/connwatchd.8 (or connwatchd --help).
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 int main(int argc, char** argv)
 {

@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "packet.h"
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch::test {
 namespace {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "packet.h"
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch::test {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
-#include "address.h"
+#include "common/address.h"
 
 using connwatch::Address;
 using connwatch::Cidr;

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-#include "control.h"
+#include "control/control.h"
 
 using namespace connwatch;
 

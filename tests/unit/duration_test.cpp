@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
-#include "duration.h"
+#include "common/duration.h"
 
 using connwatch::format_duration;
 using connwatch::parse_duration;

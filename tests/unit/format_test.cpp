@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "event_sink.h"
-#include "format.h"
+#include "events/event_sink.h"
+#include "common/format.h"
 
 using namespace connwatch;
 

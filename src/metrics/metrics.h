@@ -15,7 +15,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch {
 

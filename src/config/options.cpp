@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "options.h"
+#include "config/options.h"
 
 #include <CLI/CLI.hpp>
 
@@ -9,8 +9,8 @@
 #include <iostream>
 #include <map>
 
-#include "duration.h"
-#include "metrics.h"
+#include "common/duration.h"
+#include "metrics/metrics.h"
 
 namespace connwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "event_sink.h"
+#include "events/event_sink.h"
 
 #include <sys/stat.h>
 #include <syslog.h>
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "format.h"
+#include "common/format.h"
 
 namespace connwatch {
 

@@ -3,7 +3,7 @@
 // signals (signalfd) and a 1-second timer (expiry sweep, lost-event report).
 #pragma once
 
-#include "options.h"
+#include "config/options.h"
 
 namespace connwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "duration.h"
+#include "common/duration.h"
 
 #include <charconv>
 #include <cstdint>

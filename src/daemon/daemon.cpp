@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -26,19 +26,18 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 
-#include "control.h"
-#include "duration.h"
-#include "event_sink.h"
-#include "format.h"
-#include "metrics.h"
-#include "state.h"
-#include "xdp_loader.h"
+#include "control/control.h"
+#include "common/duration.h"
+#include "events/event_sink.h"
+#include "common/format.h"
+#include "metrics/metrics.h"
+#include "blocks/state.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch {
 
 namespace {
 
-constexpr uint64_t kNsPerSec = 1000000000ull;
 
 std::string ifname_of(uint32_t ifindex)
 {

@@ -16,35 +16,16 @@
 #include <utility>
 #include <vector>
 
-#include "address.h"
-#include "options.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "common/address.h"
+#include "config/options.h"
 
 struct connwatch_bpf;
 struct ring_buffer;
 
 namespace connwatch {
-
-class Error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// A move-only file descriptor.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&& o) noexcept;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd();
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
 
 struct LoadSettings {
     uint32_t max_blocks = 65536;
@@ -151,11 +132,6 @@ private:
 
 // The name of a counter as status and metrics show it: "drop_blocked", ...
 const char* stat_name(uint32_t idx);
-
-// CLOCK_MONOTONIC nanoseconds (the kernel's bpf_ktime_get_ns) now, and a
-// monotonic instant converted to wall-clock seconds.
-uint64_t monotonic_now_ns();
-std::time_t wall_time_of(uint64_t monotonic_ns);
 
 // Checks that the kernel and our privileges can run connwatch at all; throws
 // Error naming the problem and the fix.

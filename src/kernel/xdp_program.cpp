@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -69,22 +69,6 @@ Cidr cidr_of(const cw_lpm_key& k)
 }
 
 } // namespace
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept
-{
-    if (this != &o) {
-        if (fd_ >= 0)
-            close(fd_);
-        fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-}
-
-UniqueFd::~UniqueFd()
-{
-    if (fd_ >= 0)
-        close(fd_);
-}
 
 void set_libbpf_verbose(bool verbose)
 {
@@ -480,24 +464,6 @@ const char* stat_name(uint32_t idx)
     case CW_STAT_MAX: break;
     }
     return "unknown";
-}
-
-uint64_t monotonic_now_ns()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::time_t wall_time_of(uint64_t monotonic_ns)
-{
-    // Whole nanoseconds first, seconds last: rounding the offset alone would be
-    // off by one for instants in the future (block deadlines).
-    timespec rt{};
-    clock_gettime(CLOCK_REALTIME, &rt);
-    int64_t rt_ns = static_cast<int64_t>(rt.tv_sec) * 1000000000 + rt.tv_nsec;
-    int64_t wall_ns = rt_ns + static_cast<int64_t>(monotonic_ns - monotonic_now_ns());
-    return static_cast<std::time_t>(wall_ns / 1000000000);
 }
 
 } // namespace connwatch

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "state.h"
+#include "blocks/state.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "xdp_loader.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 #include <net/if.h>
 

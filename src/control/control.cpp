@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "control.h"
+#include "control/control.h"
 
 #include <grp.h>
 #include <sys/epoll.h>
@@ -16,7 +16,7 @@
 #include <set>
 #include <vector>
 
-#include "duration.h"
+#include "common/duration.h"
 
 namespace connwatch {
 

@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "address.h"
-#include "xdp_loader.h"
+#include "common/address.h"
+#include "kernel/xdp_program.h"
 
 namespace connwatch {
 

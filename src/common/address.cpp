@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "address.h"
+#include "common/address.h"
 
 #include <arpa/inet.h>
 

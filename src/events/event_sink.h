@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "address.h"
-#include "options.h"
+#include "common/address.h"
+#include "config/options.h"
 
 namespace connwatch {
 
