@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The words of the blocklist's vocabulary, as enums: where a block came from,
+// why one was removed, where an allow entry came from. Their texts are public
+// interface (state.json, the control protocol, journald's REASON=, metric
+// labels): never change one.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+extern "C" {
+#include "connwatch_abi.h"
+}
+
+namespace connwatch {
+
+// The values are the kernel's enum cw_origin, so a map value converts as it is.
+enum class BlockOrigin : uint8_t { Scan = CW_ORIGIN_SCAN, Manual = CW_ORIGIN_MANUAL };
+
+enum class RemovalReason : uint8_t { Expired, Unblocked, Allowlisted, Flushed };
+
+enum class AllowSource : uint8_t { Configuration, Connwatchctl, OwnAddress };
+
+// "scan", "manual"
+std::string_view to_string(BlockOrigin o);
+std::optional<BlockOrigin> block_origin_from(std::string_view text);
+// A kernel map value's origin byte; anything unknown is treated as a scan block
+// (the kernel is the only other writer).
+BlockOrigin block_origin_of(uint8_t cw_origin);
+
+// "expired", "unblocked", "allowlisted", "flushed"
+std::string_view to_string(RemovalReason r);
+inline constexpr RemovalReason kRemovalReasons[] = {
+    RemovalReason::Expired, RemovalReason::Unblocked, RemovalReason::Allowlisted,
+    RemovalReason::Flushed};
+
+// "configuration", "connwatchctl", "own-address"
+std::string_view to_string(AllowSource s);
+std::optional<AllowSource> allow_source_from(std::string_view text);
+
+} // namespace connwatch
