@@ -49,7 +49,11 @@
 #include <CLI/CLI.hpp>
 
 #include "bench_progs.skel.h"
-#include "kernel/xdp_program.h"
+#include "base/unique_fd.h"
+#include "base/clock.h"
+#include "kernel/attachment.h"
+#include "kernel/event_reader.h"
+#include "kernel/program.h"
 
 namespace connwatch::bench {
 namespace {
@@ -655,7 +659,7 @@ public:
                 d << " (events read from the ring afterwards: " << events << ")";
             if (got != frames)
                 r.problems.push_back(std::string("connwatch counted ") + std::to_string(got) + " " +
-                                     stat_name(static_cast<uint32_t>(row.expect_stat)) + ", not " +
+                                     std::string(stat_name(static_cast<uint32_t>(row.expect_stat))) + ", not " +
                                      std::to_string(frames));
         } else {
             d << "; bare program counted +" << brx1 - brx0;

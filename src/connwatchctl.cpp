@@ -15,7 +15,7 @@
 #include <iostream>
 #include <string>
 
-#include "control/control.h"
+#include "control/server.h"
 #include "common/duration.h"
 #include "common/format.h"
 

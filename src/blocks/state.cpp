@@ -12,7 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernel/xdp_program.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
 
 namespace connwatch {
 
@@ -46,7 +47,11 @@ State load_state(const std::string& path, std::string* warning)
         for (const auto& b : j.at("blocks")) {
             BlockRecord r;
             r.prefix = cidr_from(b.at("prefix"));
-            r.origin = b.at("origin").get<std::string>();
+            auto origin = b.at("origin").get<std::string>();
+            auto o = block_origin_from(origin);
+            if (!o)
+                throw std::runtime_error("unknown block origin '" + origin + "'");
+            r.origin = *o;
             r.reason = b.value("reason", "");
             r.created = b.at("created").get<std::time_t>();
             r.expires = b.at("expires").get<std::time_t>();
@@ -72,7 +77,7 @@ void save_state(const std::string& path, const State& state)
                      {"allow", nlohmann::json::array()}};
     for (const auto& b : state.blocks)
         j["blocks"].push_back({{"prefix", b.prefix.str()},
-                               {"origin", b.origin},
+                               {"origin", to_string(b.origin)},
                                {"reason", b.reason},
                                {"created", b.created},
                                {"expires", b.expires}});
@@ -86,7 +91,7 @@ void save_state(const std::string& path, const State& state)
     std::string tmp = path + ".tmp";
     int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        throw Error("Failed to write " + tmp + ": " + std::strerror(errno));
+        throw Error("Failed to write " + tmp, errno_code(errno));
     UniqueFd guard(fd);
     size_t off = 0;
     while (off < text.size()) {
@@ -94,14 +99,14 @@ void save_state(const std::string& path, const State& state)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            throw Error("Failed to write " + tmp + ": " + std::strerror(errno));
+            throw Error("Failed to write " + tmp, errno_code(errno));
         }
         off += static_cast<size_t>(n);
     }
     if (fsync(fd) != 0)
-        throw Error("Failed to write " + tmp + ": " + std::strerror(errno));
+        throw Error("Failed to write " + tmp, errno_code(errno));
     if (rename(tmp.c_str(), path.c_str()) != 0)
-        throw Error("Failed to replace " + path + ": " + std::strerror(errno));
+        throw Error("Failed to replace " + path, errno_code(errno));
     UniqueFd dfd(open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dfd)
         fsync(dfd.get());

@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "common/address.h"
+#include "common/block_kinds.h"
 
 namespace connwatch {
 
 struct BlockRecord {
     Cidr prefix;
-    std::string origin; // "scan" or "manual"
+    BlockOrigin origin = BlockOrigin::Scan;
     std::string reason;
     std::time_t created = 0;
     std::time_t expires = 0; // 0 = until removed

@@ -126,6 +126,17 @@ bool Cidr::contains(const Address& a) const
     return masked(a.bytes(), lpm_length()) == addr_.bytes();
 }
 
+bool Cidr::covers(const Cidr& other) const
+{
+    return addr_.is_v4() == other.addr_.is_v4() && length_ <= other.length_ &&
+           contains(other.addr_);
+}
+
+bool Cidr::is_host() const
+{
+    return length_ == (addr_.is_v4() ? 32u : 128u);
+}
+
 std::string Cidr::str() const
 {
     return addr_.str() + "/" + std::to_string(length_);

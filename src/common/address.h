@@ -45,6 +45,7 @@ class Cidr {
 public:
     Cidr() = default;
     Cidr(const Address& addr, unsigned length); // masks host bits
+    static Cidr host(const Address& addr) { return Cidr(addr, addr.is_v4() ? 32 : 128); }
 
     // "10.0.0.0/8", "2001:db8::/32", or a bare address (= a host prefix).
     // Host bits set ("10.0.0.1/8") are an error: the operator most likely
@@ -55,6 +56,10 @@ public:
     unsigned length() const { return length_; }
     unsigned lpm_length() const { return addr_.is_v4() ? 96 + length_ : length_; }
     bool contains(const Address& a) const;
+    // Every address of `other` is in this prefix, and both are of one family.
+    bool covers(const Cidr& other) const;
+    // A single address (/32, /128): the exact blocklist's, not the CIDR trie's.
+    bool is_host() const;
     std::string str() const;
     cw_lpm_key to_lpm() const;
 

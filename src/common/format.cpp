@@ -21,8 +21,7 @@ std::string format_new_connection(std::time_t t, const Address& src, uint16_t sp
            format_endpoint(dst, dport);
 }
 
-std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
-                             std::vector<uint16_t> ports)
+std::string format_ports(std::vector<uint16_t> ports)
 {
     std::sort(ports.begin(), ports.end());
     ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
@@ -32,8 +31,20 @@ std::string format_port_scan(std::time_t t, const Address& src, const Address& d
             list += ',';
         list += std::to_string(p);
     }
-    return format_timestamp(t) + ": Port scan detected: " + src.str() + " -> " + dst.str() +
-           " on ports " + list;
+    return list;
+}
+
+std::string port_scan_message(const Address& src, const Address& dst,
+                              const std::vector<uint16_t>& ports)
+{
+    return "Port scan detected: " + src.str() + " -> " + dst.str() + " on ports " +
+           format_ports(ports);
+}
+
+std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
+                             const std::vector<uint16_t>& ports)
+{
+    return format_timestamp(t) + ": " + port_scan_message(src, dst, ports);
 }
 
 } // namespace connwatch

@@ -19,8 +19,16 @@ std::string format_timestamp(std::time_t t);
 std::string format_new_connection(std::time_t t, const Address& src, uint16_t sport,
                                   const Address& dst, uint16_t dport);
 
-// Ports are printed ascending, each once, whatever order they come in.
+// "80,81,82,83": ascending, each once, whatever order they come in.
+std::string format_ports(std::vector<uint16_t> ports);
+
+// "Port scan detected: SRC -> DST on ports P1,P2,...": the classic line without
+// its timestamp, which is also a scan block's reason.
+std::string port_scan_message(const Address& src, const Address& dst,
+                              const std::vector<uint16_t>& ports);
+
+// The classic line: timestamp, ": ", port_scan_message.
 std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
-                             std::vector<uint16_t> ports);
+                             const std::vector<uint16_t>& ports);
 
 } // namespace connwatch

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "common/duration.h"
+#include "config/defaults.h"
 #include "metrics/metrics.h"
 
 namespace connwatch {
@@ -144,6 +145,18 @@ std::string key_of_error(const std::string& what)
 }
 
 } // namespace
+
+cw_config kernel_config(const Options& o)
+{
+    constexpr uint64_t ns = 1'000'000'000ull;
+    cw_config c{};
+    c.window_ns = static_cast<uint64_t>(o.window.count()) * ns;
+    c.block_ns = static_cast<uint64_t>(o.block_duration.count()) * ns;
+    c.dedup_ns = static_cast<uint64_t>(kDefaultDedupInterval.count()) * ns;
+    c.threshold = o.threshold;
+    c.monitor_only = o.monitor_only ? 1 : 0;
+    return c;
+}
 
 const char* to_string(XdpMode m)
 {

@@ -56,6 +56,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                                       const std::string& default_config = kDefaultConfigFile,
                                       std::string* error = nullptr);
 
+// The kernel's view of the options (struct cw_config; cidr_blocks is the
+// blocklist's to keep).
+cw_config kernel_config(const Options& o);
+
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "common/address.h"
 #include "config/options.h"
+#include "events/events.h"
 
 namespace connwatch {
 
@@ -27,22 +27,6 @@ inline constexpr const char* kMsgReloaded = "9ad18623f6374caf9edb6b41021f1e1c";
 inline constexpr const char* kMsgError = "dfcffc22fa2549078cc940e2eacc4394";
 inline constexpr const char* kMsgSuppressed = "2606b488ce5e4b6f8ae66d7b3126ef57";
 
-struct NewConnection {
-    std::time_t when;
-    Address src, dst;
-    uint16_t sport, dport;
-    std::string ifname;
-};
-
-struct PortScan {
-    std::time_t when;
-    Address src, dst;
-    std::vector<uint16_t> ports;
-    std::string ifname;
-    uint8_t action;         // enum cw_scan_action
-    std::time_t expires;    // CW_ACT_BLOCKED: wall-clock deadline, 0 = never
-};
-
 class EventSink {
 public:
     virtual ~EventSink() = default;
@@ -52,7 +36,7 @@ public:
     // An operator's block (connwatchctl block); scan blocks come with port_scan.
     virtual void block_added(const std::string& prefix, const std::string& reason,
                              std::time_t expires) = 0;
-    // reason: "expired", "unblocked", "allowlisted", "flushed"
+    // reason: "expired", "unblocked", "allowlisted", "flushed", and who asked
     virtual void block_removed(const std::string& prefix, const std::string& reason) = 0;
     virtual void started(const std::string& msg) = 0;
     virtual void reloaded(const std::string& msg) = 0;
@@ -61,29 +45,6 @@ public:
     virtual void error(const std::string& msg) = 0;
     // Called once a second: reports what a rate limit held back.
     virtual void tick(std::chrono::steady_clock::time_point now) { (void)now; }
-};
-
-// Holds back events beyond `burst` per `interval`, and counts them. Only new
-// connection events go through it: a SYN flood must not push scans and blocks
-// out of journald's own per-unit limit (10,000 per 30 s by default), which
-// would drop them without saying which.
-class RateLimiter {
-public:
-    using Clock = std::chrono::steady_clock;
-    RateLimiter(unsigned burst, std::chrono::seconds interval)
-        : burst_(burst), interval_(interval) {}
-    bool allow(Clock::time_point now);
-    // The count held back in an interval that has ended (then reset), else 0.
-    uint64_t take_suppressed(Clock::time_point now);
-    std::chrono::seconds interval() const { return interval_; }
-
-private:
-    void roll(Clock::time_point now);
-    unsigned burst_;
-    std::chrono::seconds interval_;
-    Clock::time_point start_{};
-    unsigned used_ = 0;
-    uint64_t suppressed_ = 0, ended_suppressed_ = 0;
 };
 
 // The classic lines on stdout, one per event, flushed at once; notices,
@@ -97,12 +58,5 @@ std::unique_ptr<EventSink> make_journal_sink();
 // to the device:inode of that stream), stdout otherwise.
 std::unique_ptr<EventSink> make_sink(LogTarget target);
 bool stderr_is_journal();
-
-// The line that explains what was done about a scan, e.g.
-// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05".
-std::string format_scan_action(const PortScan& ev);
-
-// "blocked", "monitor-only", "allowlisted", "blocklist-full": the ACTION field.
-const char* scan_action_name(uint8_t action);
 
 } // namespace connwatch

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "metrics/metrics.h"
 
-#include <net/if.h>
-
 #include <cctype>
 #include <charconv>
+
+#include "events/events.h"
+#include "kernel/stats.h"
 
 namespace connwatch {
 
@@ -14,7 +15,7 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily family(const char* name, const char* help, MetricType type)
+MetricFamily family(std::string name, std::string help, MetricType type)
 {
     return MetricFamily{name, help, type, {}};
 }
@@ -28,12 +29,6 @@ void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels 
     else
         m.gauge.value = value;
     f.metric.push_back(std::move(m));
-}
-
-std::string ifname_of(uint32_t ifindex)
-{
-    char buf[IF_NAMESIZE] = {};
-    return if_indextoname(ifindex, buf) ? buf : "ifindex" + std::to_string(ifindex);
 }
 
 } // namespace
@@ -52,7 +47,6 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
         s = snap_;
     }
     Stats st = prog_.stats();
-    auto d = [&](cw_stat i) { return static_cast<double>(st[i]); };
     std::vector<MetricFamily> out;
 
     auto conns = family("connwatch_new_connections_total",
@@ -60,65 +54,33 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
                         "interface; retransmissions not included",
                         MetricType::Counter);
     for (const auto& [ifindex, n] : prog_.connections_per_interface())
-        add(conns, static_cast<double>(n), {{"interface", ifname_of(ifindex)}});
+        add(conns, static_cast<double>(n), {{"interface", interface_name(ifindex)}});
     out.push_back(std::move(conns));
 
-    auto scans = family("connwatch_port_scans_total", "Port scans detected", MetricType::Counter);
-    add(scans, d(CW_STAT_SCAN));
-    out.push_back(std::move(scans));
-
-    auto dropped = family("connwatch_packets_dropped_total",
-                          "Packets dropped in XDP, by reason", MetricType::Counter);
-    add(dropped, d(CW_STAT_DROP_BLOCKED), {{"reason", "blocklist"}});
-    add(dropped, d(CW_STAT_DROP_BLOCKED_CIDR), {{"reason", "blocklist_cidr"}});
-    out.push_back(std::move(dropped));
-
-    auto passed = family("connwatch_packets_passed_total",
-                         "Packets passed to the kernel's stack, by reason; unparsed counts "
-                         "truncated or malformed headers",
-                         MetricType::Counter);
-    add(passed, d(CW_STAT_PASS_NON_IP), {{"reason", "non_ip"}});
-    add(passed, d(CW_STAT_PASS_NON_TCP), {{"reason", "non_tcp"}});
-    add(passed, d(CW_STAT_PASS_UNPARSED), {{"reason", "unparsed"}});
-    add(passed, d(CW_STAT_PASS_FRAGMENT), {{"reason", "fragment"}});
-    add(passed, d(CW_STAT_PASS_TCP_OTHER), {{"reason", "tcp_other"}});
-    add(passed, d(CW_STAT_PASS_SYN), {{"reason", "syn"}});
-    out.push_back(std::move(passed));
-
-    auto retrans = family("connwatch_syn_retransmits_total",
-                          "SYNs of a connection attempt already reported within 5 s, not "
-                          "reported again",
-                          MetricType::Counter);
-    add(retrans, d(CW_STAT_SYN_RETRANSMIT));
-    out.push_back(std::move(retrans));
-
-    auto lost = family("connwatch_events_lost_total",
-                       "Events the kernel could not hand to connwatchd because the ring "
-                       "buffer was full",
-                       MetricType::Counter);
-    add(lost, d(CW_STAT_EVENTS_LOST));
-    out.push_back(std::move(lost));
-
-    auto added = family("connwatch_blocks_added_total", "Blocks added, by origin",
-                        MetricType::Counter);
-    add(added, d(CW_STAT_BLOCK_ADDED), {{"origin", "scan"}});
-    add(added, static_cast<double>(s.manual_blocks_added), {{"origin", "manual"}});
-    out.push_back(std::move(added));
-
-    auto skipped = family("connwatch_scan_blocks_skipped_total",
-                          "Detected scanners not blocked, by reason", MetricType::Counter);
-    add(skipped, d(CW_STAT_BLOCK_ALLOWED), {{"reason", "allowlisted"}});
-    add(skipped, d(CW_STAT_BLOCK_MONITOR), {{"reason", "monitor_only"}});
-    add(skipped, d(CW_STAT_BLOCK_FULL), {{"reason", "blocklist_full"}});
-    out.push_back(std::move(skipped));
+    // The kernel's counters, as kernel/stats.cpp's table maps them.
+    for (const auto& f : stat_families()) {
+        auto fam = family(std::string(f.metric), f.help, MetricType::Counter);
+        for (const auto& stat : stat_table()) {
+            if (stat.metric != f.metric)
+                continue;
+            std::vector<ClientMetric::Label> labels;
+            if (!stat.label.empty())
+                labels.push_back({std::string(stat.label), std::string(stat.label_value)});
+            add(fam, static_cast<double>(st[stat.id]), std::move(labels));
+        }
+        // The operators' blocks are the daemon's to count, beside the kernel's.
+        if (f.metric == "connwatch_blocks_added_total")
+            add(fam, static_cast<double>(s.manual_blocks_added), {{"origin", "manual"}});
+        out.push_back(std::move(fam));
+    }
 
     auto removed = family("connwatch_blocks_removed_total",
                           "Blocks removed, by reason (expired, unblocked, allowlisted, flushed)",
                           MetricType::Counter);
-    for (const char* r : {"expired", "unblocked", "allowlisted", "flushed"}) {
+    for (auto r : kRemovalReasons) {
         auto it = s.blocks_removed.find(r);
         add(removed, it == s.blocks_removed.end() ? 0.0 : static_cast<double>(it->second),
-            {{"reason", r}});
+            {{"reason", std::string(to_string(r))}});
     }
     out.push_back(std::move(removed));
 

@@ -15,7 +15,8 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
-#include "kernel/xdp_program.h"
+#include "common/block_kinds.h"
+#include "kernel/program.h"
 
 namespace connwatch {
 
@@ -27,7 +28,7 @@ struct MetricsSnapshot {
     uint64_t blocks_scan = 0, blocks_manual = 0;                 // entries now
     uint64_t allow_entries = 0;
     uint64_t manual_blocks_added = 0;
-    std::map<std::string, uint64_t> blocks_removed; // by reason
+    std::map<RemovalReason, uint64_t> blocks_removed;
 };
 
 class MetricsCollector : public prometheus::Collectable {

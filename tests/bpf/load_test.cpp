@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include "packet.h"
-#include "kernel/xdp_program.h"
+#include "kernel/event_reader.h"
+#include "base/clock.h"
+#include "kernel/program.h"
 
 namespace connwatch::test {
 namespace {

@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "packet.h"
-#include "kernel/xdp_program.h"
+#include "kernel/event_reader.h"
+#include "kernel/program.h"
 
 namespace connwatch::test {
 

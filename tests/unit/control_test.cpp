@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-#include "control/control.h"
+#include "control/server.h"
 
 using namespace connwatch;
 
@@ -127,7 +127,22 @@ unsigned mode_of(const std::string& path)
     return stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
 }
 
-nlohmann::json no_handler(const Request&, const Peer&) { return {}; }
+// Refuses everything: these tests never send a request.
+struct NoHandler final : protocol::Handler {
+    protocol::Refusal no() const { return {"no"}; }
+    protocol::Answer<protocol::StatusResponse> status(const Peer&) override { return no(); }
+    protocol::Answer<protocol::ListResponse> list(const Peer&) override { return no(); }
+    protocol::Answer<protocol::BlockResponse> block(const protocol::BlockRequest&,
+                                                    const Peer&) override { return no(); }
+    protocol::Answer<protocol::PrefixResponse> unblock(const protocol::UnblockRequest&,
+                                                       const Peer&) override { return no(); }
+    protocol::Answer<protocol::PrefixResponse> allow(const protocol::AllowRequest&,
+                                                     const Peer&) override { return no(); }
+    protocol::Answer<protocol::PrefixResponse> disallow(const protocol::DisallowRequest&,
+                                                        const Peer&) override { return no(); }
+    protocol::Answer<protocol::FlushResponse> flush(const Peer&) override { return no(); }
+    protocol::Answer<protocol::ReloadResponse> reload(const Peer&) override { return no(); }
+} no_handler;
 
 } // namespace
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "events/event_sink.h"
+#include "events/messages.h"
 #include "common/format.h"
 
 using namespace connwatch;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
-#include "events/event_sink.h"
+#include "events/rate_limiter.h"
 
 using connwatch::RateLimiter;
 using std::chrono::milliseconds;

@@ -18,7 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/address.h"
-#include "kernel/xdp_program.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "protocol/protocol.h"
 
 namespace connwatch {
 
@@ -43,11 +45,11 @@ nlohmann::json request_json(const Request& r);
 
 nlohmann::json error_response(const std::string& message);
 
-struct Peer {
-    pid_t pid = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-};
+using protocol::Peer;
+
+// TEMPORARY bridge until the protocol branch lands: the typed handler behind the
+// old request type.
+nlohmann::json dispatch(protocol::Handler& h, const Request& r, const Peer& p);
 
 // Accepts connections on the control socket, checks every peer's credentials
 // (root, or a member of the control group), reads one request line with a size
@@ -55,11 +57,10 @@ struct Peer {
 // through fd(): a slow or silent client never stalls the daemon.
 class ControlServer {
 public:
-    using Handler = std::function<nlohmann::json(const Request&, const Peer&)>;
 
     // Creates the socket (replacing a stale one), mode 0660, owned by `group`
     // when that group exists (otherwise only root may use it). Throws Error.
-    ControlServer(const std::string& path, const std::string& group, Handler handler);
+    ControlServer(const std::string& path, const std::string& group, protocol::Handler& handler);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -89,7 +90,7 @@ private:
     gid_t gid_ = 0;
     bool have_group_ = false;
     std::string warning_;
-    Handler handler_;
+    protocol::Handler& handler_;
     UniqueFd listen_, epoll_;
     std::map<int, Client> clients_;
 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "control/control.h"
+#include "control/server.h"
 
 #include <grp.h>
 #include <sys/epoll.h>
@@ -107,8 +107,66 @@ nlohmann::json error_response(const std::string& message)
     return {{"ok", false}, {"error", message}};
 }
 
-ControlServer::ControlServer(const std::string& path, const std::string& group, Handler handler)
-    : path_(path), handler_(std::move(handler))
+namespace {
+template <class T, class F>
+nlohmann::json answer(protocol::Answer<T> a, F ok)
+{
+    if (auto* r = std::get_if<protocol::Refusal>(&a))
+        return error_response(r->error);
+    nlohmann::json j = ok(std::get<T>(a));
+    j["ok"] = true;
+    return j;
+}
+} // namespace
+
+nlohmann::json dispatch(protocol::Handler& h, const Request& r, const Peer& p)
+{
+    using namespace protocol;
+    if (r.command == "status")
+        return answer(h.status(p), [](const StatusResponse& s) {
+            nlohmann::json ifs = nlohmann::json::array();
+            for (const auto& i : s.interfaces)
+                ifs.push_back({{"name", i.name}, {"xdp_mode", i.xdp_mode}});
+            nlohmann::json counters = nlohmann::json::object();
+            for (const auto& [k, v] : s.counters)
+                counters[k] = v;
+            return nlohmann::json{{"version", s.version}, {"pid", s.pid}, {"interfaces", ifs},
+                                  {"threshold", s.threshold}, {"window", s.window},
+                                  {"block_duration", s.block_duration},
+                                  {"monitor_only", s.monitor_only}, {"max_blocks", s.max_blocks},
+                                  {"blocks", s.blocks}, {"allow", s.allow},
+                                  {"counters", counters}};
+        });
+    if (r.command == "list")
+        return answer(h.list(p), [](const ListResponse& l) {
+            nlohmann::json blocks = nlohmann::json::array(), allow = nlohmann::json::array();
+            for (const auto& b : l.blocks)
+                blocks.push_back({{"prefix", b.prefix.str()}, {"origin", to_string(b.origin)},
+                                  {"reason", b.reason}, {"created", b.created},
+                                  {"expires", b.expires}, {"expires_in", b.expires_in}});
+            for (const auto& a : l.allow)
+                allow.push_back({{"prefix", a.prefix.str()}, {"source", to_string(a.source)}});
+            return nlohmann::json{{"blocks", blocks}, {"allow", allow}};
+        });
+    if (r.command == "reload")
+        return answer(h.reload(p), [](const ReloadResponse&) { return nlohmann::json::object(); });
+    if (r.command == "flush")
+        return answer(h.flush(p), [](const FlushResponse& f) { return nlohmann::json{{"removed", f.removed}}; });
+    auto prefix = [](const PrefixResponse& x) { return nlohmann::json{{"prefix", x.prefix.str()}}; };
+    if (r.command == "block")
+        return answer(h.block({*r.prefix, r.duration, r.reason}, p), [](const BlockResponse& b) {
+            return nlohmann::json{{"prefix", b.prefix.str()}, {"expires", b.expires}};
+        });
+    if (r.command == "unblock")
+        return answer(h.unblock({*r.prefix}, p), prefix);
+    if (r.command == "allow")
+        return answer(h.allow({*r.prefix}, p), prefix);
+    return answer(h.disallow({*r.prefix}, p), prefix);
+}
+
+ControlServer::ControlServer(const std::string& path, const std::string& group,
+                             protocol::Handler& handler)
+    : path_(path), handler_(handler)
 {
     if (!group.empty()) {
         if (const struct group* g = getgrnam(group.c_str())) {
@@ -280,7 +338,7 @@ void ControlServer::serve(int fd)
     } else {
         nlohmann::json response;
         try {
-            response = handler_(std::get<Request>(parsed), c.peer);
+            response = dispatch(handler_, std::get<Request>(parsed), c.peer);
         } catch (const std::exception& e) {
             response = error_response(e.what());
         }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "kernel/xdp_program.h"
+#include "kernel/program.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -15,6 +15,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/unique_fd.h"
+#include "config/options.h"
 #include "connwatch.skel.h"
 
 namespace connwatch {
@@ -30,19 +32,6 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args)
     return vfprintf(stderr, fmt, args);
 }
 
-std::string errno_text(int err)
-{
-    return std::strerror(err < 0 ? -err : err);
-}
-
-// What an operator should do about a failed bpf() call.
-std::string privilege_hint(int err)
-{
-    err = err < 0 ? -err : err;
-    if (err == EPERM || err == EACCES)
-        return ": run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
-    return "";
-}
 
 // Calls fn(key, value) for every entry of a map. An entry deleted between
 // finding its key and reading it (by the kernel or a racing delete) is skipped
@@ -70,6 +59,14 @@ Cidr cidr_of(const cw_lpm_key& k)
 
 } // namespace
 
+std::string privilege_hint(int err)
+{
+    err = err < 0 ? -err : err;
+    if (err == EPERM || err == EACCES)
+        return ": run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
+    return "";
+}
+
 void set_libbpf_verbose(bool verbose)
 {
     g_libbpf_verbose = verbose;
@@ -90,37 +87,34 @@ void check_environment()
                     "needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, as Debian's are");
 }
 
+void XdpProgram::SkeletonDeleter::operator()(connwatch_bpf* s) const
+{
+    connwatch_bpf__destroy(s);
+}
+
 XdpProgram::XdpProgram(const LoadSettings& settings)
 {
     libbpf_set_print(libbpf_print);
-    skel_ = connwatch_bpf__open();
+    skel_.reset(connwatch_bpf__open());
     if (!skel_)
-        throw Error("Failed to open the XDP program: " + errno_text(errno));
+        throw Error("Failed to open the XDP program", errno_code(errno));
     skel_->rodata->cw_test_clock = settings.test_clock ? 1 : 0;
     int err = bpf_map__set_max_entries(skel_->maps.block_addr, settings.max_blocks);
     if (!err && !settings.pin_dir.empty())
         adopt_pins(settings.pin_dir);
     if (!err)
-        err = connwatch_bpf__load(skel_);
-    if (err) {
-        connwatch_bpf__destroy(skel_);
-        skel_ = nullptr;
-        throw Error("Failed to load the XDP program into the kernel: " + errno_text(err) +
-                    (privilege_hint(err).empty()
-                         ? " (connwatch needs a kernel with BPF, XDP and the BPF ring "
-                           "buffer, Linux 5.17 or later; run with --verbose to see libbpf's "
-                           "and the verifier's messages)"
-                         : privilege_hint(err)));
-    }
+        err = connwatch_bpf__load(skel_.get());
+    if (err)
+        throw Error("Failed to load the XDP program into the kernel", errno_code(err),
+                    privilege_hint(err).empty()
+                        ? " (connwatch needs a kernel with BPF, XDP and the BPF ring buffer, "
+                          "Linux 5.17 or later; run with --verbose to see libbpf's and the "
+                          "verifier's messages)"
+                        : privilege_hint(err));
     if (!settings.pin_dir.empty())
         pin_new(settings.pin_dir);
     // Defaults until the caller sets its own: never a zero window or threshold.
-    cw_config cfg{};
-    cfg.window_ns = 60ull * 1000000000;
-    cfg.block_ns = 3600ull * 1000000000;
-    cfg.dedup_ns = 5ull * 1000000000;
-    cfg.threshold = 3;
-    set_config(cfg);
+    set_config(kernel_config(Options{}));
     // A pinned CIDR blocklist taken over may hold entries: the fast path must
     // know, or it would skip the trie.
     update_cidr_count();
@@ -141,7 +135,7 @@ std::vector<bpf_map*> pinned_maps(connwatch_bpf* skel)
 // read the entries of one that does not (max-blocks changed) to carry them over.
 void XdpProgram::adopt_pins(const std::string& dir)
 {
-    for (bpf_map* map : pinned_maps(skel_)) {
+    for (bpf_map* map : pinned_maps(skel_.get())) {
         std::string path = dir + "/" + bpf_map__name(map);
         int fd = bpf_obj_get(path.c_str());
         if (fd < 0)
@@ -182,10 +176,10 @@ void XdpProgram::adopt_pins(const std::string& dir)
 void XdpProgram::pin_new(const std::string& dir)
 {
     mkdir(dir.c_str(), 0700);
-    for (bpf_map* map : pinned_maps(skel_)) {
+    for (bpf_map* map : pinned_maps(skel_.get())) {
         std::string path = dir + "/" + bpf_map__name(map);
         if (access(path.c_str(), F_OK) != 0 && bpf_map__pin(map, path.c_str()) != 0)
-            warnings_.push_back("Failed to pin " + path + ": " + errno_text(errno) +
+            warnings_.push_back("Failed to pin " + path + ": " + errno_code(errno).message() +
                                 "; blocks will not survive a restart");
     }
     size_t kept = 0, dropped = 0;
@@ -204,10 +198,7 @@ void XdpProgram::pin_new(const std::string& dir)
     carry_.clear();
 }
 
-XdpProgram::~XdpProgram()
-{
-    connwatch_bpf__destroy(skel_);
-}
+XdpProgram::~XdpProgram() = default;
 
 int XdpProgram::prog_fd() const
 {
@@ -225,7 +216,7 @@ void XdpProgram::set_config(const cw_config& cfg)
     cw_config c = cfg;
     c.cidr_blocks = config().cidr_blocks; // owned by the CIDR blocklist
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
-        throw Error("Failed to write the config map: " + errno_text(errno));
+        throw Error("Failed to write the config map", errno_code(errno));
 }
 
 cw_config XdpProgram::config() const
@@ -241,7 +232,7 @@ void XdpProgram::allow_add(const Cidr& c)
     cw_lpm_key k = c.to_lpm();
     uint8_t one = 1;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allow), &k, &one, BPF_ANY))
-        throw Error("Failed to add " + c.str() + " to the allowlist: " + errno_text(errno));
+        throw Error("Failed to add " + c.str() + " to the allowlist", errno_code(errno));
 }
 
 bool XdpProgram::allow_remove(const Cidr& c)
@@ -270,6 +261,21 @@ bool XdpProgram::block_remove(const Address& a)
 {
     cw_addr k = a.to_abi();
     return bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
+}
+
+uint32_t XdpProgram::allow_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.allow);
+}
+
+uint32_t XdpProgram::block_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.block_addr);
+}
+
+uint32_t XdpProgram::cidr_block_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.block_cidr);
 }
 
 std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
@@ -356,114 +362,6 @@ std::map<uint32_t, uint64_t> XdpProgram::connections_per_interface() const
 void XdpProgram::set_fake_now(uint64_t ns)
 {
     skel_->bss->cw_fake_now_ns = ns;
-}
-
-XdpAttachment::XdpAttachment(const XdpProgram& prog, const std::string& ifname, XdpMode mode)
-    : ifname_(ifname)
-{
-    ifindex_ = static_cast<int>(if_nametoindex(ifname.c_str()));
-    if (ifindex_ == 0)
-        throw Error("Interface '" + ifname + "' does not exist (see 'ip link show')");
-
-    auto attach = [&](uint32_t flags) {
-        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
-        int fd = bpf_link_create(prog.prog_fd(), ifindex_, BPF_XDP, &opts);
-        return fd < 0 ? UniqueFd() : UniqueFd(fd);
-    };
-    auto busy_message = [&]() {
-        uint32_t id = 0;
-        bpf_xdp_query_id(ifindex_, 0, &id);
-        return "Another XDP program" + (id ? " (id " + std::to_string(id) + ")" : std::string()) +
-               " is already attached to '" + ifname_ + "': see 'bpftool net show dev " + ifname_ +
-               "', and detach it with 'ip link set dev " + ifname_ +
-               " xdp off' if it is not needed";
-    };
-    auto failure = [&](int err, const char* what) {
-        if (err == EBUSY || err == EEXIST)
-            return Error(busy_message());
-        return Error(std::string("Failed to attach to '") + ifname_ + "' in " + what +
-                     " mode: " + errno_text(err) + privilege_hint(err));
-    };
-
-    if (mode != XdpMode::Generic) {
-        link_ = attach(XDP_FLAGS_DRV_MODE);
-        if (link_) {
-            mode_ = XdpMode::Native;
-            return;
-        }
-        int err = errno;
-        if (mode == XdpMode::Native || err == EBUSY || err == EEXIST || err == EPERM ||
-            err == EACCES) {
-            auto e = failure(err, "native");
-            if (mode == XdpMode::Native && (err == EOPNOTSUPP || err == EINVAL))
-                throw Error(std::string(e.what()) +
-                            " (the driver has no native XDP: use --xdp-mode generic or auto)");
-            throw e;
-        }
-        fallback_reason_ = "native XDP failed (" + errno_text(err) +
-                           "), using generic mode, which is slower";
-    }
-    link_ = attach(XDP_FLAGS_SKB_MODE);
-    if (!link_)
-        throw failure(errno, "generic");
-    mode_ = XdpMode::Generic;
-}
-
-EventReader::EventReader(const XdpProgram& prog, Handler handler) : handler_(std::move(handler))
-{
-    rb_ = ring_buffer__new(prog.events_fd(), &EventReader::on_sample, this, nullptr);
-    if (!rb_)
-        throw Error("Failed to open the event ring buffer: " + errno_text(errno));
-}
-
-EventReader::~EventReader()
-{
-    ring_buffer__free(rb_);
-}
-
-int EventReader::epoll_fd() const
-{
-    return ring_buffer__epoll_fd(rb_);
-}
-
-int EventReader::consume()
-{
-    return ring_buffer__consume(rb_);
-}
-
-int EventReader::on_sample(void* ctx, void* data, size_t size)
-{
-    auto* self = static_cast<EventReader*>(ctx);
-    if (size < sizeof(cw_event))
-        return 0; // not ours: cannot happen with a matching object
-    cw_event ev;
-    std::memcpy(&ev, data, sizeof(ev));
-    self->handler_(ev);
-    return 0;
-}
-
-const char* stat_name(uint32_t idx)
-{
-    switch (static_cast<cw_stat>(idx)) {
-    case CW_STAT_PASS_NON_IP: return "pass_non_ip";
-    case CW_STAT_PASS_NON_TCP: return "pass_non_tcp";
-    case CW_STAT_PASS_UNPARSED: return "pass_unparsed";
-    case CW_STAT_PASS_FRAGMENT: return "pass_fragment";
-    case CW_STAT_PASS_TCP_OTHER: return "pass_tcp_other";
-    case CW_STAT_PASS_SYN: return "pass_syn";
-    case CW_STAT_DROP_BLOCKED: return "drop_blocked";
-    case CW_STAT_DROP_BLOCKED_CIDR: return "drop_blocked_cidr";
-    case CW_STAT_SYN: return "syn";
-    case CW_STAT_SYN_RETRANSMIT: return "syn_retransmit";
-    case CW_STAT_SCAN: return "scan";
-    case CW_STAT_BLOCK_ADDED: return "block_added";
-    case CW_STAT_BLOCK_FULL: return "block_full";
-    case CW_STAT_BLOCK_ALLOWED: return "block_allowed";
-    case CW_STAT_BLOCK_MONITOR: return "block_monitor";
-    case CW_STAT_EVENTS_LOST: return "events_lost";
-    case CW_STAT_MAX: break;
-    }
-    return "unknown";
 }
 
 } // namespace connwatch

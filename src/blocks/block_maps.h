@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// What BlockTable needs of the kernel's maps, and nothing more: the blocklists
+// (exact addresses and CIDR prefixes, one key type for both) and the
+// allowlist. connwatchd gives it the real maps (KernelMaps, over XdpProgram);
+// the unit tests give it a fake with tiny capacities, so the table's policy is
+// tested without root.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "common/address.h"
+
+namespace connwatch {
+
+class BlockMaps {
+public:
+    virtual ~BlockMaps() = default;
+
+    // A host prefix (/32, /128) lives in the exact hash, anything wider in the
+    // CIDR trie. add_block replaces an existing entry; false when full.
+    virtual bool add_block(const Cidr& prefix, const cw_block& b) = 0;
+    virtual bool remove_block(const Cidr& prefix) = 0; // false: not there
+    virtual std::vector<std::pair<Cidr, cw_block>> blocks() const = 0;
+    virtual uint32_t host_block_capacity() const = 0;
+    virtual uint32_t cidr_block_capacity() const = 0;
+
+    // Throws Error when the kernel refuses (the trie is full, ...).
+    virtual void add_allow(const Cidr& prefix) = 0;
+    virtual bool remove_allow(const Cidr& prefix) = 0;
+    virtual std::vector<Cidr> allow_list() const = 0;
+    virtual uint32_t allow_capacity() const = 0;
+};
+
+} // namespace connwatch

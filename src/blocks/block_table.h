@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The one owner of blocks and allow entries: the kernel's lists (through
+// BlockMaps), what they do not say (origin, reason, wall-clock times), the state
+// file, the allowlist's reconciliation, expiry, and the policy — an allow entry
+// wins over a block, always.
+//
+// It does not log (the Manager says what happened, once): every operation
+// returns what it did or why it refused.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "blocks/block_maps.h"
+#include "blocks/state.h"
+#include "common/block_kinds.h"
+
+namespace connwatch {
+
+struct BlockCounts {
+    size_t scan = 0, manual = 0;
+    size_t total() const { return scan + manual; }
+};
+
+// A block as `list` shows it.
+struct BlockView {
+    BlockRecord record;
+    uint64_t expires_ns = 0; // monotonic deadline, 0 = never
+};
+
+// A block that fell due: its prefix and the wall-clock time it expired at.
+struct Expired {
+    Cidr prefix;
+    std::time_t when = 0;
+};
+
+class BlockTable {
+public:
+    BlockTable(BlockMaps& maps, std::string state_path);
+
+    // ---- start-up
+    struct Restored {
+        size_t kept = 0;     // entries the (pinned) kernel maps still held
+        size_t restored = 0; // manual blocks put back from the state file
+        std::string warning; // the state file could not be read, ...
+    };
+    // Reads the state file: metadata of the blocks the kernel still holds, and
+    // the manual blocks a reboot took out of the kernel; runtime allow entries.
+    Restored restore();
+
+    // ---- the allowlist
+    // Makes the kernel's allowlist exactly configured + runtime + own, and lifts
+    // the blocks an entry now covers (returned). All or nothing: when the
+    // entries do not fit, or the kernel refuses one, the allowlist is left as
+    // it was and the error says why.
+    struct AllowUpdate {
+        std::string error; // empty: done
+        std::vector<Cidr> lifted;
+    };
+    AllowUpdate set_allow_sources(std::vector<Cidr> configured, std::vector<Cidr> own);
+    // connwatchctl allow / disallow: a runtime entry, kept in the state file.
+    AllowUpdate allow(const Cidr& prefix);
+    AllowUpdate disallow(const Cidr& prefix);
+    // Every entry in force and where it comes from (runtime, then configured,
+    // then own, when a prefix has several sources).
+    std::vector<std::pair<Cidr, AllowSource>> allow_entries() const;
+    size_t allow_size() const { return applied_.size(); }
+    // The entry that covers `prefix`, if any.
+    std::optional<Cidr> allow_covering(const Cidr& prefix) const;
+
+    // ---- blocks
+    // A manual block; refused (the text says why and what to do) when an allow
+    // entry covers it or its list is full. A zero or absent duration: until
+    // removed. Returns the record made.
+    std::variant<BlockRecord, std::string> block(const Cidr& prefix,
+                                                 std::optional<std::chrono::seconds> duration,
+                                                 std::string reason);
+    // False when it was not blocked.
+    bool unblock(const Cidr& prefix);
+    // Every block removed; returns their prefixes.
+    std::vector<Cidr> flush();
+    // The kernel made a block on a scan: remember why.
+    void record_scan_block(const Address& src, std::string reason, std::time_t created,
+                           std::time_t expires);
+
+    // Removes the blocks due at now_ns (the kernel already ignores them; this
+    // frees their room), and counts what is left, in the same walk.
+    struct Sweep {
+        std::vector<Expired> expired;
+        BlockCounts left;
+    };
+    Sweep sweep_expired(uint64_t now_ns);
+
+    // ---- views
+    // Every block, soonest expiry first, blocks without one last.
+    std::vector<BlockView> list() const;
+    BlockCounts counts() const;
+    uint64_t manual_added() const { return manual_added_; }
+    uint64_t removed(RemovalReason r) const;
+
+    // ---- persistence
+    // Writes the state file if anything changed since the last write. Returns
+    // the error, if any (the table stays dirty: the next call retries).
+    std::optional<std::string> save_if_dirty();
+    const std::string& state_path() const { return state_path_; }
+
+private:
+    bool remove(const Cidr& prefix, RemovalReason why);
+    std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
+    std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
+    BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
+
+    BlockMaps& maps_;
+    std::string state_path_;
+    std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
+    std::vector<Cidr> configured_, runtime_, own_;
+    std::set<Cidr> applied_; // what the kernel's allowlist holds, as we made it
+    uint64_t manual_added_ = 0;
+    std::map<RemovalReason, uint64_t> removed_;
+    bool dirty_ = false;
+};
+
+} // namespace connwatch

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "daemon/manager.h"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include <prometheus/exposer.h>
+
+#include "base/clock.h"
+#include "blocks/kernel_maps.h"
+#include "common/duration.h"
+#include "common/format.h"
+#include "control/server.h"
+#include "daemon/control_handler.h"
+#include "daemon/host.h"
+#include "events/events.h"
+#include "kernel/attachment.h"
+#include "kernel/event_reader.h"
+#include "kernel/program.h"
+#include "metrics/metrics.h"
+
+namespace connwatch {
+
+namespace {
+
+sigset_t handled_signals()
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    return mask;
+}
+
+} // namespace
+
+Manager::Manager(Options opts, std::vector<std::string> args)
+    : opts_(std::move(opts)), args_(std::move(args)), sink_(make_sink(opts_.log_target))
+{
+}
+
+Manager::~Manager() = default;
+
+template <typename Fn>
+void Manager::guarded(const char* what, Fn&& fn)
+{
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        sink_->error(std::string(what) + " failed: " + e.what() + ", ignoring");
+    }
+}
+
+void Manager::add_fd(int fd)
+{
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev))
+        throw Error("epoll_ctl", errno_code(errno));
+}
+
+void Manager::attach(const std::string& name)
+{
+    links_.emplace_back(*prog_, name, opts_.xdp_mode);
+    const auto& l = links_.back();
+    if (!l.fallback_reason().empty())
+        sink_->warning("'" + name + "': " + l.fallback_reason());
+}
+
+void Manager::save_state()
+{
+    if (auto err = table_->save_if_dirty())
+        sink_->warning(*err + "; will retry");
+}
+
+void Manager::report_lifted(const std::vector<Cidr>& lifted, const std::string& who)
+{
+    for (const auto& c : lifted)
+        sink_->block_removed(c.str(), "allowlisted" + who);
+}
+
+std::string Manager::summary() const
+{
+    std::string ifs;
+    for (const auto& l : links_)
+        ifs += (ifs.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
+    std::ostringstream msg;
+    msg << "watching " << ifs << "; scan threshold " << opts_.threshold << " ports in "
+        << format_duration(opts_.window) << ", "
+        << (opts_.monitor_only ? std::string("monitor-only")
+                               : "block for " + (opts_.block_duration.count()
+                                                     ? format_duration(opts_.block_duration)
+                                                     : std::string("ever")))
+        << ", " << table_->allow_size() << " allowlisted prefixes";
+    return msg.str();
+}
+
+void Manager::start()
+{
+    // Signals through signalfd: handled in the loop like any other input. Blocked
+    // before anything starts a thread (the metrics endpoint runs civetweb threads,
+    // which inherit the mask): a thread with them unblocked would take SIGTERM or
+    // SIGHUP with the default action and end the whole process, unreported.
+    sigset_t mask = handled_signals();
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr))
+        throw Error("sigprocmask", errno_code(errno));
+
+    check_environment();
+    auto interfaces = resolve_interfaces(opts_.interfaces);
+
+    // The control socket first: if another connwatchd answers there, stop now,
+    // before touching the pinned blocklists or the state file it owns. Requests
+    // are only served from the loop, once everything below is in place.
+    handler_ = std::make_unique<ControlHandler>(*this);
+    if (!opts_.control_socket.empty())
+        control_ = std::make_unique<ControlServer>(opts_.control_socket, opts_.control_group,
+                                                   *handler_);
+    if (control_ && !control_->warning().empty())
+        sink_->warning(control_->warning());
+
+    LoadSettings ls;
+    ls.max_blocks = opts_.max_blocks;
+    if (!opts_.pin_dir.empty()) {
+        if (auto why = ensure_bpffs(opts_.pin_dir); why.empty())
+            ls.pin_dir = opts_.pin_dir;
+        else
+            sink_->warning(why);
+    }
+    prog_ = std::make_unique<XdpProgram>(ls);
+    for (const auto& w : prog_->warnings())
+        sink_->warning(w);
+    prog_->set_config(kernel_config(opts_));
+
+    maps_ = std::make_unique<KernelMaps>(*prog_);
+    table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
+    auto restored = table_->restore();
+    if (!restored.warning.empty())
+        sink_->warning(restored.warning);
+    if (restored.kept)
+        sink_->notice("Kept " + std::to_string(restored.kept) +
+                      " blocks from the previous run (pinned in " + opts_.pin_dir + ")");
+    if (restored.restored)
+        sink_->notice("Restored " + std::to_string(restored.restored) + " manual blocks from " +
+                      table_->state_path());
+    std::string why;
+    auto own = opts_.allow_own_addresses ? own_prefixes(&why) : std::vector<Cidr>{};
+    if (!why.empty())
+        sink_->warning(why);
+    own_prefixes_error_ = why;
+    auto allowed = table_->set_allow_sources(opts_.allow, own);
+    if (!allowed.error.empty())
+        throw Error("Cannot set up the allowlist: " + allowed.error);
+    report_lifted(allowed.lifted, "");
+    save_state();
+    start_metrics();
+
+    reader_ = std::make_unique<EventReader>(
+        *prog_, [this](const cw_event& ev) { on_event(ev); },
+        [this](const std::string& what) {
+            sink_->error("Handling an event failed: " + what + ", ignoring");
+        });
+
+    signal_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    timer_ = UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    if (!signal_ || !timer_ || !epoll_)
+        throw Error("Failed to set up the event loop", errno_code(errno));
+
+    // One timer for everything periodic; under a systemd watchdog it ticks at
+    // least twice per watchdog interval.
+    uint64_t tick_usec = 1000000;
+    if (sd_watchdog_enabled(0, &watchdog_usec_) > 0)
+        tick_usec = std::min<uint64_t>(tick_usec, watchdog_usec_ / 2);
+    itimerspec its{};
+    its.it_interval.tv_sec = static_cast<time_t>(tick_usec / 1000000);
+    its.it_interval.tv_nsec = static_cast<long>(tick_usec % 1000000 * 1000);
+    its.it_value = its.it_interval;
+    if (timerfd_settime(timer_.get(), 0, &its, nullptr))
+        throw Error("timerfd_settime", errno_code(errno));
+
+    add_fd(reader_->epoll_fd());
+    add_fd(signal_.get());
+    add_fd(timer_.get());
+    if (control_)
+        add_fd(control_->fd());
+
+    // Attach last: from here on packets are judged, and events have a reader.
+    for (const auto& name : interfaces)
+        attach(name);
+
+    status_ = summary();
+    sink_->started("Started, " + status_);
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+    update_metrics(table_->counts());
+}
+
+// SIGHUP: re-read the configuration and apply it without dropping blocks or
+// detaching unchanged interfaces. Anything invalid keeps the running one.
+std::string Manager::reload()
+{
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_now_ns() / 1000));
+    auto fail = [this](const std::string& why) {
+        sink_->error("Reload failed, keeping the running configuration: " + why);
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+        return why;
+    };
+
+    std::vector<const char*> argv;
+    for (const auto& a : args_)
+        argv.push_back(a.c_str());
+    Options next;
+    std::string why;
+    if (parse_command_line(static_cast<int>(argv.size()), argv.data(), next, opts_.config_file,
+                           &why))
+        return fail(why);
+    std::vector<std::string> interfaces;
+    try {
+        interfaces = resolve_interfaces(next.interfaces);
+    } catch (const Error& e) {
+        return fail(e.what());
+    }
+    // What is fixed for the life of the process: the map's size, and where its
+    // socket, state and pins live. Say so, and keep the running values.
+    auto restart_only = [this](const char* key, auto& next_value, const auto& running) {
+        if (next_value != running) {
+            sink_->warning(std::string(key) +
+                           " changes take effect when connwatchd restarts, ignoring");
+            next_value = running;
+        }
+    };
+    restart_only("max-blocks", next.max_blocks, opts_.max_blocks);
+    restart_only("control-socket", next.control_socket, opts_.control_socket);
+    restart_only("control-group", next.control_group, opts_.control_group);
+    restart_only("state-dir", next.state_dir, opts_.state_dir);
+    restart_only("pin-dir", next.pin_dir, opts_.pin_dir);
+    restart_only("metrics-listen", next.metrics_listen, opts_.metrics_listen);
+
+    // The allowlist first: it is the one part that can still be refused (more
+    // entries than the trie holds), and then nothing has changed yet.
+    std::string own_error;
+    auto own = next.allow_own_addresses ? own_prefixes(&own_error) : std::vector<Cidr>{};
+    // Said once, not at every reload: a sandbox without AF_NETLINK fails the same way each time.
+    if (!own_error.empty() && own_error != own_prefixes_error_)
+        sink_->warning(own_error);
+    own_prefixes_error_ = own_error;
+    auto allowed = table_->set_allow_sources(next.allow, own);
+    if (!allowed.error.empty())
+        return fail(allowed.error);
+    try {
+        prog_->set_config(kernel_config(next));
+    } catch (const Error& e) {
+        table_->set_allow_sources(opts_.allow, own);
+        return fail(e.what());
+    }
+    report_lifted(allowed.lifted, "");
+
+    if (next.xdp_mode != opts_.xdp_mode)
+        sink_->warning("xdp-mode applies to interfaces attached from now on; restart to "
+                       "re-attach the others");
+    if (next.log_target != opts_.log_target)
+        sink_ = make_sink(next.log_target);
+    opts_ = std::move(next);
+    apply_interfaces(interfaces);
+    save_state();
+
+    status_ = summary();
+    sink_->reloaded("Reloaded, " + status_);
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+    return "";
+}
+
+// Detaches the interfaces no longer wanted, attaches the new ones; the others
+// keep their links (and so keep judging packets) throughout.
+void Manager::apply_interfaces(const std::vector<std::string>& wanted)
+{
+    std::set<std::string> want(wanted.begin(), wanted.end());
+    std::erase_if(links_, [&](const XdpAttachment& l) { return !want.count(l.ifname()); });
+    for (const auto& name : wanted) {
+        bool have = std::any_of(links_.begin(), links_.end(),
+                                [&](const XdpAttachment& l) { return l.ifname() == name; });
+        if (have)
+            continue;
+        try {
+            attach(name);
+        } catch (const Error& e) {
+            sink_->error(std::string("Reload: ") + e.what());
+        }
+    }
+}
+
+void Manager::on_event(const cw_event& raw)
+{
+    auto ev = decode_event(raw);
+    if (auto* c = std::get_if<NewConnection>(&ev))
+        sink_->new_connection(*c);
+    else if (auto* s = std::get_if<PortScan>(&ev))
+        on_port_scan(*s);
+}
+
+void Manager::on_port_scan(const PortScan& s)
+{
+    sink_->port_scan(s);
+    if (s.action == CW_ACT_BLOCKED)
+        table_->record_scan_block(s.src, port_scan_message(s.src, s.dst, s.ports), s.when,
+                                  s.expires);
+}
+
+void Manager::report_lost_events()
+{
+    uint64_t lost = prog_->stats()[CW_STAT_EVENTS_LOST];
+    if (lost > lost_reported_) {
+        sink_->warning(std::to_string(lost - lost_reported_) +
+                       " events lost: the ring buffer was full (counters stay exact)");
+        lost_reported_ = lost;
+    }
+}
+
+// STATUS= for systemctl status: the summary and the counts so far.
+void Manager::update_status(const BlockCounts& n)
+{
+    auto st = prog_->stats();
+    std::string s = summary() + "; " + std::to_string(st[CW_STAT_SYN]) + " connections, " +
+                    std::to_string(st[CW_STAT_SCAN]) + " scans, " + std::to_string(n.total()) +
+                    " blocked";
+    if (s != status_) {
+        status_ = s;
+        sd_notifyf(0, "STATUS=%s", status_.c_str());
+    }
+}
+
+void Manager::on_timer()
+{
+    uint64_t expirations;
+    while (read(timer_.get(), &expirations, sizeof(expirations)) > 0) {
+    }
+    if (watchdog_usec_)
+        sd_notify(0, "WATCHDOG=1");
+    // Expired blocks stop matching in the kernel at once; here they are removed
+    // and logged, which also frees their room. One walk, which also counts.
+    auto sweep = table_->sweep_expired(monotonic_now_ns());
+    for (const auto& e : sweep.expired) {
+        if (e.prefix.is_host())
+            sink_->block_expired(e.when, e.prefix.address());
+        else
+            sink_->block_removed(e.prefix.str(), "expired");
+    }
+    report_lost_events();
+    save_state();
+    sink_->tick(std::chrono::steady_clock::now());
+    update_status(sweep.left);
+    update_metrics(sweep.left);
+}
+
+void Manager::start_metrics()
+{
+    if (opts_.metrics_listen.empty())
+        return;
+    metrics_ = std::make_shared<MetricsCollector>(*prog_);
+    try {
+        exposer_ = std::make_unique<prometheus::Exposer>(opts_.metrics_listen, 1);
+    } catch (const std::exception& e) {
+        throw Error("Cannot serve metrics on " + opts_.metrics_listen + ": " + e.what() +
+                    " (is the port in use? set metrics-listen to another HOST:PORT, or empty "
+                    "to disable)");
+    }
+    exposer_->RegisterCollectable(metrics_);
+}
+
+// The daemon's side of the metrics; the kernel's counters are read at scrape time.
+void Manager::update_metrics(const BlockCounts& n)
+{
+    if (!metrics_)
+        return;
+    MetricsSnapshot s;
+    for (const auto& l : links_)
+        s.interfaces.emplace_back(l.ifname(), to_string(l.mode()));
+    s.blocks_scan = n.scan;
+    s.blocks_manual = n.manual;
+    s.allow_entries = table_->allow_size();
+    s.manual_blocks_added = table_->manual_added();
+    for (auto r : kRemovalReasons)
+        s.blocks_removed[r] = table_->removed(r);
+    metrics_->update(std::move(s));
+}
+
+// Reads every pending signal; false when one asks to stop.
+bool Manager::on_signals()
+{
+    signalfd_siginfo si{};
+    while (read(signal_.get(), &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            // Errors are logged by reload(); a signal has no one to answer.
+            reload();
+            continue;
+        }
+        // Drain what the kernel already reported, then detach (the links
+        // close in the destructor).
+        sd_notify(0, "STOPPING=1");
+        guarded("Reading the last events", [&] { reader_->consume(); });
+        save_state();
+        sink_->notice(std::string("received ") + strsignal(si.ssi_signo) + ", detaching");
+        return false;
+    }
+    return true;
+}
+
+int Manager::run()
+{
+    start();
+    for (;;) {
+        epoll_event evs[8];
+        int n = epoll_wait(epoll_.get(), evs, 8, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sink_->error(std::string("epoll_wait: ") + std::strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == reader_->epoll_fd()) {
+                guarded("Reading events", [&] { reader_->consume(); });
+            } else if (control_ && fd == control_->fd()) {
+                guarded("Serving the control socket", [&] { control_->process(); });
+            } else if (fd == timer_.get()) {
+                guarded("The periodic tick", [&] { on_timer(); });
+            } else if (fd == signal_.get()) {
+                bool go_on = true;
+                guarded("Handling a signal", [&] { go_on = on_signals(); });
+                if (!go_on)
+                    return 0;
+            }
+        }
+    }
+}
+
+} // namespace connwatch

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// connwatchd's Manager: it starts the parts, runs the one epoll loop (ring
+// buffer, signalfd, timerfd, control socket) and orchestrates — reload, the
+// watchdog, STATUS=, the metrics snapshot. The work itself is done by the parts:
+// the kernel layer (kernel/), the BlockTable (blocks/), the event sinks
+// (events/), the control server (control/) and the metrics (metrics/).
+//
+// Start-up throws Error; once the loop runs, nothing throws out of it: every
+// handler catches, logs once (", ignoring") and the loop goes on.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "blocks/block_table.h"
+#include "config/options.h"
+#include "events/event_sink.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace connwatch {
+
+class XdpProgram;
+class XdpAttachment;
+class EventReader;
+class ControlServer;
+class ControlHandler;
+class MetricsCollector;
+class KernelMaps;
+struct PortScan;
+
+class Manager {
+public:
+    // args: argv, re-parsed on reload.
+    Manager(Options opts, std::vector<std::string> args);
+    ~Manager();
+    Manager(const Manager&) = delete;
+    Manager& operator=(const Manager&) = delete;
+
+    // Starts (throws Error), then runs until SIGINT/SIGTERM; returns the exit code.
+    int run();
+
+    // ---- for the control handler
+    const Options& options() const { return opts_; }
+    const std::vector<XdpAttachment>& links() const { return links_; }
+    const XdpProgram& program() const { return *prog_; }
+    BlockTable& table() { return *table_; }
+    EventSink& sink() { return *sink_; }
+    // Re-reads the configuration; "" on success, else why the running one was kept.
+    std::string reload();
+    // Writes the state file now if it changed; a failure is logged, and retried
+    // at the next tick.
+    void save_state();
+    // Logs the blocks an allowlist change lifted.
+    void report_lifted(const std::vector<Cidr>& lifted, const std::string& who);
+
+private:
+    void start();
+    void start_metrics();
+    void attach(const std::string& name);
+    void apply_interfaces(const std::vector<std::string>& wanted);
+    bool on_signals(); // false: stop
+    void on_timer();
+    void on_event(const cw_event& ev);
+    void on_port_scan(const PortScan& s);
+    void report_lost_events();
+    void update_status(const BlockCounts& n);
+    void update_metrics(const BlockCounts& n);
+    std::string summary() const;
+    void add_fd(int fd);
+    // Runs one handler of the loop: what it throws is logged once and ignored.
+    template <typename Fn>
+    void guarded(const char* what, Fn&& fn);
+
+    Options opts_;
+    std::vector<std::string> args_;
+    std::unique_ptr<EventSink> sink_;
+    std::unique_ptr<XdpProgram> prog_;
+    std::unique_ptr<KernelMaps> maps_;
+    std::unique_ptr<BlockTable> table_;
+    // After prog_, so destroyed before it: no scrape can outlive the program.
+    std::shared_ptr<MetricsCollector> metrics_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::vector<XdpAttachment> links_;
+    std::unique_ptr<EventReader> reader_;
+    std::unique_ptr<ControlHandler> handler_;
+    std::unique_ptr<ControlServer> control_;
+    UniqueFd epoll_, signal_, timer_;
+    uint64_t lost_reported_ = 0;
+    uint64_t watchdog_usec_ = 0;
+    std::string status_;
+    std::string own_prefixes_error_; // the last getifaddrs failure, to say it once
+};
+
+} // namespace connwatch

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "events/events.h"
+
+#include <net/if.h>
+
+#include "base/clock.h"
+
+namespace connwatch {
+
+std::string interface_name(uint32_t ifindex)
+{
+    char buf[IF_NAMESIZE] = {};
+    return if_indextoname(ifindex, buf) ? buf : "ifindex" + std::to_string(ifindex);
+}
+
+Event decode_event(const cw_event& ev)
+{
+    std::time_t when = wall_time_of(ev.ts_ns);
+    if (ev.type == CW_EV_NEW_CONN)
+        return NewConnection{when, Address(ev.saddr), Address(ev.daddr), ev.sport, ev.dport,
+                             interface_name(ev.ifindex)};
+    if (ev.type == CW_EV_SCAN) {
+        // nports is the kernel's word; never read past the array whatever it says.
+        unsigned n = ev.nports < CW_SCAN_SLOTS ? ev.nports : CW_SCAN_SLOTS;
+        return PortScan{when,
+                        Address(ev.saddr),
+                        Address(ev.daddr),
+                        std::vector<uint16_t>(ev.ports, ev.ports + n),
+                        interface_name(ev.ifindex),
+                        ev.action,
+                        ev.expires_ns ? wall_time_of(ev.expires_ns) : 0};
+    }
+    return UnknownEvent{ev.type};
+}
+
+} // namespace connwatch

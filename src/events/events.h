@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// What the kernel reports, as typed events: the one place a struct cw_event
+// from the ring buffer is taken apart (clock conversion, interface names, the
+// port list's bound).
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/address.h"
+
+namespace connwatch {
+
+struct NewConnection {
+    std::time_t when;
+    Address src, dst;
+    uint16_t sport, dport;
+    std::string ifname;
+};
+
+struct PortScan {
+    std::time_t when;
+    Address src, dst;
+    std::vector<uint16_t> ports;
+    std::string ifname;
+    uint8_t action;      // enum cw_scan_action
+    std::time_t expires; // CW_ACT_BLOCKED: wall-clock deadline, 0 = never
+};
+
+// An event of a type this build does not know (a newer object): skipped.
+struct UnknownEvent {
+    uint8_t type;
+};
+
+using Event = std::variant<NewConnection, PortScan, UnknownEvent>;
+
+Event decode_event(const cw_event& ev);
+
+// The name of an interface, or "ifindexN" when it has gone (for metrics'
+// labels and journald's INTERFACE= alike).
+std::string interface_name(uint32_t ifindex);
+
+} // namespace connwatch

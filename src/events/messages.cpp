@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "events/messages.h"
+
+#include "common/format.h"
+
+namespace connwatch {
+
+namespace {
+
+std::string until(std::time_t expires)
+{
+    return expires ? " until " + format_timestamp(expires) : " until removed";
+}
+
+} // namespace
+
+std::string format_scan_action(const PortScan& ev)
+{
+    std::string head = format_timestamp(ev.when) + ": ";
+    std::string src = ev.src.str();
+    switch (ev.action) {
+    case CW_ACT_BLOCKED:
+        return head + "Blocked " + src + until(ev.expires);
+    case CW_ACT_MONITOR_ONLY:
+        return head + "Not blocking " + src + ": monitor-only mode";
+    case CW_ACT_ALLOWLISTED:
+        return head + "Not blocking " + src + ": it is in the allowlist";
+    case CW_ACT_BLOCKLIST_FULL:
+        return head + "Not blocking " + src +
+               ": the blocklist is full (raise max-blocks, or unblock entries)";
+    }
+    return head + "Unknown action " + std::to_string(ev.action) + " for " + src;
+}
+
+const char* scan_action_name(uint8_t action)
+{
+    switch (action) {
+    case CW_ACT_BLOCKED: return "blocked";
+    case CW_ACT_MONITOR_ONLY: return "monitor-only";
+    case CW_ACT_ALLOWLISTED: return "allowlisted";
+    case CW_ACT_BLOCKLIST_FULL: return "blocklist-full";
+    }
+    return "unknown";
+}
+
+std::string block_expired_message(std::time_t when, const Address& addr)
+{
+    return format_timestamp(when) + ": Block expired: " + addr.str();
+}
+
+std::string block_added_message(const std::string& prefix, const std::string& reason,
+                                std::time_t expires)
+{
+    return "Blocked " + prefix + until(expires) + " (manual" +
+           (reason.empty() ? "" : ": " + reason) + ")";
+}
+
+std::string block_removed_message(const std::string& prefix, const std::string& reason)
+{
+    return "Unblocked " + prefix + " (" + reason + ")";
+}
+
+std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsigned burst)
+{
+    auto secs = std::to_string(interval.count());
+    return std::to_string(n) + " new connection events not logged in " + secs +
+           "s (rate limit " + std::to_string(burst) + " per " + secs +
+           "s; the counters are exact)";
+}
+
+} // namespace connwatch

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// One formatter per message, shared by both sinks: the stdout sink prints a
+// message as it is, or after "TIMESTAMP: " where noted; the journal sink sends
+// the same text as MESSAGE=.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <string>
+
+#include "events/events.h"
+
+namespace connwatch {
+
+// What was done about a scan, e.g.
+// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05".
+std::string format_scan_action(const PortScan& ev);
+
+// "blocked", "monitor-only", "allowlisted", "blocklist-full": journald's ACTION=.
+const char* scan_action_name(uint8_t action);
+
+// "2021-04-28 16:28:05: Block expired: 192.0.2.56"
+std::string block_expired_message(std::time_t when, const Address& addr);
+
+// "Blocked PREFIX until T (manual: REASON)"; the stdout sink prefixes a timestamp.
+std::string block_added_message(const std::string& prefix, const std::string& reason,
+                                std::time_t expires);
+
+// "Unblocked PREFIX (REASON)"; the stdout sink prefixes a timestamp.
+std::string block_removed_message(const std::string& prefix, const std::string& reason);
+
+// The rate limiter's summary of what it held back.
+std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsigned burst);
+
+} // namespace connwatch
