@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// BlockTable's policy without root: the kernel's maps replaced by FakeMaps,
+// which keep the same rules (one key space for exact and CIDR blocks, bounded
+// capacities, a refused insert when full). The real maps are covered by the
+// bpf and integration tests.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "blocks/block_table.h"
+
+using namespace connwatch;
+using namespace std::chrono_literals;
+
+namespace {
+
+Cidr P(const char* text)
+{
+    auto c = Cidr::parse(text);
+    EXPECT_TRUE(c) << text;
+    return c ? *c : Cidr();
+}
+
+class FakeMaps final : public BlockMaps {
+public:
+    uint32_t host_cap = 4, cidr_cap = 2, allow_cap = 4;
+    // The allow insert that fails with EIO (1 = the next one), 0 = none: a
+    // kernel refusing for another reason than capacity.
+    int fail_allow_after = 0;
+    std::map<Cidr, cw_block> hosts, cidrs;
+    std::set<Cidr> allows;
+
+    bool add_block(const Cidr& p, const cw_block& b) override
+    {
+        auto& m = p.is_host() ? hosts : cidrs;
+        if (!m.count(p) && m.size() >= (p.is_host() ? host_cap : cidr_cap))
+            return false;
+        m[p] = b;
+        return true;
+    }
+    bool remove_block(const Cidr& p) override
+    {
+        return (p.is_host() ? hosts : cidrs).erase(p) == 1;
+    }
+    std::vector<std::pair<Cidr, cw_block>> blocks() const override
+    {
+        std::vector<std::pair<Cidr, cw_block>> out(hosts.begin(), hosts.end());
+        out.insert(out.end(), cidrs.begin(), cidrs.end());
+        return out;
+    }
+    uint32_t host_block_capacity() const override { return host_cap; }
+    uint32_t cidr_block_capacity() const override { return cidr_cap; }
+    void add_allow(const Cidr& p) override
+    {
+        if (fail_allow_after > 0 && --fail_allow_after == 0)
+            throw Error("Failed to add " + p.str() + " to the allowlist", errno_code(EIO));
+        if (!allows.count(p) && allows.size() >= allow_cap)
+            throw Error("Failed to add " + p.str() + " to the allowlist", errno_code(ENOSPC));
+        allows.insert(p);
+    }
+    bool remove_allow(const Cidr& p) override { return allows.erase(p) == 1; }
+    std::vector<Cidr> allow_list() const override { return {allows.begin(), allows.end()}; }
+    uint32_t allow_capacity() const override { return allow_cap; }
+};
+
+cw_block kernel_block(BlockOrigin origin, uint64_t expires_ns)
+{
+    cw_block b{};
+    b.created_ns = monotonic_now_ns();
+    b.expires_ns = expires_ns;
+    b.origin = static_cast<uint8_t>(origin);
+    return b;
+}
+
+class BlockTableTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        char tmpl[] = "/tmp/cw-table-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        table_ = std::make_unique<BlockTable>(maps_, state());
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string state() const { return dir_ + "/state.json"; }
+
+    // A block that must be made; fails the test with the refusal otherwise.
+    BlockRecord must_block(const char* prefix, std::optional<std::chrono::seconds> d = {},
+                           std::string reason = "")
+    {
+        auto r = table_->block(P(prefix), d, std::move(reason));
+        if (auto* why = std::get_if<std::string>(&r)) {
+            ADD_FAILURE() << prefix << " refused: " << *why;
+            return {};
+        }
+        return std::get<BlockRecord>(r);
+    }
+    std::string refusal(const char* prefix)
+    {
+        auto r = table_->block(P(prefix), std::nullopt, "");
+        if (auto* why = std::get_if<std::string>(&r))
+            return *why;
+        ADD_FAILURE() << prefix << " was blocked";
+        return "";
+    }
+    std::vector<std::string> listed() const
+    {
+        std::vector<std::string> out;
+        for (const auto& v : table_->list())
+            out.push_back(v.record.prefix.str());
+        return out;
+    }
+
+    std::string dir_;
+    FakeMaps maps_;
+    std::unique_ptr<BlockTable> table_;
+};
+
+} // namespace
+
+TEST_F(BlockTableTest, BlocksAnAddressOrAPrefixInTheRightList)
+{
+    std::time_t before = std::time(nullptr);
+    auto r = must_block("192.0.2.7", 1h, "abuse");
+    EXPECT_EQ(r.origin, BlockOrigin::Manual);
+    EXPECT_EQ(r.reason, "abuse");
+    EXPECT_GE(r.expires, before + 3600);
+    EXPECT_LE(r.expires, std::time(nullptr) + 3600);
+    must_block("203.0.113.0/24");
+    must_block("2001:db8::/32", 0s);
+    EXPECT_EQ(maps_.hosts.size(), 1u);
+    EXPECT_EQ(maps_.cidrs.size(), 2u);
+    EXPECT_EQ(maps_.hosts.begin()->second.origin, CW_ORIGIN_MANUAL);
+    EXPECT_NE(maps_.hosts.begin()->second.expires_ns, 0u);
+    EXPECT_EQ(maps_.cidrs.at(P("203.0.113.0/24")).expires_ns, 0u) << "no duration: until removed";
+    EXPECT_EQ(maps_.cidrs.at(P("2001:db8::/32")).expires_ns, 0u) << "0: until removed";
+    EXPECT_EQ(table_->manual_added(), 3u);
+    EXPECT_EQ(table_->counts().manual, 3u);
+}
+
+TEST_F(BlockTableTest, RefusesABlockAnAllowEntryCovers)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("10.0.0.0/8")}, {P("127.0.0.0/8")}).error, "");
+    EXPECT_EQ(refusal("10.1.2.3"),
+              "10.1.2.3/32 is covered by the allow entry 10.0.0.0/8: remove that first "
+              "(connwatchctl disallow) if you really mean to block it");
+    EXPECT_NE(refusal("10.9.0.0/16").find("covered by the allow entry 10.0.0.0/8"),
+              std::string::npos);
+    EXPECT_NE(refusal("127.0.0.1").find("127.0.0.0/8"), std::string::npos) << "own address";
+    // Wider than the allow entry: not covered (the kernel's allow wins inside it).
+    must_block("10.0.0.0/7");
+    // The other family is never covered by an IPv4 entry.
+    must_block("::a00:1");
+    EXPECT_TRUE(maps_.hosts.count(P("::a00:1")));
+}
+
+TEST_F(BlockTableTest, RefusesWhenAListIsFullAndSaysWhich)
+{
+    for (const char* a : {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"})
+        must_block(a);
+    EXPECT_EQ(refusal("192.0.2.5"),
+              "the blocklist is full (max-blocks 4): unblock entries or raise max-blocks");
+    must_block("192.0.2.4", 1h); // already there: an update, not a new entry
+    must_block("198.51.100.0/24");
+    must_block("198.51.101.0/24");
+    EXPECT_EQ(refusal("198.51.102.0/24"),
+              "the CIDR blocklist is full (2 prefixes): unblock entries");
+    EXPECT_EQ(table_->manual_added(), 7u);
+}
+
+TEST_F(BlockTableTest, UnblockRemovesOnlyWhatIsBlocked)
+{
+    must_block("192.0.2.1");
+    EXPECT_TRUE(table_->unblock(P("192.0.2.1")));
+    EXPECT_FALSE(table_->unblock(P("192.0.2.1")));
+    EXPECT_FALSE(table_->unblock(P("192.0.2.0/24")));
+    EXPECT_TRUE(maps_.hosts.empty());
+    EXPECT_EQ(table_->removed(RemovalReason::Unblocked), 1u);
+    EXPECT_TRUE(listed().empty());
+}
+
+TEST_F(BlockTableTest, FlushRemovesEveryBlockAndCountsThem)
+{
+    must_block("192.0.2.1");
+    must_block("2001:db8::1");
+    must_block("198.51.100.0/24");
+    maps_.hosts[P("192.0.2.9")] = kernel_block(BlockOrigin::Scan, 0); // the kernel's own
+    auto removed = table_->flush();
+    EXPECT_EQ(removed.size(), 4u);
+    EXPECT_TRUE(maps_.hosts.empty() && maps_.cidrs.empty());
+    EXPECT_EQ(table_->removed(RemovalReason::Flushed), 4u);
+    EXPECT_TRUE(table_->flush().empty());
+}
+
+TEST_F(BlockTableTest, AllowLiftsTheBlocksItCoversAndSaysWhereEachEntryComesFrom)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("198.51.100.0/24")}, {P("127.0.0.0/8")}).error, "");
+    must_block("192.0.2.1");
+    must_block("192.0.2.128/25");
+    must_block("203.0.113.5");
+    auto u = table_->allow(P("192.0.2.0/24"));
+    EXPECT_EQ(u.error, "");
+    std::set<Cidr> lifted(u.lifted.begin(), u.lifted.end());
+    EXPECT_EQ(lifted, (std::set<Cidr>{P("192.0.2.1"), P("192.0.2.128/25")}));
+    EXPECT_EQ(listed(), std::vector<std::string>{"203.0.113.5/32"});
+    EXPECT_EQ(table_->removed(RemovalReason::Allowlisted), 2u);
+    EXPECT_TRUE(maps_.allows.count(P("192.0.2.0/24")));
+
+    std::map<std::string, AllowSource> src;
+    for (const auto& [c, s] : table_->allow_entries())
+        src[c.str()] = s;
+    EXPECT_EQ(src, (std::map<std::string, AllowSource>{
+                       {"192.0.2.0/24", AllowSource::Connwatchctl},
+                       {"198.51.100.0/24", AllowSource::Configuration},
+                       {"127.0.0.0/8", AllowSource::OwnAddress}}));
+    // Allowing it again changes nothing and is not an error.
+    EXPECT_EQ(table_->allow(P("192.0.2.0/24")).error, "");
+    EXPECT_EQ(table_->allow_size(), 3u);
+}
+
+TEST_F(BlockTableTest, AllowRefusedWhenTheTrieIsFullChangesNothing)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("10.0.0.0/8"), P("10.1.0.0/16")},
+                                        {P("127.0.0.0/8"), P("::1/128")})
+                  .error,
+              "");
+    must_block("192.0.2.1");
+    auto u = table_->allow(P("192.0.2.0/24"));
+    EXPECT_EQ(u.error, "5 allow entries (configured, added with connwatchctl, and this host's "
+                       "own addresses) do not fit the allowlist, which holds at most 4: remove "
+                       "some");
+    EXPECT_TRUE(u.lifted.empty());
+    EXPECT_EQ(maps_.allows.size(), 4u);
+    EXPECT_FALSE(maps_.allows.count(P("192.0.2.0/24")));
+    EXPECT_EQ(listed(), std::vector<std::string>{"192.0.2.1/32"}) << "the block stays";
+    EXPECT_EQ(table_->allow_size(), 4u);
+}
+
+TEST_F(BlockTableTest, DisallowRemovesOnlyRuntimeEntries)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("10.0.0.0/8")}, {}).error, "");
+    ASSERT_EQ(table_->allow(P("192.0.2.0/24")).error, "");
+    EXPECT_EQ(table_->disallow(P("10.0.0.0/8")).error,
+              "10.0.0.0/8 is allowed by the configuration file: remove it there and reload");
+    EXPECT_EQ(table_->disallow(P("203.0.113.0/24")).error,
+              "203.0.113.0/24 was not allowed with connwatchctl allow");
+    EXPECT_EQ(table_->disallow(P("192.0.2.0/24")).error, "");
+    EXPECT_EQ(maps_.allows, (std::set<Cidr>{P("10.0.0.0/8")}));
+    must_block("192.0.2.1"); // no longer covered
+    EXPECT_NE(table_->disallow(P("192.0.2.0/24")).error, "") << "already gone";
+}
+
+TEST_F(BlockTableTest, AReloadWithMoreAllowEntriesThanTheTrieHoldsKeepsTheOldList)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("10.0.0.0/8")}, {P("127.0.0.0/8")}).error, "");
+    must_block("192.0.2.1");
+    std::vector<Cidr> many;
+    for (int i = 0; i < 5; i++)
+        many.push_back(P(("192.0." + std::to_string(i) + ".0/24").c_str()));
+    auto u = table_->set_allow_sources(many, {P("127.0.0.0/8")});
+    EXPECT_NE(u.error.find("6 allow entries"), std::string::npos) << u.error;
+    EXPECT_NE(u.error.find("holds at most 4"), std::string::npos) << u.error;
+    EXPECT_EQ(maps_.allows, (std::set<Cidr>{P("10.0.0.0/8"), P("127.0.0.0/8")}));
+    EXPECT_EQ(listed(), std::vector<std::string>{"192.0.2.1/32"}) << "nothing lifted";
+    // The running sources are still the old ones: a refusal cites them.
+    EXPECT_NE(table_->disallow(P("10.0.0.0/8")).error.find("configuration file"),
+              std::string::npos);
+}
+
+TEST_F(BlockTableTest, AKernelRefusalHalfwayRollsTheAllowlistBack)
+{
+    ASSERT_EQ(table_->set_allow_sources({P("10.0.0.0/8"), P("10.1.0.0/16")}, {}).error, "");
+    maps_.fail_allow_after = 2; // the second new entry fails
+    auto u = table_->set_allow_sources({P("192.0.2.0/24"), P("198.51.100.0/24")}, {});
+    EXPECT_NE(u.error.find("Input/output error"), std::string::npos) << u.error;
+    EXPECT_EQ(maps_.allows, (std::set<Cidr>{P("10.0.0.0/8"), P("10.1.0.0/16")}));
+    EXPECT_NE(refusal("10.1.2.3").find("covered"), std::string::npos);
+}
+
+TEST_F(BlockTableTest, SweepRemovesWhatIsDueAndCountsTheRest)
+{
+    uint64_t now = monotonic_now_ns();
+    maps_.hosts[P("192.0.2.1")] = kernel_block(BlockOrigin::Scan, now - 1);
+    maps_.hosts[P("192.0.2.2")] = kernel_block(BlockOrigin::Scan, now + 60 * kNsPerSec);
+    maps_.hosts[P("192.0.2.3")] = kernel_block(BlockOrigin::Scan, 0);
+    maps_.cidrs[P("198.51.100.0/24")] = kernel_block(BlockOrigin::Manual, now);
+    maps_.cidrs[P("203.0.113.0/24")] = kernel_block(BlockOrigin::Manual, 0);
+    auto s = table_->sweep_expired(now);
+    std::set<Cidr> expired;
+    for (const auto& e : s.expired)
+        expired.insert(e.prefix);
+    EXPECT_EQ(expired, (std::set<Cidr>{P("192.0.2.1"), P("198.51.100.0/24")}));
+    EXPECT_EQ(s.left.scan, 2u);
+    EXPECT_EQ(s.left.manual, 1u);
+    EXPECT_EQ(table_->removed(RemovalReason::Expired), 2u);
+    EXPECT_TRUE(table_->sweep_expired(now).expired.empty());
+}
+
+TEST_F(BlockTableTest, ListsSoonestExpiryFirstAndExplainsScanBlocks)
+{
+    uint64_t now = monotonic_now_ns();
+    must_block("192.0.2.1", 2h);
+    must_block("192.0.2.2");
+    must_block("192.0.2.3", 1h);
+    maps_.hosts[P("192.0.2.4")] = kernel_block(BlockOrigin::Scan, now + 30 * kNsPerSec);
+    table_->record_scan_block(P("192.0.2.4").address(), "Port scan detected: ...", 1, 2);
+    EXPECT_EQ(listed(), (std::vector<std::string>{"192.0.2.4/32", "192.0.2.3/32",
+                                                  "192.0.2.1/32", "192.0.2.2/32"}));
+    auto first = table_->list().front().record;
+    EXPECT_EQ(first.origin, BlockOrigin::Scan);
+    EXPECT_EQ(first.reason, "Port scan detected: ...");
+    // A kernel entry nobody recorded (a crash before the state was written) is
+    // listed from what the entry says.
+    maps_.hosts[P("192.0.2.5")] = kernel_block(BlockOrigin::Scan, 0);
+    auto rows = table_->list();
+    auto it = std::find_if(rows.begin(), rows.end(),
+                           [](const BlockView& v) { return v.record.prefix == P("192.0.2.5"); });
+    ASSERT_NE(it, rows.end());
+    EXPECT_EQ(it->record.origin, BlockOrigin::Scan);
+    EXPECT_EQ(it->record.expires, 0);
+    EXPECT_NEAR(static_cast<double>(it->record.created), static_cast<double>(std::time(nullptr)),
+                2.0);
+}
+
+TEST_F(BlockTableTest, RestartKeepsRecordsOfPinnedBlocksAndRuntimeAllows)
+{
+    ASSERT_EQ(table_->set_allow_sources({}, {}).error, "");
+    must_block("192.0.2.1", 1h, "why");
+    ASSERT_EQ(table_->allow(P("10.0.0.0/8")).error, "");
+    EXPECT_EQ(table_->save_if_dirty(), std::nullopt);
+    EXPECT_EQ(table_->save_if_dirty(), std::nullopt) << "nothing new: no write";
+
+    // A restart: the pinned maps are as they were, a new table reads the state.
+    BlockTable next(maps_, state());
+    auto r = next.restore();
+    EXPECT_EQ(r.kept, 1u);
+    EXPECT_EQ(r.restored, 0u);
+    EXPECT_EQ(r.warning, "");
+    ASSERT_EQ(next.list().size(), 1u);
+    EXPECT_EQ(next.list()[0].record.reason, "why");
+    ASSERT_EQ(next.set_allow_sources({}, {}).error, "");
+    EXPECT_EQ(next.allow_entries(),
+              (std::vector<std::pair<Cidr, AllowSource>>{{P("10.0.0.0/8"), AllowSource::Connwatchctl}}));
+}
+
+TEST_F(BlockTableTest, RebootRestoresManualBlocksOnly)
+{
+    must_block("192.0.2.1", 1h, "manual one");
+    must_block("198.51.100.0/24");
+    maps_.hosts[P("192.0.2.9")] = kernel_block(BlockOrigin::Scan, 0);
+    table_->record_scan_block(P("192.0.2.9").address(), "scan", 1, 0);
+    ASSERT_EQ(table_->save_if_dirty(), std::nullopt);
+
+    FakeMaps empty; // bpffs is gone after a reboot
+    BlockTable next(empty, state());
+    auto r = next.restore();
+    EXPECT_EQ(r.kept, 0u);
+    EXPECT_EQ(r.restored, 2u);
+    EXPECT_EQ(empty.hosts.size(), 1u);
+    EXPECT_EQ(empty.cidrs.size(), 1u);
+    EXPECT_FALSE(empty.hosts.count(P("192.0.2.9"))) << "scan blocks end with the pins";
+    uint64_t left = empty.hosts.at(P("192.0.2.1")).expires_ns - monotonic_now_ns();
+    EXPECT_GT(left, 3590 * kNsPerSec);
+    EXPECT_LE(left, 3600 * kNsPerSec);
+    EXPECT_EQ(empty.cidrs.at(P("198.51.100.0/24")).expires_ns, 0u);
+}
+
+TEST_F(BlockTableTest, AnUnreadableStateFileIsMovedAsideNotFatal)
+{
+    std::ofstream(state()) << "{ not json";
+    auto r = table_->restore();
+    EXPECT_NE(r.warning.find("could not be read"), std::string::npos) << r.warning;
+    EXPECT_TRUE(std::filesystem::exists(state() + ".corrupt"));
+    EXPECT_EQ(r.restored, 0u);
+}
+
+TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
+{
+    BlockTable t(maps_, dir_ + "/missing-dir/\x01/nope/state.json");
+    std::filesystem::create_directories(dir_ + "/missing-dir");
+    std::ofstream(dir_ + "/missing-dir/\x01"); // a file where a directory must be
+    auto made = t.block(P("192.0.2.1"), std::nullopt, "");
+    ASSERT_TRUE(std::holds_alternative<BlockRecord>(made));
+    auto err = t.save_if_dirty();
+    ASSERT_TRUE(err.has_value());
+    EXPECT_NE(err->find("Failed to write"), std::string::npos) << *err;
+    EXPECT_TRUE(t.save_if_dirty().has_value()) << "still dirty: retried";
+}
