@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Integration test of connwatchd as a service, with real traffic: the control
 # socket and connwatchctl (block, unblock, CIDR, allow, access control), reload
-# (SIGHUP and connwatchctl reload, good and bad configurations), and persistence
+# (SIGHUP and connwatchctl reload, good and bad configurations, an allowlist too
+# large for the kernel), and persistence
 # (kill -9 and restart, and a "reboot" that empties bpffs).
 #
 #   root namespace                      cwsv-a                 cwsv-b
@@ -239,6 +240,32 @@ case_bad_reload() {
     ctl reload >/dev/null || { WHY="reload of the good configuration failed"; return 1; }
 }
 check "a bad configuration on reload leaves the daemon running on the old one" case_bad_reload
+
+# More allow entries than the kernel's trie holds (4096): refused as a whole, by
+# connwatchctl reload and by SIGHUP alike; the daemon keeps running on its old
+# configuration and allowlist, and says why.
+case_allowlist_overflow_reload() {
+    cp "$CONF" "$WORK/good.conf"
+    local before rc=0 err i
+    before=$(grep -o '"allow": [0-9]*' <<<"$(ctl --json status)")
+    for ((i = 0; i < 4200; i++)); do
+        echo "allow = 10.200.$((i / 256)).$((i % 256))"
+    done >>"$CONF"
+    err=$(ctl reload 2>&1) || rc=$?
+    kill -HUP "$DPID"
+    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/err" "Reload failed.*do not fit the allowlist")" -ge 2 ]' ||
+        { cp "$WORK/good.conf" "$CONF"; WHY="SIGHUP did not log why the reload failed"; return 1; }
+    cp "$WORK/good.conf" "$CONF"
+    [ $rc = 1 ] || { WHY="reload with 4200 allow entries exited $rc, not 1"; return 1; }
+    [[ $err == *"allow entries (configured, added with connwatchctl, and this host's own addresses) do not fit the allowlist, which holds at most 4096"* ]] ||
+        { WHY="the error does not say why: $err"; return 1; }
+    cw_pid_alive "$DPID" || { WHY="connwatchd died"; return 1; }
+    [ "$(grep -o '"allow": [0-9]*' <<<"$(ctl --json status)")" = "$before" ] ||
+        { WHY="the allowlist changed ($before before)"; return 1; }
+    grep -q "more than 10 ports" <<<"$(ctl status)" || { WHY="the running configuration was not kept"; return 1; }
+    ctl reload >/dev/null || { WHY="reload of the good configuration failed"; return 1; }
+}
+check "a reload with more allow entries than the kernel holds keeps the old ones" case_allowlist_overflow_reload
 
 case_kill9() {
     ctl block $A --reason "survives" >/dev/null || { WHY="block exited $?"; return 1; }
