@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Manager::reload: what a new configuration changes at once, what waits for a
+// restart, and the order that lets a refused reload change nothing.
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <set>
+
+#include "base/clock.h"
+#include "daemon/host.h"
+#include "daemon/manager.h"
+#include "kernel/attachment.h"
+#include "kernel/program.h"
+
+namespace connwatch {
+
+// SIGHUP: re-read the configuration and apply it without dropping blocks or
+// detaching unchanged interfaces. Anything invalid keeps the running one.
+std::string Manager::reload()
+{
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_now_ns() / 1000));
+    auto fail = [this](const std::string& why) {
+        sink_->error("Reload failed, keeping the running configuration: " + why);
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+        return why;
+    };
+
+    std::vector<const char*> argv;
+    for (const auto& a : args_)
+        argv.push_back(a.c_str());
+    Options next;
+    std::string why;
+    if (parse_command_line(static_cast<int>(argv.size()), argv.data(), next, opts_.config_file,
+                           &why))
+        return fail(why);
+    std::vector<std::string> interfaces;
+    try {
+        interfaces = resolve_interfaces(next.interfaces);
+    } catch (const Error& e) {
+        return fail(e.what());
+    }
+    // What is fixed for the life of the process: the map's size, and where its
+    // socket, state and pins live. Say so, and keep the running values.
+    auto restart_only = [this](const char* key, auto& next_value, const auto& running) {
+        if (next_value != running) {
+            sink_->warning(std::string(key) +
+                           " changes take effect when connwatchd restarts, ignoring");
+            next_value = running;
+        }
+    };
+    restart_only("max-blocks", next.max_blocks, opts_.max_blocks);
+    restart_only("control-socket", next.control_socket, opts_.control_socket);
+    restart_only("control-group", next.control_group, opts_.control_group);
+    restart_only("state-dir", next.state_dir, opts_.state_dir);
+    restart_only("pin-dir", next.pin_dir, opts_.pin_dir);
+    restart_only("metrics-listen", next.metrics_listen, opts_.metrics_listen);
+
+    // The allowlist first: it is the one part that can still be refused (more
+    // entries than the trie holds), and then nothing has changed yet.
+    std::string own_error;
+    auto own = next.allow_own_addresses ? own_prefixes(&own_error) : std::vector<Cidr>{};
+    // Said once, not at every reload: a sandbox without AF_NETLINK fails the same way each time.
+    if (!own_error.empty() && own_error != own_prefixes_error_)
+        sink_->warning(own_error);
+    own_prefixes_error_ = own_error;
+    auto allowed = table_->set_allow_sources(next.allow, own);
+    if (!allowed.error.empty())
+        return fail(allowed.error);
+    try {
+        prog_->set_config(kernel_config(next));
+    } catch (const Error& e) {
+        table_->set_allow_sources(opts_.allow, own);
+        return fail(e.what());
+    }
+    report_lifted(allowed.lifted, "");
+
+    if (next.xdp_mode != opts_.xdp_mode)
+        sink_->warning("xdp-mode applies to interfaces attached from now on; restart to "
+                       "re-attach the others");
+    if (next.log_target != opts_.log_target)
+        sink_ = make_sink(next.log_target);
+    opts_ = std::move(next);
+    apply_interfaces(interfaces);
+    save_state();
+
+    status_ = summary();
+    sink_->reloaded("Reloaded, " + status_);
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
+    return "";
+}
+
+// Detaches the interfaces no longer wanted, attaches the new ones; the others
+// keep their links (and so keep judging packets) throughout.
+void Manager::apply_interfaces(const std::vector<std::string>& wanted)
+{
+    std::set<std::string> want(wanted.begin(), wanted.end());
+    std::erase_if(links_, [&](const XdpAttachment& l) { return !want.count(l.ifname()); });
+    for (const auto& name : wanted) {
+        bool have = std::any_of(links_.begin(), links_.end(),
+                                [&](const XdpAttachment& l) { return l.ifname() == name; });
+        if (have)
+            continue;
+        try {
+            attach(name);
+        } catch (const Error& e) {
+            sink_->error(std::string("Reload: ") + e.what());
+        }
+    }
+}
+
+} // namespace connwatch
