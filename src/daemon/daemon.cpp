@@ -26,13 +26,14 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 
-#include "control/control.h"
+#include "control/server.h"
 #include "common/duration.h"
 #include "events/event_sink.h"
 #include "common/format.h"
 #include "metrics/metrics.h"
 #include "blocks/state.h"
 #include "kernel/xdp_program.h"
+#include "protocol/wire.h"
 
 namespace connwatch {
 
@@ -72,7 +73,9 @@ ListSizes sizes_of(const std::vector<std::pair<Cidr, cw_block>>& blocks, size_t 
     return n;
 }
 
-class Daemon {
+// The control socket's commands (docs/CONTROL.md) are the protocol::Handler
+// methods below.
+class Daemon : private protocol::Handler {
 public:
     Daemon(Options opts, std::vector<std::string> args)
         : opts_(std::move(opts)), args_(std::move(args)), sink_(make_sink(opts_.log_target))
@@ -89,9 +92,18 @@ private:
     std::vector<std::pair<Cidr, cw_block>> all_blocks() const;
     bool remove_block(const Cidr& c);
     bool remove_block(const Cidr& c, const std::string& reason); // and count it
-    nlohmann::json handle(const Request& r, const Peer& peer);
-    nlohmann::json status_json() const;
-    nlohmann::json list_json() const;
+    protocol::Answer<protocol::StatusResponse> status(const protocol::Peer&) override;
+    protocol::Answer<protocol::ListResponse> list(const protocol::Peer&) override;
+    protocol::Answer<protocol::BlockResponse> block(const protocol::BlockRequest& r,
+                                                    const protocol::Peer& peer) override;
+    protocol::Answer<protocol::PrefixResponse> unblock(const protocol::UnblockRequest& r,
+                                                       const protocol::Peer& peer) override;
+    protocol::Answer<protocol::PrefixResponse> allow(const protocol::AllowRequest& r,
+                                                     const protocol::Peer& peer) override;
+    protocol::Answer<protocol::PrefixResponse> disallow(const protocol::DisallowRequest& r,
+                                                        const protocol::Peer& peer) override;
+    protocol::Answer<protocol::FlushResponse> flush(const protocol::Peer& peer) override;
+    protocol::Answer<protocol::ReloadResponse> reload(const protocol::Peer&) override;
     void attach(const std::string& name);
     void on_event(const cw_event& ev);
     void on_timer();
@@ -354,9 +366,8 @@ void Daemon::start()
     // before touching the pinned blocklists or the state file it owns. Requests
     // are only served from the loop, once everything below is in place.
     if (!opts_.control_socket.empty())
-        control_ = std::make_unique<ControlServer>(
-            opts_.control_socket, opts_.control_group,
-            [this](const Request& r, const Peer& p) { return handle(r, p); });
+        control_ = std::make_unique<ControlServer>(opts_.control_socket, opts_.control_group,
+                                                   static_cast<protocol::Handler&>(*this));
     if (control_ && !control_->warning().empty())
         sink_->warning(control_->warning());
 
@@ -600,30 +611,27 @@ void Daemon::update_metrics(const ListSizes& n)
 
 // ---- the control socket (docs/CONTROL.md) ------------------------------------
 
-nlohmann::json Daemon::status_json() const
+protocol::Answer<protocol::StatusResponse> Daemon::status(const protocol::Peer&)
 {
-    nlohmann::json ifs = nlohmann::json::array();
+    protocol::StatusResponse r;
+    r.version = CONNWATCH_VERSION;
+    r.pid = getpid();
     for (const auto& l : links_)
-        ifs.push_back({{"name", l.ifname()}, {"xdp_mode", to_string(l.mode())}});
-    nlohmann::json counters = nlohmann::json::object();
+        r.interfaces.push_back({l.ifname(), to_string(l.mode())});
+    r.threshold = opts_.threshold;
+    r.window = format_duration(opts_.window);
+    r.block_duration = format_duration(opts_.block_duration);
+    r.monitor_only = opts_.monitor_only;
+    r.max_blocks = opts_.max_blocks;
+    r.blocks = all_blocks().size();
+    r.allow = prog_->allow_list().size();
     auto st = prog_->stats();
     for (uint32_t i = 0; i < CW_STAT_MAX; i++)
-        counters[stat_name(i)] = st[i];
-    return {{"ok", true},
-            {"version", CONNWATCH_VERSION},
-            {"pid", getpid()},
-            {"interfaces", ifs},
-            {"threshold", opts_.threshold},
-            {"window", format_duration(opts_.window)},
-            {"block_duration", format_duration(opts_.block_duration)},
-            {"monitor_only", opts_.monitor_only},
-            {"max_blocks", opts_.max_blocks},
-            {"blocks", all_blocks().size()},
-            {"allow", prog_->allow_list().size()},
-            {"counters", counters}};
+        r.counters.emplace_back(stat_name(i), st[i]);
+    return r;
 }
 
-nlohmann::json Daemon::list_json() const
+protocol::Answer<protocol::ListResponse> Daemon::list(const protocol::Peer&)
 {
     struct Row {
         Cidr prefix;
@@ -646,108 +654,118 @@ nlohmann::json Daemon::list_json() const
         uint64_t eb = b.expires_ns ? b.expires_ns : UINT64_MAX;
         return ea != eb ? ea < eb : a.prefix < b.prefix;
     });
-    nlohmann::json blocks = nlohmann::json::array();
+    protocol::ListResponse out;
     uint64_t now = monotonic_now_ns();
-    for (const auto& r : rows) {
-        nlohmann::json j{{"prefix", r.prefix.str()},
-                         {"origin", r.meta.origin},
-                         {"reason", r.meta.reason},
-                         {"created", r.meta.created},
-                         {"expires", r.meta.expires}};
-        j["expires_in"] = r.expires_ns ? static_cast<int64_t>((r.expires_ns - now) / 1000000000)
-                                       : -1;
-        blocks.push_back(j);
-    }
+    for (const auto& r : rows)
+        out.blocks.push_back(
+            {r.prefix, block_origin_from(r.meta.origin).value_or(BlockOrigin::Scan),
+             r.meta.reason, r.meta.created, r.meta.expires,
+             r.expires_ns ? static_cast<int64_t>((r.expires_ns - now) / 1000000000) : -1});
     std::set<Cidr> configured(opts_.allow.begin(), opts_.allow.end());
     std::set<Cidr> runtime(runtime_allow_.begin(), runtime_allow_.end());
-    nlohmann::json allow = nlohmann::json::array();
     for (const auto& c : prog_->allow_list())
-        allow.push_back({{"prefix", c.str()},
-                         {"source", runtime.count(c)      ? "connwatchctl"
-                                    : configured.count(c) ? "configuration"
-                                                          : "own-address"}});
-    return {{"ok", true}, {"blocks", blocks}, {"allow", allow}};
+        out.allow.push_back({c, runtime.count(c)      ? AllowSource::Connwatchctl
+                                : configured.count(c) ? AllowSource::Configuration
+                                                      : AllowSource::OwnAddress});
+    return out;
 }
 
-nlohmann::json Daemon::handle(const Request& r, const Peer& peer)
+std::string who(const protocol::Peer& peer)
 {
-    auto who = " (by uid " + std::to_string(peer.uid) + ", pid " + std::to_string(peer.pid) + ")";
-    if (r.command == "status")
-        return status_json();
-    if (r.command == "list")
-        return list_json();
-    if (r.command == "reload") {
-        auto why = reload();
-        return why.empty() ? nlohmann::json{{"ok", true}} : error_response(why);
-    }
-    if (r.command == "flush") {
-        size_t n = 0;
-        for (const auto& [c, b] : all_blocks())
-            if (remove_block(c, "flushed")) {
-                sink_->block_removed(c.str(), "flushed" + who);
-                n++;
-            }
-        save_state_if_dirty();
-        return {{"ok", true}, {"removed", n}};
-    }
-    const Cidr& p = *r.prefix;
-    if (r.command == "block") {
-        for (const auto& a : prog_->allow_list())
-            if (a.address().is_v4() == p.address().is_v4() && a.length() <= p.length() &&
-                a.contains(p.address()))
-                return error_response(p.str() + " is covered by the allow entry " + a.str() +
-                                      ": remove that first (connwatchctl disallow) if you "
-                                      "really mean to block it");
-        cw_block b{};
-        b.created_ns = monotonic_now_ns();
-        b.expires_ns = r.duration && r.duration->count()
-                           ? b.created_ns + static_cast<uint64_t>(r.duration->count()) *
-                                                1000000000ull
-                           : 0;
-        b.origin = CW_ORIGIN_MANUAL;
-        bool ok = is_host(p) ? prog_->block_add(p.address(), b) : prog_->cidr_block_add(p, b);
-        if (!ok)
-            return error_response("the blocklist is full (max-blocks " +
-                                  std::to_string(opts_.max_blocks) +
-                                  "): unblock entries or raise max-blocks");
-        std::time_t expires = b.expires_ns ? wall_time_of(b.expires_ns) : 0;
-        meta_[p] = {p, "manual", r.reason, std::time(nullptr), expires};
-        manual_blocks_added_++;
-        state_dirty_ = true;
-        save_state_if_dirty();
-        sink_->block_added(p.str(), r.reason.empty() ? who.substr(1) : r.reason + who, expires);
-        return {{"ok", true}, {"prefix", p.str()}, {"expires", expires}};
-    }
-    if (r.command == "unblock") {
-        if (!remove_block(p, "unblocked"))
-            return error_response(p.str() + " is not blocked (see connwatchctl list)");
-        save_state_if_dirty();
-        sink_->block_removed(p.str(), "unblocked" + who);
-        return {{"ok", true}, {"prefix", p.str()}};
-    }
-    if (r.command == "allow") {
-        if (std::find(runtime_allow_.begin(), runtime_allow_.end(), p) == runtime_allow_.end())
-            runtime_allow_.push_back(p);
-        state_dirty_ = true;
-        apply_allowlist();
-        save_state_if_dirty();
-        sink_->notice("Allowed " + p.str() + who);
-        return {{"ok", true}, {"prefix", p.str()}};
-    }
-    // disallow
+    return " (by uid " + std::to_string(peer.uid) + ", pid " + std::to_string(peer.pid) + ")";
+}
+
+protocol::Answer<protocol::ReloadResponse> Daemon::reload(const protocol::Peer&)
+{
+    if (auto why = reload(); !why.empty())
+        return protocol::Refusal{why};
+    return protocol::ReloadResponse{};
+}
+
+protocol::Answer<protocol::FlushResponse> Daemon::flush(const protocol::Peer& peer)
+{
+    size_t n = 0;
+    for (const auto& [c, b] : all_blocks())
+        if (remove_block(c, "flushed")) {
+            sink_->block_removed(c.str(), "flushed" + who(peer));
+            n++;
+        }
+    save_state_if_dirty();
+    return protocol::FlushResponse{n};
+}
+
+protocol::Answer<protocol::BlockResponse> Daemon::block(const protocol::BlockRequest& r,
+                                                        const protocol::Peer& peer)
+{
+    const Cidr& p = r.prefix;
+    for (const auto& a : prog_->allow_list())
+        if (a.address().is_v4() == p.address().is_v4() && a.length() <= p.length() &&
+            a.contains(p.address()))
+            return protocol::Refusal{p.str() + " is covered by the allow entry " + a.str() +
+                                     ": remove that first (connwatchctl disallow) if you "
+                                     "really mean to block it"};
+    cw_block b{};
+    b.created_ns = monotonic_now_ns();
+    b.expires_ns = r.duration && r.duration->count()
+                       ? b.created_ns + static_cast<uint64_t>(r.duration->count()) * 1000000000ull
+                       : 0;
+    b.origin = CW_ORIGIN_MANUAL;
+    bool ok = is_host(p) ? prog_->block_add(p.address(), b) : prog_->cidr_block_add(p, b);
+    if (!ok)
+        return protocol::Refusal{"the blocklist is full (max-blocks " +
+                                 std::to_string(opts_.max_blocks) +
+                                 "): unblock entries or raise max-blocks"};
+    std::time_t expires = b.expires_ns ? wall_time_of(b.expires_ns) : 0;
+    meta_[p] = {p, "manual", r.reason, std::time(nullptr), expires};
+    manual_blocks_added_++;
+    state_dirty_ = true;
+    save_state_if_dirty();
+    auto by = who(peer);
+    sink_->block_added(p.str(), r.reason.empty() ? by.substr(1) : r.reason + by, expires);
+    return protocol::BlockResponse{p, expires};
+}
+
+protocol::Answer<protocol::PrefixResponse> Daemon::unblock(const protocol::UnblockRequest& r,
+                                                           const protocol::Peer& peer)
+{
+    const Cidr& p = r.prefix;
+    if (!remove_block(p, "unblocked"))
+        return protocol::Refusal{p.str() + " is not blocked (see connwatchctl list)"};
+    save_state_if_dirty();
+    sink_->block_removed(p.str(), "unblocked" + who(peer));
+    return protocol::PrefixResponse{p};
+}
+
+protocol::Answer<protocol::PrefixResponse> Daemon::allow(const protocol::AllowRequest& r,
+                                                         const protocol::Peer& peer)
+{
+    const Cidr& p = r.prefix;
+    if (std::find(runtime_allow_.begin(), runtime_allow_.end(), p) == runtime_allow_.end())
+        runtime_allow_.push_back(p);
+    state_dirty_ = true;
+    apply_allowlist();
+    save_state_if_dirty();
+    sink_->notice("Allowed " + p.str() + who(peer));
+    return protocol::PrefixResponse{p};
+}
+
+protocol::Answer<protocol::PrefixResponse> Daemon::disallow(const protocol::DisallowRequest& r,
+                                                            const protocol::Peer& peer)
+{
+    const Cidr& p = r.prefix;
     auto it = std::find(runtime_allow_.begin(), runtime_allow_.end(), p);
     if (it == runtime_allow_.end()) {
         if (std::find(opts_.allow.begin(), opts_.allow.end(), p) != opts_.allow.end())
-            return error_response(p.str() + " is allowed by the configuration file: remove it "
-                                             "there and reload");
-        return error_response(p.str() + " was not allowed with connwatchctl allow");
+            return protocol::Refusal{p.str() + " is allowed by the configuration file: remove "
+                                               "it there and reload"};
+        return protocol::Refusal{p.str() + " was not allowed with connwatchctl allow"};
     }
     runtime_allow_.erase(it);
     state_dirty_ = true;
     apply_allowlist();
     save_state_if_dirty();
-    sink_->notice("Disallowed " + p.str() + who);
-    return {{"ok", true}, {"prefix", p.str()}};
+    sink_->notice("Disallowed " + p.str() + who(peer));
+    return protocol::PrefixResponse{p};
 }
 
 int Daemon::run()

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "control/control.h"
+#include "control/server.h"
 
 #include <grp.h>
 #include <sys/epoll.h>
@@ -13,17 +13,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <vector>
 
-#include "common/duration.h"
+#include "base/error.h"
+#include "protocol/wire.h"
 
 namespace connwatch {
 
 namespace {
-
-const std::set<std::string> kCommands = {"status", "list",     "block", "unblock",
-                                         "allow",  "disallow", "flush", "reload"};
 
 // Only a client that has said nothing for this long is cut off.
 constexpr std::chrono::seconds kClientTimeout{5};
@@ -31,84 +28,12 @@ constexpr std::size_t kMaxClients = 32;
 
 } // namespace
 
-std::variant<Request, std::string> parse_request(std::string_view line)
-{
-    if (line.size() > kMaxRequestBytes)
-        return "request too large (at most " + std::to_string(kMaxRequestBytes) + " bytes)";
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object())
-        return std::string("malformed request: expected one JSON object");
-    Request r;
-    auto cmd = j.find("command");
-    if (cmd == j.end() || !cmd->is_string())
-        return std::string("malformed request: \"command\" (a string) is missing");
-    r.command = cmd->get<std::string>();
-    if (!kCommands.count(r.command))
-        return "unknown command '" + r.command +
-               "' (known: status, list, block, unblock, allow, disallow, flush, reload)";
+using protocol::error_response;
+using protocol::kMaxRequestBytes;
 
-    for (const auto& [key, value] : j.items()) {
-        if (key != "command" && key != "prefix" && key != "duration" && key != "reason")
-            return "malformed request: unknown field \"" + key + "\"";
-    }
-    bool needs_prefix = r.command == "block" || r.command == "unblock" || r.command == "allow" ||
-                        r.command == "disallow";
-    if (auto p = j.find("prefix"); p != j.end()) {
-        if (!needs_prefix)
-            return "'" + r.command + "' takes no prefix";
-        if (!p->is_string())
-            return std::string("malformed request: \"prefix\" must be a string");
-        std::string err;
-        r.prefix = Cidr::parse(p->get<std::string>(), &err);
-        if (!r.prefix)
-            return err;
-    } else if (needs_prefix) {
-        return "'" + r.command + "' needs an address or prefix";
-    }
-    if (auto d = j.find("duration"); d != j.end()) {
-        if (r.command != "block")
-            return "'" + r.command + "' takes no duration";
-        if (!d->is_string())
-            return std::string("malformed request: \"duration\" must be a string like \"1h\"");
-        std::string err;
-        r.duration = parse_duration(d->get<std::string>(), &err);
-        if (!r.duration)
-            return err;
-    }
-    if (auto t = j.find("reason"); t != j.end()) {
-        if (r.command != "block")
-            return "'" + r.command + "' takes no reason";
-        if (!t->is_string())
-            return std::string("malformed request: \"reason\" must be a string");
-        r.reason = t->get<std::string>();
-        if (r.reason.size() > 256)
-            return std::string("reason too long (at most 256 bytes)");
-        if (std::any_of(r.reason.begin(), r.reason.end(),
-                        [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
-            return std::string("reason must not contain control characters");
-    }
-    return r;
-}
-
-nlohmann::json request_json(const Request& r)
-{
-    nlohmann::json j{{"command", r.command}};
-    if (r.prefix)
-        j["prefix"] = r.prefix->str();
-    if (r.duration)
-        j["duration"] = format_duration(*r.duration);
-    if (!r.reason.empty())
-        j["reason"] = r.reason;
-    return j;
-}
-
-nlohmann::json error_response(const std::string& message)
-{
-    return {{"ok", false}, {"error", message}};
-}
-
-ControlServer::ControlServer(const std::string& path, const std::string& group, Handler handler)
-    : path_(path), handler_(std::move(handler))
+ControlServer::ControlServer(const std::string& path, const std::string& group,
+                             protocol::Handler& handler)
+    : path_(path), handler_(handler)
 {
     if (!group.empty()) {
         if (const struct group* g = getgrnam(group.c_str())) {
@@ -170,7 +95,7 @@ ControlServer::~ControlServer()
     unlink(path_.c_str());
 }
 
-bool ControlServer::authorized(const Peer& p, int fd) const
+bool ControlServer::authorized(const protocol::Peer& p, int fd) const
 {
     if (p.uid == 0)
         return true;
@@ -222,7 +147,10 @@ void ControlServer::reply(Client& c, const nlohmann::json& response)
     // Responses are small (a list of 65536 blocks is a few MiB at most): write
     // them out now, giving a slow reader at most 2 s in all, rather than
     // buffering per client. The event loop waits that long at worst.
-    std::string out = response.dump() + "\n";
+    // Replacing invalid UTF-8 (an interface name may hold any bytes) rather
+    // than throwing: process() must not throw.
+    std::string out =
+        response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     size_t off = 0;
     while (off < out.size()) {
@@ -274,18 +202,11 @@ void ControlServer::serve(int fd)
     if (nl == std::string::npos && !closed)
         return; // wait for the rest
     std::string line = c.in.substr(0, nl);
-    auto parsed = parse_request(line);
-    if (auto* err = std::get_if<std::string>(&parsed)) {
+    auto parsed = protocol::parse_request(line);
+    if (auto* err = std::get_if<std::string>(&parsed))
         reply(c, error_response(*err));
-    } else {
-        nlohmann::json response;
-        try {
-            response = handler_(std::get<Request>(parsed), c.peer);
-        } catch (const std::exception& e) {
-            response = error_response(e.what());
-        }
-        reply(c, response);
-    }
+    else
+        reply(c, protocol::dispatch(handler_, std::get<protocol::Request>(parsed), c.peer));
     drop(fd);
 }
 
