@@ -26,7 +26,8 @@ UniqueFd connect_to(const std::string& path)
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd)
-        throw CallError(CallError::Kind::NotRunning, std::string("socket: ") + std::strerror(errno));
+        throw CallError(CallError::Kind::NotRunning,
+                        std::string("socket: ") + std::strerror(errno));
     if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         int err = errno;
         if (err == EACCES || err == EPERM)

@@ -31,24 +31,25 @@ nlohmann::json request_json(const Request& r);
 // (nlohmann::json::exception, or Error for a value that does not parse) when a
 // field is missing or invalid: a typed reader must not print made-up defaults.
 
-void to_json(nlohmann::json& j, const Interface& v);
-void from_json(const nlohmann::json& j, Interface& v);
-void to_json(nlohmann::json& j, const StatusResponse& v);
-void from_json(const nlohmann::json& j, StatusResponse& v);
-void to_json(nlohmann::json& j, const BlockEntry& v);
-void from_json(const nlohmann::json& j, BlockEntry& v);
-void to_json(nlohmann::json& j, const AllowEntry& v);
-void from_json(const nlohmann::json& j, AllowEntry& v);
-void to_json(nlohmann::json& j, const ListResponse& v);
-void from_json(const nlohmann::json& j, ListResponse& v);
-void to_json(nlohmann::json& j, const BlockResponse& v);
-void from_json(const nlohmann::json& j, BlockResponse& v);
-void to_json(nlohmann::json& j, const PrefixResponse& v);
-void from_json(const nlohmann::json& j, PrefixResponse& v);
-void to_json(nlohmann::json& j, const FlushResponse& v);
-void from_json(const nlohmann::json& j, FlushResponse& v);
-void to_json(nlohmann::json& j, const ReloadResponse& v);
-void from_json(const nlohmann::json& j, ReloadResponse& v);
+// Declares the pair for one type; defined one by one in response.cpp.
+#define CONNWATCH_WIRE_TYPE(T)                                                                  \
+    void to_json(nlohmann::json& j, const T& v);                                               \
+    void from_json(const nlohmann::json& j, T& v)
+
+CONNWATCH_WIRE_TYPE(Interface);      // {"name","xdp_mode"}
+CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","threshold","window",
+                                     //  "block_duration","monitor_only","max_blocks",
+                                     //  "blocks","allow","counters":{NAME: VALUE}}
+CONNWATCH_WIRE_TYPE(BlockEntry);     // {"prefix","origin","reason","created","expires",
+                                     //  "expires_in"}
+CONNWATCH_WIRE_TYPE(AllowEntry);     // {"prefix","source"}
+CONNWATCH_WIRE_TYPE(ListResponse);   // {"blocks":[BlockEntry...],"allow":[AllowEntry...]}
+CONNWATCH_WIRE_TYPE(BlockResponse);  // {"prefix","expires"}
+CONNWATCH_WIRE_TYPE(PrefixResponse); // {"prefix"}
+CONNWATCH_WIRE_TYPE(FlushResponse);  // {"removed"}
+CONNWATCH_WIRE_TYPE(ReloadResponse); // {}
+
+#undef CONNWATCH_WIRE_TYPE
 
 // {"ok":false,"error":message}
 nlohmann::json error_response(const std::string& message);

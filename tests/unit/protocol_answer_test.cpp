@@ -170,7 +170,8 @@ TEST(ProtocolResponse, AnswerFromTellsRefusalsFromResponses)
     ASSERT_TRUE(std::holds_alternative<FlushResponse>(done));
     EXPECT_EQ(std::get<FlushResponse>(done).removed, 3u);
     // Anything but "ok": true is a refusal, never a success with defaults.
-    for (const char* s : {R"({"removed":3})", R"({"ok":"true","removed":3})", R"({"ok":1})", "[]"})
+    for (const char* s :
+         {R"({"removed":3})", R"({"ok":"true","removed":3})", R"({"ok":1})", "[]"})
         EXPECT_EQ(refusal_in(json::parse(s)).value_or(Refusal{"none"}).error, "unknown error") << s;
     EXPECT_FALSE(refusal_in(json::parse(R"({"ok":true})")));
 }
@@ -187,7 +188,10 @@ public:
     Cidr prefix;
     Peer peer;
 
-    Answer<StatusResponse> status(const Peer& p) override { return act("status", {}, p, sample_status()); }
+    Answer<StatusResponse> status(const Peer& p) override
+    {
+        return act("status", {}, p, sample_status());
+    }
     Answer<ListResponse> list(const Peer& p) override { return act("list", {}, p, sample_list()); }
     Answer<BlockResponse> block(const BlockRequest& r, const Peer& p) override
     {
@@ -205,8 +209,14 @@ public:
     {
         return act("disallow", r.prefix, p, PrefixResponse{r.prefix});
     }
-    Answer<FlushResponse> flush(const Peer& p) override { return act("flush", {}, p, FlushResponse{5}); }
-    Answer<ReloadResponse> reload(const Peer& p) override { return act("reload", {}, p, ReloadResponse{}); }
+    Answer<FlushResponse> flush(const Peer& p) override
+    {
+        return act("flush", {}, p, FlushResponse{5});
+    }
+    Answer<ReloadResponse> reload(const Peer& p) override
+    {
+        return act("reload", {}, p, ReloadResponse{});
+    }
 
 private:
     template <class T>

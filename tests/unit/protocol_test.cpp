@@ -231,7 +231,8 @@ TEST(ProtocolRequest, EncodesAsTodaysClientsDo)
               R"({"command":"block","prefix":"192.0.2.1/32"})");
     EXPECT_EQ(show(UnblockRequest{cidr("2001:db8::/32")}),
               R"({"command":"unblock","prefix":"2001:db8::/32"})");
-    EXPECT_EQ(show(AllowRequest{cidr("10.0.0.0/8")}), R"({"command":"allow","prefix":"10.0.0.0/8"})");
+    EXPECT_EQ(show(AllowRequest{cidr("10.0.0.0/8")}),
+              R"({"command":"allow","prefix":"10.0.0.0/8"})");
     EXPECT_EQ(show(DisallowRequest{cidr("10.0.0.0/8")}),
               R"({"command":"disallow","prefix":"10.0.0.0/8"})");
 }

@@ -58,9 +58,18 @@ public:
     {
         return Refusal{r.prefix.str() + " is covered by the allow entry"};
     }
-    Answer<PrefixResponse> unblock(const UnblockRequest& r, const Peer&) override { return PrefixResponse{r.prefix}; }
-    Answer<PrefixResponse> allow(const AllowRequest& r, const Peer&) override { return PrefixResponse{r.prefix}; }
-    Answer<PrefixResponse> disallow(const DisallowRequest& r, const Peer&) override { return PrefixResponse{r.prefix}; }
+    Answer<PrefixResponse> unblock(const UnblockRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
+    Answer<PrefixResponse> allow(const AllowRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
+    Answer<PrefixResponse> disallow(const DisallowRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
     Answer<FlushResponse> flush(const Peer&) override { throw Error("the state file is gone"); }
     Answer<ReloadResponse> reload(const Peer&) override { return ReloadResponse{}; }
 };
