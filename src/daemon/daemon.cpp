@@ -33,7 +33,7 @@
 #include "metrics/metrics.h"
 #include "blocks/state.h"
 #include "kernel/xdp_program.h"
-#include "protocol/wire.h"
+#include "protocol/protocol.h"
 
 namespace connwatch {
 
@@ -670,6 +670,7 @@ protocol::Answer<protocol::ListResponse> Daemon::list(const protocol::Peer&)
     return out;
 }
 
+// Who asked, for the log lines of what a request changed.
 std::string who(const protocol::Peer& peer)
 {
     return " (by uid " + std::to_string(peer.uid) + ", pid " + std::to_string(peer.pid) + ")";
