@@ -80,7 +80,7 @@ Request make_request(Command c, const std::optional<Cidr>& prefix = std::nullopt
 
 struct Interface {
     std::string name;
-    std::string xdp_mode; // "native", "generic", "offload"
+    std::string xdp_mode; // "native" or "generic", as attached
 };
 struct StatusResponse {
     std::string version;
