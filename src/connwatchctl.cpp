@@ -2,80 +2,33 @@
 // connwatchctl: talks to connwatchd over its control socket (docs/CONTROL.md).
 // See man/connwatchctl.8. Exit codes: 0 done, 1 the daemon refused the request,
 // 2 usage error, 3 connwatchd is not running, 4 permission denied.
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
 
-#include "control/server.h"
 #include "common/duration.h"
 #include "common/format.h"
+#include "protocol/client.h"
+#include "protocol/wire.h"
 
 using namespace connwatch;
+using namespace connwatch::protocol;
 
 namespace {
 
 enum Exit { kOk = 0, kRefused = 1, kUsage = 2, kNotRunning = 3, kDenied = 4 };
 
-struct Failure {
-    int code;
-    std::string message;
-};
-
-// One request, one response line.
-nlohmann::json ask_daemon(const std::string& path, const nlohmann::json& request)
+int exit_code(CallError::Kind k)
 {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(addr.sun_path))
-        throw Failure{kUsage, "socket path too long: " + path};
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd)
-        throw Failure{kNotRunning, std::string("socket: ") + std::strerror(errno)};
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        int err = errno;
-        if (err == EACCES || err == EPERM)
-            throw Failure{kDenied, "permission denied on " + path +
-                                       ": run as root or as a member of the connwatch group"};
-        throw Failure{kNotRunning, "connwatchd is not running (" + path + ": " +
-                                       std::strerror(err) +
-                                       "); start it with 'systemctl start connwatchd'"};
+    switch (k) {
+    case CallError::Kind::BadSocketPath: return kUsage;
+    case CallError::Kind::Denied: return kDenied;
+    case CallError::Kind::NotRunning: return kNotRunning;
     }
-    std::string out = request.dump() + "\n";
-    // The daemon may answer and close before reading a word (a refused peer):
-    // then the send fails, and the answer is waiting to be read all the same.
-    std::string send_error;
-    if (send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
-        send_error = std::string("sending to connwatchd: ") + std::strerror(errno);
-    std::string in;
-    char buf[65536];
-    for (;;) {
-        // A reload re-reads the configuration and may attach interfaces: give
-        // it time, but never hang forever on a stuck daemon.
-        pollfd p{fd.get(), POLLIN, 0};
-        if (poll(&p, 1, 30000) <= 0)
-            throw Failure{kNotRunning, "connwatchd did not answer within 30 s"};
-        ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
-        if (n <= 0)
-            break;
-        in.append(buf, static_cast<size_t>(n));
-        if (in.find('\n') != std::string::npos)
-            break;
-    }
-    auto j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-        throw Failure{kNotRunning,
-                      send_error.empty() ? "connwatchd sent no valid answer" : send_error};
-    return j;
+    return kNotRunning;
 }
 
 std::string when(std::time_t t)
@@ -83,43 +36,74 @@ std::string when(std::time_t t)
     return t ? format_timestamp(t) : "never";
 }
 
-void print_status(const nlohmann::json& j)
+void print(const StatusResponse& s)
 {
-    std::printf("connwatchd %s, pid %d\n", j.value("version", "?").c_str(), j.value("pid", 0));
+    std::printf("connwatchd %s, pid %lld\n", s.version.c_str(), static_cast<long long>(s.pid));
     std::string ifs;
-    for (const auto& i : j["interfaces"])
-        ifs += (ifs.empty() ? "" : ", ") + i.value("name", "?") + " (" +
-               i.value("xdp_mode", "?") + ")";
+    for (const auto& i : s.interfaces)
+        ifs += (ifs.empty() ? "" : ", ") + i.name + " (" + i.xdp_mode + ")";
     std::printf("Interfaces:  %s\n", ifs.c_str());
-    std::printf("Scans:       more than %u ports within %s; %s\n", j.value("threshold", 0u),
-                j.value("window", "?").c_str(),
-                j.value("monitor_only", false)
-                    ? "monitor-only, never blocking"
-                    : ("blocking for " + j.value("block_duration", std::string("?"))).c_str());
-    std::printf("Blocks:      %zu of at most %u\n", j.value("blocks", size_t{0}),
-                j.value("max_blocks", 0u));
-    std::printf("Allowlist:   %zu prefixes\n", j.value("allow", size_t{0}));
+    std::printf("Scans:       more than %u ports within %s; %s\n", s.threshold, s.window.c_str(),
+                s.monitor_only ? "monitor-only, never blocking"
+                               : ("blocking for " + s.block_duration).c_str());
+    std::printf("Blocks:      %llu of at most %u\n", static_cast<unsigned long long>(s.blocks),
+                s.max_blocks);
+    std::printf("Allowlist:   %llu prefixes\n", static_cast<unsigned long long>(s.allow));
     std::printf("Counters:\n");
-    for (const auto& [k, v] : j["counters"].items())
-        std::printf("  %-20s %llu\n", k.c_str(), v.get<unsigned long long>());
+    for (const auto& [name, value] : s.counters)
+        std::printf("  %-20s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
 }
 
-void print_list(const nlohmann::json& j)
+void print(const ListResponse& l)
 {
-    const auto& blocks = j["blocks"];
-    if (blocks.empty()) {
+    if (l.blocks.empty()) {
         std::printf("No blocks.\n");
     } else {
         std::printf("%-43s %-7s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
-        for (const auto& b : blocks)
-            std::printf("%-43s %-7s %-19s %s\n", b.value("prefix", "").c_str(),
-                        b.value("origin", "").c_str(),
-                        when(b.value("expires", std::time_t{0})).c_str(),
-                        b.value("reason", "").c_str());
+        for (const auto& b : l.blocks)
+            std::printf("%-43s %-7s %-19s %s\n", b.prefix.str().c_str(),
+                        std::string(to_string(b.origin)).c_str(), when(b.expires).c_str(),
+                        b.reason.c_str());
     }
     std::printf("\nAllowlist (never blocked automatically):\n");
-    for (const auto& a : j["allow"])
-        std::printf("  %-43s %s\n", a.value("prefix", "").c_str(), a.value("source", "").c_str());
+    for (const auto& a : l.allow)
+        std::printf("  %-43s %s\n", a.prefix.str().c_str(),
+                    std::string(to_string(a.source)).c_str());
+}
+
+void print(const BlockResponse& b)
+{
+    std::printf("Blocked %s until %s\n", b.prefix.str().c_str(),
+                b.expires ? format_timestamp(b.expires).c_str() : "removed");
+}
+
+void print(const FlushResponse& f)
+{
+    std::printf("Removed %llu blocks\n", static_cast<unsigned long long>(f.removed));
+}
+
+// A successful answer, read as the command's response type (which throws when
+// it is not one), printed for a person.
+void print_answer(const Request& req, const nlohmann::json& answer)
+{
+    Command c = command_of(req);
+    std::string name(to_string(c));
+    switch (c) {
+    case Command::Status: return print(answer.get<StatusResponse>());
+    case Command::List: return print(answer.get<ListResponse>());
+    case Command::Block: return print(answer.get<BlockResponse>());
+    case Command::Flush: return print(answer.get<FlushResponse>());
+    case Command::Unblock:
+    case Command::Allow:
+    case Command::Disallow:
+        std::printf("%s %s: done\n", name.c_str(),
+                    answer.get<PrefixResponse>().prefix.str().c_str());
+        return;
+    case Command::Reload:
+        answer.get<ReloadResponse>();
+        std::printf("%s: done\n", name.c_str());
+        return;
+    }
 }
 
 } // namespace
@@ -136,8 +120,7 @@ int main(int argc, char** argv)
         ->type_name("PATH");
     app.add_flag("--json", json, "Print the daemon's answer as JSON, for scripts");
 
-    Request req;
-    std::string prefix, duration;
+    std::string prefix, duration, reason;
     auto prefix_check = CLI::Validator(
         [](std::string& v) {
             std::string err;
@@ -158,7 +141,7 @@ int main(int argc, char** argv)
                 return parse_duration(v, &err) ? std::string() : err;
             },
             "DURATION"));
-    block->add_option("--reason", req.reason, "Why, shown by list and logged");
+    block->add_option("--reason", reason, "Why, shown by list and logged");
     app.add_subcommand("unblock", "Remove a block")
         ->add_option("prefix", prefix, "Address or prefix, as listed")
         ->required()
@@ -186,43 +169,34 @@ int main(int argc, char** argv)
         std::cerr << "connwatchctl: " << e.what() << "\nRun 'connwatchctl --help'.\n";
         return kUsage;
     }
-    req.command = app.get_subcommands().front()->get_name();
-    if (!prefix.empty())
-        req.prefix = Cidr::parse(prefix);
-    if (!duration.empty())
-        req.duration = parse_duration(duration);
+    // CLI11 has validated every argument: these parse.
+    Request req = make_request(*command_from(app.get_subcommands().front()->get_name()),
+                               prefix.empty() ? std::nullopt : Cidr::parse(prefix),
+                               duration.empty() ? std::nullopt : parse_duration(duration),
+                               reason);
 
     try {
-        auto resp = ask_daemon(socket_path, request_json(req));
-        if (!resp.value("ok", false)) {
-            std::string err = resp.value("error", std::string("unknown error"));
+        auto answer = call(socket_path, req);
+        if (auto refusal = refusal_in(answer)) {
             if (json)
-                std::printf("%s\n", resp.dump().c_str());
+                std::printf("%s\n", answer.dump().c_str());
             else
-                std::fprintf(stderr, "connwatchctl: %s\n", err.c_str());
-            return err.rfind("permission denied", 0) == 0 ? kDenied : kRefused;
+                std::fprintf(stderr, "connwatchctl: %s\n", refusal->error.c_str());
+            return refusal->error.rfind("permission denied", 0) == 0 ? kDenied : kRefused;
         }
-        if (json) {
-            std::printf("%s\n", resp.dump(2).c_str());
-        } else if (req.command == "status") {
-            print_status(resp);
-        } else if (req.command == "list") {
-            print_list(resp);
-        } else if (req.command == "block") {
-            std::printf("Blocked %s until %s\n", resp.value("prefix", "").c_str(),
-                        resp.value("expires", std::time_t{0})
-                            ? format_timestamp(resp.value("expires", std::time_t{0})).c_str()
-                            : "removed");
-        } else if (req.command == "flush") {
-            std::printf("Removed %zu blocks\n", resp.value("removed", size_t{0}));
-        } else if (req.prefix) {
-            std::printf("%s %s: done\n", req.command.c_str(), resp.value("prefix", "").c_str());
-        } else {
-            std::printf("%s: done\n", req.command.c_str());
-        }
+        // --json prints the answer as it came (docs/CONTROL.md promises that).
+        if (json)
+            std::printf("%s\n", answer.dump(2).c_str());
+        else
+            print_answer(req, answer);
         return kOk;
-    } catch (const Failure& f) {
-        std::fprintf(stderr, "connwatchctl: %s\n", f.message.c_str());
-        return f.code;
+    } catch (const CallError& e) {
+        std::fprintf(stderr, "connwatchctl: %s\n", e.what());
+        return exit_code(e.kind());
+    } catch (const std::exception& e) {
+        // A field missing or invalid: a connwatchd of another version, or not one.
+        std::fprintf(stderr, "connwatchctl: connwatchd's answer is not one this connwatchctl "
+                             "understands (%s)\n", e.what());
+        return kNotRunning;
     }
 }

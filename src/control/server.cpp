@@ -13,17 +13,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <vector>
 
-#include "common/duration.h"
+#include "base/error.h"
+#include "protocol/wire.h"
 
 namespace connwatch {
 
 namespace {
-
-const std::set<std::string> kCommands = {"status", "list",     "block", "unblock",
-                                         "allow",  "disallow", "flush", "reload"};
 
 // Only a client that has said nothing for this long is cut off.
 constexpr std::chrono::seconds kClientTimeout{5};
@@ -31,138 +28,8 @@ constexpr std::size_t kMaxClients = 32;
 
 } // namespace
 
-std::variant<Request, std::string> parse_request(std::string_view line)
-{
-    if (line.size() > kMaxRequestBytes)
-        return "request too large (at most " + std::to_string(kMaxRequestBytes) + " bytes)";
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object())
-        return std::string("malformed request: expected one JSON object");
-    Request r;
-    auto cmd = j.find("command");
-    if (cmd == j.end() || !cmd->is_string())
-        return std::string("malformed request: \"command\" (a string) is missing");
-    r.command = cmd->get<std::string>();
-    if (!kCommands.count(r.command))
-        return "unknown command '" + r.command +
-               "' (known: status, list, block, unblock, allow, disallow, flush, reload)";
-
-    for (const auto& [key, value] : j.items()) {
-        if (key != "command" && key != "prefix" && key != "duration" && key != "reason")
-            return "malformed request: unknown field \"" + key + "\"";
-    }
-    bool needs_prefix = r.command == "block" || r.command == "unblock" || r.command == "allow" ||
-                        r.command == "disallow";
-    if (auto p = j.find("prefix"); p != j.end()) {
-        if (!needs_prefix)
-            return "'" + r.command + "' takes no prefix";
-        if (!p->is_string())
-            return std::string("malformed request: \"prefix\" must be a string");
-        std::string err;
-        r.prefix = Cidr::parse(p->get<std::string>(), &err);
-        if (!r.prefix)
-            return err;
-    } else if (needs_prefix) {
-        return "'" + r.command + "' needs an address or prefix";
-    }
-    if (auto d = j.find("duration"); d != j.end()) {
-        if (r.command != "block")
-            return "'" + r.command + "' takes no duration";
-        if (!d->is_string())
-            return std::string("malformed request: \"duration\" must be a string like \"1h\"");
-        std::string err;
-        r.duration = parse_duration(d->get<std::string>(), &err);
-        if (!r.duration)
-            return err;
-    }
-    if (auto t = j.find("reason"); t != j.end()) {
-        if (r.command != "block")
-            return "'" + r.command + "' takes no reason";
-        if (!t->is_string())
-            return std::string("malformed request: \"reason\" must be a string");
-        r.reason = t->get<std::string>();
-        if (r.reason.size() > 256)
-            return std::string("reason too long (at most 256 bytes)");
-        if (std::any_of(r.reason.begin(), r.reason.end(),
-                        [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
-            return std::string("reason must not contain control characters");
-    }
-    return r;
-}
-
-nlohmann::json request_json(const Request& r)
-{
-    nlohmann::json j{{"command", r.command}};
-    if (r.prefix)
-        j["prefix"] = r.prefix->str();
-    if (r.duration)
-        j["duration"] = format_duration(*r.duration);
-    if (!r.reason.empty())
-        j["reason"] = r.reason;
-    return j;
-}
-
-nlohmann::json error_response(const std::string& message)
-{
-    return {{"ok", false}, {"error", message}};
-}
-
-namespace {
-template <class T, class F>
-nlohmann::json answer(protocol::Answer<T> a, F ok)
-{
-    if (auto* r = std::get_if<protocol::Refusal>(&a))
-        return error_response(r->error);
-    nlohmann::json j = ok(std::get<T>(a));
-    j["ok"] = true;
-    return j;
-}
-} // namespace
-
-nlohmann::json dispatch(protocol::Handler& h, const Request& r, const Peer& p)
-{
-    using namespace protocol;
-    if (r.command == "status")
-        return answer(h.status(p), [](const StatusResponse& s) {
-            nlohmann::json ifs = nlohmann::json::array();
-            for (const auto& i : s.interfaces)
-                ifs.push_back({{"name", i.name}, {"xdp_mode", i.xdp_mode}});
-            nlohmann::json counters = nlohmann::json::object();
-            for (const auto& [k, v] : s.counters)
-                counters[k] = v;
-            return nlohmann::json{{"version", s.version}, {"pid", s.pid}, {"interfaces", ifs},
-                                  {"threshold", s.threshold}, {"window", s.window},
-                                  {"block_duration", s.block_duration},
-                                  {"monitor_only", s.monitor_only}, {"max_blocks", s.max_blocks},
-                                  {"blocks", s.blocks}, {"allow", s.allow},
-                                  {"counters", counters}};
-        });
-    if (r.command == "list")
-        return answer(h.list(p), [](const ListResponse& l) {
-            nlohmann::json blocks = nlohmann::json::array(), allow = nlohmann::json::array();
-            for (const auto& b : l.blocks)
-                blocks.push_back({{"prefix", b.prefix.str()}, {"origin", to_string(b.origin)},
-                                  {"reason", b.reason}, {"created", b.created},
-                                  {"expires", b.expires}, {"expires_in", b.expires_in}});
-            for (const auto& a : l.allow)
-                allow.push_back({{"prefix", a.prefix.str()}, {"source", to_string(a.source)}});
-            return nlohmann::json{{"blocks", blocks}, {"allow", allow}};
-        });
-    if (r.command == "reload")
-        return answer(h.reload(p), [](const ReloadResponse&) { return nlohmann::json::object(); });
-    if (r.command == "flush")
-        return answer(h.flush(p), [](const FlushResponse& f) { return nlohmann::json{{"removed", f.removed}}; });
-    auto prefix = [](const PrefixResponse& x) { return nlohmann::json{{"prefix", x.prefix.str()}}; };
-    if (r.command == "block")
-        return answer(h.block({*r.prefix, r.duration, r.reason}, p), [](const BlockResponse& b) {
-            return nlohmann::json{{"prefix", b.prefix.str()}, {"expires", b.expires}};
-        });
-    if (r.command == "unblock")
-        return answer(h.unblock({*r.prefix}, p), prefix);
-    if (r.command == "allow")
-        return answer(h.allow({*r.prefix}, p), prefix);
-    return answer(h.disallow({*r.prefix}, p), prefix);
-}
+using protocol::error_response;
+using protocol::kMaxRequestBytes;
 
 ControlServer::ControlServer(const std::string& path, const std::string& group,
                              protocol::Handler& handler)
@@ -228,7 +95,7 @@ ControlServer::~ControlServer()
     unlink(path_.c_str());
 }
 
-bool ControlServer::authorized(const Peer& p, int fd) const
+bool ControlServer::authorized(const protocol::Peer& p, int fd) const
 {
     if (p.uid == 0)
         return true;
@@ -280,7 +147,10 @@ void ControlServer::reply(Client& c, const nlohmann::json& response)
     // Responses are small (a list of 65536 blocks is a few MiB at most): write
     // them out now, giving a slow reader at most 2 s in all, rather than
     // buffering per client. The event loop waits that long at worst.
-    std::string out = response.dump() + "\n";
+    // Replacing invalid UTF-8 (an interface name may hold any bytes) rather
+    // than throwing: process() must not throw.
+    std::string out =
+        response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     size_t off = 0;
     while (off < out.size()) {
@@ -332,18 +202,11 @@ void ControlServer::serve(int fd)
     if (nl == std::string::npos && !closed)
         return; // wait for the rest
     std::string line = c.in.substr(0, nl);
-    auto parsed = parse_request(line);
-    if (auto* err = std::get_if<std::string>(&parsed)) {
+    auto parsed = protocol::parse_request(line);
+    if (auto* err = std::get_if<std::string>(&parsed))
         reply(c, error_response(*err));
-    } else {
-        nlohmann::json response;
-        try {
-            response = dispatch(handler_, std::get<Request>(parsed), c.peer);
-        } catch (const std::exception& e) {
-            response = error_response(e.what());
-        }
-        reply(c, response);
-    }
+    else
+        reply(c, protocol::dispatch(handler_, std::get<protocol::Request>(parsed), c.peer));
     drop(fd);
 }
 

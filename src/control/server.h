@@ -1,55 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// The control protocol between connwatchctl and connwatchd (docs/CONTROL.md):
-// over a Unix stream socket, one JSON object per line each way; one request,
-// one response, then the daemon closes the connection.
+// The daemon's end of the control socket (docs/CONTROL.md): over a Unix stream
+// socket, one JSON object per line each way; one request, one response, then the
+// daemon closes the connection. What the lines mean is protocol/'s business.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
-#include <cstddef>
-#include <functional>
 #include <map>
-#include <optional>
 #include <string>
-#include <string_view>
-#include <variant>
 
 #include <nlohmann/json.hpp>
 
-#include "common/address.h"
-#include "base/error.h"
 #include "base/unique_fd.h"
 #include "protocol/protocol.h"
 
 namespace connwatch {
-
-inline constexpr const char* kDefaultControlSocket = "/run/connwatch/control.sock";
-inline constexpr const char* kDefaultControlGroup = "connwatch";
-// A request larger than this is refused: every real request is under 1 KiB.
-inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
-
-struct Request {
-    std::string command; // status list block unblock allow disallow flush reload
-    std::optional<Cidr> prefix;                  // block, unblock, allow, disallow
-    std::optional<std::chrono::seconds> duration; // block; absent = until removed
-    std::string reason;                          // block
-};
-
-// Parses and validates one request line. Returns the request or an error text
-// fit to send back.
-std::variant<Request, std::string> parse_request(std::string_view line);
-
-// The request connwatchctl sends.
-nlohmann::json request_json(const Request& r);
-
-nlohmann::json error_response(const std::string& message);
-
-using protocol::Peer;
-
-// TEMPORARY bridge until the protocol branch lands: the typed handler behind the
-// old request type.
-nlohmann::json dispatch(protocol::Handler& h, const Request& r, const Peer& p);
 
 // Accepts connections on the control socket, checks every peer's credentials
 // (root, or a member of the control group), reads one request line with a size
@@ -57,10 +23,11 @@ nlohmann::json dispatch(protocol::Handler& h, const Request& r, const Peer& p);
 // through fd(): a slow or silent client never stalls the daemon.
 class ControlServer {
 public:
-
     // Creates the socket (replacing a stale one), mode 0660, owned by `group`
     // when that group exists (otherwise only root may use it). Throws Error.
-    ControlServer(const std::string& path, const std::string& group, protocol::Handler& handler);
+    // Requests go to handler, which must outlive the server.
+    ControlServer(const std::string& path, const std::string& group,
+                  protocol::Handler& handler);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -75,7 +42,7 @@ public:
 private:
     struct Client {
         UniqueFd fd;
-        Peer peer;
+        protocol::Peer peer;
         std::string in;
         std::chrono::steady_clock::time_point started;
     };
@@ -84,7 +51,7 @@ private:
     void reply(Client& c, const nlohmann::json& response);
     void drop(int fd);
     void expire_slow_clients();
-    bool authorized(const Peer& p, int fd) const;
+    bool authorized(const protocol::Peer& p, int fd) const;
 
     std::string path_;
     gid_t gid_ = 0;

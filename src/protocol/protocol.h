@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// PROVISIONAL: the interface agreed with the protocol branch, types only.
+// The control protocol between connwatchctl and connwatchd (docs/CONTROL.md), as
+// types: one request type and one response type per command, and the Handler the
+// daemon implements. The JSON form of these types is in protocol/wire.h; the
+// server (control/server.h) and the client (protocol/client.h) only move lines.
+// Nothing here touches the kernel: connwatchctl links this without libbpf.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <optional>
@@ -18,33 +23,115 @@
 #include "common/block_kinds.h"
 
 namespace connwatch::protocol {
+
+// The version this build speaks. A request without "protocol" is version 1, so
+// clients and scripts written before the field existed keep working.
 inline constexpr int kVersion = 1;
+
+inline constexpr const char* kDefaultControlSocket = "/run/connwatch/control.sock";
+inline constexpr const char* kDefaultControlGroup = "connwatch";
+// A request larger than this is refused: every real request is under 1 KiB.
+inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+
 enum class Command { Status, List, Block, Unblock, Allow, Disallow, Flush, Reload };
-struct Peer { pid_t pid = 0; uid_t uid = 0; gid_t gid = 0; };
-struct StatusRequest {}; struct ListRequest {}; struct FlushRequest {}; struct ReloadRequest {};
-struct BlockRequest { Cidr prefix; std::optional<std::chrono::seconds> duration; std::string reason; };
-struct UnblockRequest { Cidr prefix; };
-struct AllowRequest { Cidr prefix; };
-struct DisallowRequest { Cidr prefix; };
+inline constexpr Command kCommands[] = {Command::Status, Command::List,     Command::Block,
+                                        Command::Unblock, Command::Allow,  Command::Disallow,
+                                        Command::Flush,  Command::Reload};
+
+std::string_view to_string(Command c); // "status", ...
+std::optional<Command> command_from(std::string_view s);
+
+// Who asked, as the kernel saw it at connect() (SO_PEERCRED).
+struct Peer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+struct StatusRequest {};
+struct ListRequest {};
+struct FlushRequest {};
+struct ReloadRequest {};
+struct BlockRequest {
+    Cidr prefix;
+    std::optional<std::chrono::seconds> duration; // absent or 0: until removed
+    std::string reason;                           // at most 256 bytes, no control characters
+};
+struct UnblockRequest {
+    Cidr prefix;
+};
+struct AllowRequest {
+    Cidr prefix;
+};
+struct DisallowRequest {
+    Cidr prefix;
+};
 using Request = std::variant<StatusRequest, ListRequest, BlockRequest, UnblockRequest,
                              AllowRequest, DisallowRequest, FlushRequest, ReloadRequest>;
-struct Interface { std::string name; std::string xdp_mode; };
-struct StatusResponse {
-    std::string version; int64_t pid = 0; std::vector<Interface> interfaces;
-    uint32_t threshold = 0; std::string window; std::string block_duration;
-    bool monitor_only = false; uint32_t max_blocks = 0; uint64_t blocks = 0; uint64_t allow = 0;
-    std::vector<std::pair<std::string, uint64_t>> counters;
+Command command_of(const Request& r);
+
+// The request of command c from the fields a client has (the parser and
+// connwatchctl both build requests this way). Fields the command does not take
+// are ignored; a command that takes a prefix throws std::invalid_argument
+// without one. Validation of the values is the caller's (parse_request's).
+Request make_request(Command c, const std::optional<Cidr>& prefix = std::nullopt,
+                     const std::optional<std::chrono::seconds>& duration = std::nullopt,
+                     std::string reason = {});
+
+struct Interface {
+    std::string name;
+    std::string xdp_mode; // "native" or "generic", as attached
 };
-struct BlockEntry { Cidr prefix; BlockOrigin origin; std::string reason;
-                    std::time_t created = 0; std::time_t expires = 0; int64_t expires_in = -1; };
-struct AllowEntry { Cidr prefix; AllowSource source; };
-struct ListResponse { std::vector<BlockEntry> blocks; std::vector<AllowEntry> allow; };
-struct BlockResponse { Cidr prefix; std::time_t expires = 0; };
-struct PrefixResponse { Cidr prefix; };
-struct FlushResponse { uint64_t removed = 0; };
+struct StatusResponse {
+    std::string version;
+    int64_t pid = 0;
+    std::vector<Interface> interfaces;
+    uint32_t threshold = 0;
+    std::string window;         // as the configuration writes it: "1m"
+    std::string block_duration; // "10m"; "0" = until removed
+    bool monitor_only = false;
+    uint32_t max_blocks = 0;
+    uint64_t blocks = 0;
+    uint64_t allow = 0;
+    std::vector<std::pair<std::string, uint64_t>> counters; // name -> value
+};
+struct BlockEntry {
+    Cidr prefix;
+    BlockOrigin origin = BlockOrigin::Scan;
+    std::string reason;
+    std::time_t created = 0; // Unix seconds
+    std::time_t expires = 0; // Unix seconds; 0 = until removed
+    int64_t expires_in = -1; // seconds from now; -1 = until removed
+};
+struct AllowEntry {
+    Cidr prefix;
+    AllowSource source = AllowSource::Configuration;
+};
+struct ListResponse {
+    std::vector<BlockEntry> blocks; // soonest expiry first
+    std::vector<AllowEntry> allow;
+};
+struct BlockResponse {
+    Cidr prefix;
+    std::time_t expires = 0; // Unix seconds; 0 = until removed
+};
+struct PrefixResponse { // unblock, allow, disallow
+    Cidr prefix;
+};
+struct FlushResponse {
+    uint64_t removed = 0;
+};
 struct ReloadResponse {};
-struct Refusal { std::string error; };
-template <class T> using Answer = std::variant<T, Refusal>;
+
+// The daemon declines; the text is for the operator, and says what to do.
+struct Refusal {
+    std::string error;
+};
+template <class T>
+using Answer = std::variant<T, Refusal>;
+
+// What connwatchd implements; one method per command. An exception thrown here
+// becomes an error answer (protocol::dispatch), never a dropped connection.
 class Handler {
 public:
     virtual ~Handler() = default;
@@ -57,4 +144,5 @@ public:
     virtual Answer<FlushResponse> flush(const Peer&) = 0;
     virtual Answer<ReloadResponse> reload(const Peer&) = 0;
 };
+
 } // namespace connwatch::protocol

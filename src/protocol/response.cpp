@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Responses on the wire. The keys are public interface (docs/CONTROL.md, scripts
+// reading `connwatchctl --json`): never rename one.
+#include "base/error.h"
+#include "protocol/wire.h"
+
+namespace connwatch::protocol {
+
+namespace {
+
+Cidr prefix_at(const nlohmann::json& j)
+{
+    auto text = j.at("prefix").get<std::string>();
+    std::string err;
+    if (auto c = Cidr::parse(text, &err))
+        return *c;
+    throw Error("invalid \"prefix\" in connwatchd's answer: " + err);
+}
+
+// A text of a closed vocabulary (origin, source) back into its enum.
+template <class Enum, class From>
+Enum word_at(const nlohmann::json& j, const char* key, From from)
+{
+    auto text = j.at(key).get<std::string>();
+    if (auto v = from(text))
+        return *v;
+    throw Error("invalid \"" + std::string(key) + "\" in connwatchd's answer: '" + text + "'");
+}
+
+} // namespace
+
+void to_json(nlohmann::json& j, const Interface& v)
+{
+    j = {{"name", v.name}, {"xdp_mode", v.xdp_mode}};
+}
+
+void from_json(const nlohmann::json& j, Interface& v)
+{
+    j.at("name").get_to(v.name);
+    j.at("xdp_mode").get_to(v.xdp_mode);
+}
+
+void to_json(nlohmann::json& j, const StatusResponse& v)
+{
+    // An object, not an array of pairs: {"syn": 12, ...} is what scripts index.
+    nlohmann::json counters = nlohmann::json::object();
+    for (const auto& [name, value] : v.counters)
+        counters[name] = value;
+    j = {{"version", v.version},
+         {"pid", v.pid},
+         {"interfaces", v.interfaces},
+         {"threshold", v.threshold},
+         {"window", v.window},
+         {"block_duration", v.block_duration},
+         {"monitor_only", v.monitor_only},
+         {"max_blocks", v.max_blocks},
+         {"blocks", v.blocks},
+         {"allow", v.allow},
+         {"counters", counters}};
+}
+
+void from_json(const nlohmann::json& j, StatusResponse& v)
+{
+    j.at("version").get_to(v.version);
+    j.at("pid").get_to(v.pid);
+    j.at("interfaces").get_to(v.interfaces);
+    j.at("threshold").get_to(v.threshold);
+    j.at("window").get_to(v.window);
+    j.at("block_duration").get_to(v.block_duration);
+    j.at("monitor_only").get_to(v.monitor_only);
+    j.at("max_blocks").get_to(v.max_blocks);
+    j.at("blocks").get_to(v.blocks);
+    j.at("allow").get_to(v.allow);
+    v.counters.clear();
+    for (const auto& [name, value] : j.at("counters").items())
+        v.counters.emplace_back(name, value.get<uint64_t>());
+}
+
+void to_json(nlohmann::json& j, const BlockEntry& v)
+{
+    j = {{"prefix", v.prefix.str()},
+         {"origin", std::string(to_string(v.origin))},
+         {"reason", v.reason},
+         {"created", v.created},
+         {"expires", v.expires},
+         {"expires_in", v.expires_in}};
+}
+
+void from_json(const nlohmann::json& j, BlockEntry& v)
+{
+    v.prefix = prefix_at(j);
+    v.origin = word_at<BlockOrigin>(j, "origin", block_origin_from);
+    j.at("reason").get_to(v.reason);
+    j.at("created").get_to(v.created);
+    j.at("expires").get_to(v.expires);
+    j.at("expires_in").get_to(v.expires_in);
+}
+
+void to_json(nlohmann::json& j, const AllowEntry& v)
+{
+    j = {{"prefix", v.prefix.str()}, {"source", std::string(to_string(v.source))}};
+}
+
+void from_json(const nlohmann::json& j, AllowEntry& v)
+{
+    v.prefix = prefix_at(j);
+    v.source = word_at<AllowSource>(j, "source", allow_source_from);
+}
+
+void to_json(nlohmann::json& j, const ListResponse& v)
+{
+    j = {{"blocks", v.blocks}, {"allow", v.allow}}; // an empty list is [], never null
+}
+
+void from_json(const nlohmann::json& j, ListResponse& v)
+{
+    j.at("blocks").get_to(v.blocks);
+    j.at("allow").get_to(v.allow);
+}
+
+void to_json(nlohmann::json& j, const BlockResponse& v)
+{
+    j = {{"prefix", v.prefix.str()}, {"expires", v.expires}};
+}
+
+void from_json(const nlohmann::json& j, BlockResponse& v)
+{
+    v.prefix = prefix_at(j);
+    j.at("expires").get_to(v.expires);
+}
+
+void to_json(nlohmann::json& j, const PrefixResponse& v)
+{
+    j = {{"prefix", v.prefix.str()}};
+}
+
+void from_json(const nlohmann::json& j, PrefixResponse& v)
+{
+    v.prefix = prefix_at(j);
+}
+
+void to_json(nlohmann::json& j, const FlushResponse& v)
+{
+    j = {{"removed", v.removed}};
+}
+
+void from_json(const nlohmann::json& j, FlushResponse& v)
+{
+    j.at("removed").get_to(v.removed);
+}
+
+void to_json(nlohmann::json& j, const ReloadResponse&)
+{
+    j = nlohmann::json::object();
+}
+
+void from_json(const nlohmann::json&, ReloadResponse&) {}
+
+nlohmann::json error_response(const std::string& message)
+{
+    return {{"ok", false}, {"error", message}};
+}
+
+std::optional<Refusal> refusal_in(const nlohmann::json& j)
+{
+    if (!j.is_object())
+        return Refusal{"unknown error"};
+    if (auto ok = j.find("ok"); ok != j.end() && *ok == true)
+        return std::nullopt;
+    auto e = j.find("error");
+    return Refusal{e != j.end() && e->is_string() ? e->get<std::string>() : "unknown error"};
+}
+
+} // namespace connwatch::protocol

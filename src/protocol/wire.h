@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The JSON form of the control protocol's types (protocol/protocol.h), exactly
+// as docs/CONTROL.md shows it: one object per line each way. Both ends use these
+// functions, so the daemon's answers and connwatchctl's reading of them cannot
+// drift apart.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/protocol.h"
+
+namespace connwatch::protocol {
+
+// ---- requests -----------------------------------------------------------------------
+
+// Parses and validates one request line. Returns the request, or an error text
+// fit to send back ({"ok":false,"error":...}).
+std::variant<Request, std::string> parse_request(std::string_view line);
+
+// The request a client sends. "protocol" is left out while it is 1 (its default),
+// so a new connwatchctl still talks to a connwatchd from before the field.
+nlohmann::json request_json(const Request& r);
+
+// ---- responses (nlohmann's ADL hooks) ------------------------------------------------
+// The fields of a successful answer; dispatch() adds "ok". from_json throws
+// (nlohmann::json::exception, or Error for a value that does not parse) when a
+// field is missing or invalid: a typed reader must not print made-up defaults.
+
+// Declares the pair for one type; defined one by one in response.cpp.
+#define CONNWATCH_WIRE_TYPE(T)                                                                  \
+    void to_json(nlohmann::json& j, const T& v);                                               \
+    void from_json(const nlohmann::json& j, T& v)
+
+CONNWATCH_WIRE_TYPE(Interface);      // {"name","xdp_mode"}
+CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","threshold","window",
+                                     //  "block_duration","monitor_only","max_blocks",
+                                     //  "blocks","allow","counters":{NAME: VALUE}}
+CONNWATCH_WIRE_TYPE(BlockEntry);     // {"prefix","origin","reason","created","expires",
+                                     //  "expires_in"}
+CONNWATCH_WIRE_TYPE(AllowEntry);     // {"prefix","source"}
+CONNWATCH_WIRE_TYPE(ListResponse);   // {"blocks":[BlockEntry...],"allow":[AllowEntry...]}
+CONNWATCH_WIRE_TYPE(BlockResponse);  // {"prefix","expires"}
+CONNWATCH_WIRE_TYPE(PrefixResponse); // {"prefix"}
+CONNWATCH_WIRE_TYPE(FlushResponse);  // {"removed"}
+CONNWATCH_WIRE_TYPE(ReloadResponse); // {}
+
+#undef CONNWATCH_WIRE_TYPE
+
+// {"ok":false,"error":message}
+nlohmann::json error_response(const std::string& message);
+
+// The Refusal a daemon's answer is: "ok" is anything but true. None for a
+// successful answer.
+std::optional<Refusal> refusal_in(const nlohmann::json& j);
+
+// A daemon's answer, typed: the Refusal, or the response (which throws as
+// from_json does when the answer is not one).
+template <class T>
+Answer<T> answer_from(const nlohmann::json& j)
+{
+    if (auto r = refusal_in(j))
+        return *r;
+    return j.get<T>();
+}
+
+// Calls the handler's method for the request and returns the whole answer line's
+// object, with "ok". Lets no exception out: a Refusal and an exception alike
+// become {"ok":false,"error":...}, so one bad request cannot hurt the daemon.
+nlohmann::json dispatch(Handler& handler, const Request& request, const Peer& peer);
+
+} // namespace connwatch::protocol

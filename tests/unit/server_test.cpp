@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <gtest/gtest.h>
+
+#include <grp.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <poll.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "base/error.h"
+#include "control/server.h"
+#include "protocol/client.h"
+#include "protocol/wire.h"
+
+using namespace connwatch;
+using namespace connwatch::protocol;
+
+namespace {
+
+// A scratch directory for a control socket, removed afterwards.
+struct SocketDir {
+    std::string dir;
+    SocketDir()
+    {
+        char tmpl[] = "/tmp/cw-control-test.XXXXXX";
+        const char* d = mkdtemp(tmpl);
+        dir = d ? d : "";
+    }
+    ~SocketDir() { std::filesystem::remove_all(dir); }
+    std::string sock() const { return dir + "/control.sock"; }
+};
+
+unsigned mode_of(const std::string& path)
+{
+    struct stat st{};
+    return stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+// Answers status with its caller's pid, refuses block, throws on flush.
+class TestHandler : public Handler {
+public:
+    Answer<StatusResponse> status(const Peer& p) override
+    {
+        StatusResponse s;
+        s.version = "test";
+        s.pid = p.pid;
+        return s;
+    }
+    Answer<ListResponse> list(const Peer&) override { return ListResponse{}; }
+    Answer<BlockResponse> block(const BlockRequest& r, const Peer&) override
+    {
+        return Refusal{r.prefix.str() + " is covered by the allow entry"};
+    }
+    Answer<PrefixResponse> unblock(const UnblockRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
+    Answer<PrefixResponse> allow(const AllowRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
+    Answer<PrefixResponse> disallow(const DisallowRequest& r, const Peer&) override
+    {
+        return PrefixResponse{r.prefix};
+    }
+    Answer<FlushResponse> flush(const Peer&) override { throw Error("the state file is gone"); }
+    Answer<ReloadResponse> reload(const Peer&) override { return ReloadResponse{}; }
+};
+
+TestHandler no_handler;
+
+// Asks the server from another thread (the client blocks) while this one runs
+// the server's loop, as the daemon's epoll loop would.
+nlohmann::json ask(ControlServer& server, const std::string& sock, const Request& r)
+{
+    std::atomic<bool> done{false};
+    nlohmann::json answer;
+    std::string failure;
+    std::thread client([&] {
+        try {
+            answer = call(sock, r);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        done = true;
+    });
+    for (int i = 0; i < 500 && !done; i++) {
+        pollfd p{server.fd(), POLLIN, 0};
+        if (poll(&p, 1, 10) > 0)
+            server.process();
+    }
+    client.join();
+    EXPECT_EQ(failure, "");
+    return answer;
+}
+
+} // namespace
+
+TEST(ControlServer, HandsTheSocketToAGroupItBelongsTo)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    const struct group* g = getgrgid(getegid()); // its own group: no CAP_CHOWN needed
+    ASSERT_NE(g, nullptr);
+    ControlServer server(d.sock(), g->gr_name, no_handler);
+    EXPECT_EQ(server.warning(), "");
+    EXPECT_EQ(mode_of(d.sock()), 0660u);
+    struct stat st{};
+    ASSERT_EQ(stat(d.sock().c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, getegid());
+}
+
+TEST(ControlServer, SaysWhenTheGroupDoesNotExist)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    ControlServer server(d.sock(), "cw-no-such-group", no_handler);
+    EXPECT_NE(server.warning().find("Group 'cw-no-such-group' does not exist"), std::string::npos)
+        << server.warning();
+    EXPECT_EQ(mode_of(d.sock()), 0600u); // only its owner (root, in production)
+}
+
+// Constructs a server whose group this process is not a member of (root's group,
+// as a user): the chown is refused. True when it says so and keeps the socket 0600.
+bool refused_chown_is_reported()
+{
+    const struct group* g = getgrgid(0);
+    if (!g || getegid() == 0)
+        return false;
+    SocketDir d;
+    if (d.dir.empty())
+        return false;
+    ControlServer server(d.sock(), g->gr_name, no_handler);
+    return server.warning().find("Cannot give the control socket") != std::string::npos &&
+           mode_of(d.sock()) == 0600u;
+}
+
+TEST(ControlServer, SaysWhenTheSocketCannotBeGivenToTheGroup)
+{
+    if (geteuid() != 0) {
+        EXPECT_TRUE(refused_chown_is_reported());
+        return;
+    }
+    // As root (CAP_CHOWN), the refusal cannot happen: check it as nobody, in a child.
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        bool ok = setgroups(0, nullptr) == 0 && setgid(65534) == 0 && setuid(65534) == 0 &&
+                  refused_chown_is_reported();
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+TEST(ControlServer, AnswersAClientThroughTheHandler)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    const struct group* g = getgrgid(getegid()); // a member: allowed as any user
+    ASSERT_NE(g, nullptr);
+    TestHandler handler;
+    ControlServer server(d.sock(), g->gr_name, handler);
+
+    auto status = ask(server, d.sock(), StatusRequest{});
+    EXPECT_EQ(status["ok"], true) << status;
+    EXPECT_EQ(status["version"], "test");
+    EXPECT_EQ(status["pid"], getpid()); // the peer's credentials reached the handler
+
+    auto refused = ask(server, d.sock(), BlockRequest{*Cidr::parse("192.0.2.1"), {}, ""});
+    EXPECT_EQ(refused, nlohmann::json::parse(
+                           R"({"ok":false,"error":"192.0.2.1/32 is covered by the allow entry"})"));
+
+    auto broke = ask(server, d.sock(), FlushRequest{});
+    EXPECT_EQ(broke, nlohmann::json::parse(R"({"ok":false,"error":"the state file is gone"})"));
+
+    auto unblocked = answer_from<PrefixResponse>(
+        ask(server, d.sock(), UnblockRequest{*Cidr::parse("2001:db8::/32")}));
+    ASSERT_TRUE(std::holds_alternative<PrefixResponse>(unblocked));
+    EXPECT_EQ(std::get<PrefixResponse>(unblocked).prefix.str(), "2001:db8::/32");
+}
+
+TEST(ControlClient, SaysWhenNoDaemonListens)
+{
+    SocketDir d;
+    ASSERT_FALSE(d.dir.empty());
+    try {
+        call(d.sock(), StatusRequest{});
+        ADD_FAILURE() << "call succeeded without a daemon";
+    } catch (const CallError& e) {
+        EXPECT_EQ(e.kind(), CallError::Kind::NotRunning);
+        EXPECT_NE(std::string(e.what()).find("connwatchd is not running"), std::string::npos)
+            << e.what();
+    }
+    try {
+        call("/tmp/" + std::string(200, 'x'), StatusRequest{});
+        ADD_FAILURE() << "call accepted a path too long for a socket";
+    } catch (const CallError& e) {
+        EXPECT_EQ(e.kind(), CallError::Kind::BadSocketPath);
+    }
+}
