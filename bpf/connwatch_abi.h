@@ -6,7 +6,7 @@
  * and the counter indices.
  *
  * Rules: plain C, fixed-width types only, explicit padding, every field says its
- * unit and byte order. Userspace static_asserts the sizes (src/abi_check.cpp) so a
+ * unit and byte order. Userspace static_asserts the sizes (src/kernel/abi_check.cpp) so a
  * change here that breaks the layout fails the build instead of corrupting data.
  *
  * Addresses: one form for both families. Every address is 16 bytes in network
