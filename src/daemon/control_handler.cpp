@@ -50,7 +50,10 @@ Answer<ListResponse> ControlHandler::list(const Peer&)
     uint64_t now = monotonic_now_ns();
     for (const auto& v : m_.table().list()) {
         const auto& m = v.record;
-        int64_t in = v.expires_ns ? static_cast<int64_t>((v.expires_ns - now) / kNsPerSec) : -1;
+        // Due but not swept yet (the sweep runs once a tick): 0, never a wrapped count.
+        int64_t in = !v.expires_ns      ? -1
+                     : v.expires_ns <= now ? 0
+                                           : static_cast<int64_t>((v.expires_ns - now) / kNsPerSec);
         r.blocks.push_back({m.prefix, m.origin, m.reason, m.created, m.expires, in});
     }
     for (const auto& [prefix, source] : m_.table().allow_entries())
