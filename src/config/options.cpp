@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "base/clock.h"
 #include "common/duration.h"
 #include "metrics/metrics.h"
 
@@ -144,6 +145,18 @@ std::string key_of_error(const std::string& what)
 }
 
 } // namespace
+
+cw_config kernel_config(const Options& o)
+{
+    auto ns = [](std::chrono::seconds s) { return static_cast<uint64_t>(s.count()) * kNsPerSec; };
+    cw_config c{};
+    c.window_ns = ns(o.window);
+    c.block_ns = ns(o.block_duration);
+    c.dedup_ns = ns(defaults::kDedupInterval);
+    c.threshold = o.threshold;
+    c.monitor_only = o.monitor_only ? 1 : 0;
+    return c;
+}
 
 const char* to_string(XdpMode m)
 {

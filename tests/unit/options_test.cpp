@@ -53,6 +53,12 @@ TEST(Options, DefaultsNeedNoConfiguration)
     EXPECT_FALSE(p.opts.monitor_only);
     EXPECT_TRUE(p.opts.allow_own_addresses);
     EXPECT_EQ(p.opts.log_target, LogTarget::Auto);
+    EXPECT_EQ(p.opts.max_blocks, 65536u);
+    EXPECT_EQ(p.opts.control_socket, "/run/connwatch/control.sock");
+    EXPECT_EQ(p.opts.control_group, "connwatch");
+    EXPECT_EQ(p.opts.state_dir, "/var/lib/connwatch");
+    EXPECT_EQ(p.opts.pin_dir, "/sys/fs/bpf/connwatch");
+    EXPECT_EQ(Options{}.config_file, "/etc/connwatch/connwatchd.conf");
 }
 
 TEST(Options, EveryFlagIsApplied)
@@ -283,4 +289,32 @@ TEST_F(ConfigFile, CheckConfigIsAFlag)
     auto p = parse_with({"--check-config"});
     ASSERT_FALSE(p.code) << p.err;
     EXPECT_TRUE(p.opts.check_config);
+}
+
+// ---- what the kernel is told ---------------------------------------------------
+
+TEST(KernelConfig, DefaultsInNanoseconds)
+{
+    cw_config c = kernel_config(Options{});
+    EXPECT_EQ(c.window_ns, 60'000'000'000ull);
+    EXPECT_EQ(c.block_ns, 3600'000'000'000ull);
+    EXPECT_EQ(c.dedup_ns, 5'000'000'000ull);
+    EXPECT_EQ(c.threshold, 3u);
+    EXPECT_EQ(c.monitor_only, 0u);
+    EXPECT_EQ(c.cidr_blocks, 0u);
+    EXPECT_EQ(c.pad, 0u);
+}
+
+TEST(KernelConfig, FollowsTheOptions)
+{
+    auto p = parse({"--threshold", "31", "--window", "1d", "--block-duration", "0",
+                    "--monitor-only"});
+    ASSERT_FALSE(p.code) << p.err;
+    cw_config c = kernel_config(p.opts);
+    EXPECT_EQ(c.window_ns, 86400'000'000'000ull);
+    EXPECT_EQ(c.block_ns, 0u); // until removed
+    EXPECT_EQ(c.dedup_ns, 5'000'000'000ull); // not an option
+    EXPECT_EQ(c.threshold, 31u);
+    EXPECT_EQ(c.monitor_only, 1u);
+    EXPECT_EQ(c.cidr_blocks, 0u);
 }
