@@ -217,8 +217,11 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
         ->check(absolute_path("pin-dir", 4096, true));
     app.add_flag("--verbose", o.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
+    // Not from the file (connwatchd(8)): there it would make the service exit
+    // at every start.
     app.add_flag("--check-config", o.check_config,
-                 "Validate the configuration and the command line, print the result, exit");
+                 "Validate the configuration and the command line, print the result, exit")
+        ->configurable(false);
 
     auto file = std::make_shared<ConfigFile>(app);
     app.config_formatter(file);

@@ -259,6 +259,7 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"threshold = 5\nmonitor-only = true false\n", 2, "too many inputs for a flag"},
              {"threshold = 3 4\n", 1, "--threshold"},
              {"config = /etc/other.conf\n", 1, "not allowed in a configuration file"},
+             {"check-config = true\n", 1, "not allowed in a configuration file"},
              {"allow = [192.0.2.0/24,\n  10.0.0.0/8]\nbogus = 1\n", 3, "unknown key 'bogus'"},
          }) {
         write(c.text);
