@@ -11,6 +11,7 @@
 
 #include "common/duration.h"
 #include "common/format.h"
+#include "config/defaults.h"
 #include "protocol/client.h"
 #include "protocol/wire.h"
 
@@ -113,7 +114,7 @@ int main(int argc, char** argv)
     CLI::App app{"connwatchctl: manage connwatchd's blocklist and allowlist", "connwatchctl"};
     app.set_version_flag("--version", CONNWATCH_VERSION);
     app.require_subcommand(1);
-    std::string socket_path = kDefaultControlSocket;
+    std::string socket_path = defaults::kControlSocket;
     bool json = false;
     app.add_option("--socket", socket_path, "connwatchd's control socket")
         ->capture_default_str()

@@ -70,4 +70,8 @@ private:
     unsigned length_ = 0;
 };
 
+// A listening address, "HOST:PORT" (IPv6 as "[::1]:9467"), or empty (off).
+// Returns "" when valid, else why.
+std::string check_listen_address(const std::string& v);
+
 } // namespace connwatch

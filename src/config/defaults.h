@@ -1,12 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// PROVISIONAL (replaced by the config branch): the defaults connwatch uses.
+// Every default of connwatchd, and the limits its options are checked against,
+// in one place. struct Options starts from these; the man pages and
+// packaging/connwatchd.conf state them in words, so a change here is a change
+// there too.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "connwatch_abi.h"
 
 namespace connwatch {
 
-// The kernel's SYN-retransmission dedup interval (cw_config.dedup_ns).
-inline constexpr std::chrono::seconds kDefaultDedupInterval{5};
+// Header-only, so connwatchctl (which links no daemon code) reads its default
+// socket from here too.
+namespace defaults {
+
+inline constexpr uint32_t kThreshold = 3;
+inline constexpr std::chrono::seconds kWindow{60};
+inline constexpr std::chrono::seconds kBlockDuration = std::chrono::hours{1}; // 0 = until removed
+inline constexpr bool kMonitorOnly = false;
+inline constexpr bool kAllowOwnAddresses = true;
+inline constexpr uint32_t kMaxBlocks = 65536;
+inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
+inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
+inline constexpr const char* kControlGroup = "connwatch";
+inline constexpr const char* kStateDir = "/var/lib/connwatch";
+inline constexpr const char* kPinDir = "/sys/fs/bpf/connwatch"; // empty: blocks are not pinned
+inline constexpr const char* kConfigFile = "/etc/connwatch/connwatchd.conf"; // missing = defaults
+
+// Not an option: a SYN of a TCP 4-tuple seen again within this interval is a
+// retransmission, not a new attempt (dedup_ns of struct cw_config). The kernel
+// refreshes it on every retransmission, so the usual chain 1 s, 2 s, 4 s apart
+// stays one attempt.
+inline constexpr std::chrono::seconds kDedupInterval{5};
+
+} // namespace defaults
+
+// Limits that the kernel program relies on (bpf/connwatch_abi.h): a source's
+// ports live in CW_SCAN_SLOTS slots, and crossing the threshold needs one more.
+inline constexpr uint32_t kMaxThreshold = CW_SCAN_SLOTS - 1;
+inline constexpr std::chrono::seconds kMaxWindow = std::chrono::days{1};
+inline constexpr uint32_t kMaxBlocksLimit = 1'000'000;
+
+// connwatchd.conf holds a dozen keys; anything larger is not a configuration
+// file, and reading it whole (/dev/zero never ends) must not be attempted.
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1} << 20;
+
+static_assert(defaults::kThreshold >= 1 && defaults::kThreshold <= kMaxThreshold);
+static_assert(defaults::kWindow.count() >= 1 && defaults::kWindow <= kMaxWindow);
+static_assert(defaults::kMaxBlocks >= 1 && defaults::kMaxBlocks <= kMaxBlocksLimit);
 
 } // namespace connwatch

@@ -9,37 +9,32 @@
 #include <vector>
 
 #include "common/address.h"
+#include "config/defaults.h"
+#include "connwatch_abi.h"
 
 namespace connwatch {
 
 enum class XdpMode { Auto, Native, Generic };
 enum class LogTarget { Auto, Journal, Stdout };
 
-// Limits that the kernel program relies on (bpf/connwatch_abi.h).
-inline constexpr uint32_t kMaxThreshold = CW_SCAN_SLOTS - 1;
-inline constexpr std::chrono::seconds kMaxWindow{86400};
-inline constexpr uint32_t kMaxBlocksLimit = 1'000'000;
-
-inline constexpr const char* kDefaultConfigFile = "/etc/connwatch/connwatchd.conf";
-
 struct Options {
-    std::string config_file = kDefaultConfigFile; // missing default file = defaults
+    std::string config_file = defaults::kConfigFile;
     bool check_config = false;
-    std::vector<std::string> interfaces;
+    std::vector<std::string> interfaces; // empty: the default-route interface
     XdpMode xdp_mode = XdpMode::Auto;
-    uint32_t threshold = 3;
-    std::chrono::seconds window{60};
-    std::chrono::seconds block_duration{3600}; // 0 = until removed
-    bool monitor_only = false;
+    uint32_t threshold = defaults::kThreshold;
+    std::chrono::seconds window = defaults::kWindow;
+    std::chrono::seconds block_duration = defaults::kBlockDuration;
+    bool monitor_only = defaults::kMonitorOnly;
     std::vector<Cidr> allow;
-    bool allow_own_addresses = true;
+    bool allow_own_addresses = defaults::kAllowOwnAddresses;
     LogTarget log_target = LogTarget::Auto;
-    uint32_t max_blocks = 65536;
-    std::string metrics_listen = "127.0.0.1:9467"; // empty: no metrics endpoint
-    std::string control_socket = "/run/connwatch/control.sock";
-    std::string control_group = "connwatch";
-    std::string state_dir = "/var/lib/connwatch";
-    std::string pin_dir = "/sys/fs/bpf/connwatch"; // empty: blocks are not pinned
+    uint32_t max_blocks = defaults::kMaxBlocks;
+    std::string metrics_listen = defaults::kMetricsListen;
+    std::string control_socket = defaults::kControlSocket;
+    std::string control_group = defaults::kControlGroup;
+    std::string state_dir = defaults::kStateDir;
+    std::string pin_dir = defaults::kPinDir;
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 
@@ -53,11 +48,13 @@ struct Options {
 // elsewhere).
 // With `error`, the message goes there instead of to stderr (reload logs it).
 std::optional<int> parse_command_line(int argc, const char* const* argv, Options& out,
-                                      const std::string& default_config = kDefaultConfigFile,
+                                      const std::string& default_config = defaults::kConfigFile,
                                       std::string* error = nullptr);
 
-// The kernel's view of the options (struct cw_config; cidr_blocks is the
-// blocklist's to keep).
+// What the kernel program is told (its one-entry config map): the scan
+// parameters of `o` and the dedup interval, which is not an option.
+// cidr_blocks is 0: it counts block_cidr entries, which XdpProgram owns and
+// keeps when set_config() writes the rest.
 cw_config kernel_config(const Options& o);
 
 const char* to_string(XdpMode m);

@@ -65,7 +65,7 @@ std::span<const StatFamily> stat_families()
         {kDropped, "Packets dropped in XDP, by reason"},
         {"connwatch_syn_retransmits_total",
          "SYNs of a connection attempt already reported within " +
-             std::to_string(kDefaultDedupInterval.count()) + " s, not reported again"},
+             std::to_string(defaults::kDedupInterval.count()) + " s, not reported again"},
         {"connwatch_port_scans_total", "Port scans detected"},
         {"connwatch_blocks_added_total", "Blocks added, by origin"},
         {kSkipped, "Detected scanners not blocked, by reason"},

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "metrics/metrics.h"
 
-#include <cctype>
-#include <charconv>
-
 #include "events/events.h"
 #include "kernel/stats.h"
 
@@ -107,30 +104,6 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
     add(build, 1, {{"version", CONNWATCH_VERSION}});
     out.push_back(std::move(build));
     return out;
-}
-
-std::string check_listen_address(const std::string& v)
-{
-    if (v.empty())
-        return "";
-    auto colon = v.rfind(':');
-    std::string host = colon == std::string::npos ? "" : v.substr(0, colon);
-    std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
-    unsigned p = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    bool port_ok = !port.empty() && ec == std::errc() && end == port.data() + port.size() &&
-                   p >= 1 && p <= 65535;
-    bool host_ok = !host.empty();
-    if (host_ok && host.front() == '[') {
-        host_ok = host.back() == ']' && Address::parse(host.substr(1, host.size() - 2));
-    } else {
-        for (char c : host)
-            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'))
-                host_ok = false;
-    }
-    if (host_ok && port_ok)
-        return "";
-    return "'" + v + "' is not HOST:PORT (e.g. 127.0.0.1:9467, [::1]:9467; empty disables)";
 }
 
 } // namespace connwatch

@@ -20,8 +20,6 @@
 
 namespace connwatch {
 
-inline constexpr const char* kDefaultMetricsListen = "127.0.0.1:9467";
-
 // What the daemon knows that the kernel's counters do not say.
 struct MetricsSnapshot {
     std::vector<std::pair<std::string, std::string>> interfaces; // name, xdp mode
@@ -43,8 +41,5 @@ private:
     mutable std::mutex mu_;
     MetricsSnapshot snap_;
 };
-
-// "HOST:PORT" (IPv6 as "[::1]:9467"), or empty. Returns "" when valid, else why.
-std::string check_listen_address(const std::string& v);
 
 } // namespace connwatch

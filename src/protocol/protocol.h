@@ -28,8 +28,6 @@ namespace connwatch::protocol {
 // clients and scripts written before the field existed keep working.
 inline constexpr int kVersion = 1;
 
-inline constexpr const char* kDefaultControlSocket = "/run/connwatch/control.sock";
-inline constexpr const char* kDefaultControlGroup = "connwatch";
 // A request larger than this is refused: every real request is under 1 KiB.
 inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
 

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -26,17 +29,22 @@ struct Parsed {
 // what is installed in /etc.
 const std::string kNoDefault = "/nonexistent/connwatchd.conf";
 
-Parsed parse(std::initializer_list<const char*> args)
+Parsed run(std::vector<const char*> argv, const std::string& default_config = kNoDefault)
 {
-    std::vector<const char*> argv{"connwatchd"};
-    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.begin(), "connwatchd");
     Parsed p;
     testing::internal::CaptureStderr();
     testing::internal::CaptureStdout();
-    p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts, kNoDefault);
+    p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts,
+                                default_config);
     testing::internal::GetCapturedStdout();
     p.err = testing::internal::GetCapturedStderr();
     return p;
+}
+
+Parsed parse(std::initializer_list<const char*> args)
+{
+    return run(args);
 }
 
 } // namespace
@@ -53,6 +61,12 @@ TEST(Options, DefaultsNeedNoConfiguration)
     EXPECT_FALSE(p.opts.monitor_only);
     EXPECT_TRUE(p.opts.allow_own_addresses);
     EXPECT_EQ(p.opts.log_target, LogTarget::Auto);
+    EXPECT_EQ(p.opts.max_blocks, 65536u);
+    EXPECT_EQ(p.opts.control_socket, "/run/connwatch/control.sock");
+    EXPECT_EQ(p.opts.control_group, "connwatch");
+    EXPECT_EQ(p.opts.state_dir, "/var/lib/connwatch");
+    EXPECT_EQ(p.opts.pin_dir, "/sys/fs/bpf/connwatch");
+    EXPECT_EQ(Options{}.config_file, "/etc/connwatch/connwatchd.conf");
 }
 
 TEST(Options, EveryFlagIsApplied)
@@ -158,20 +172,12 @@ protected:
         path_ = dir_ + "/connwatchd.conf";
     }
     void TearDown() override { std::filesystem::remove_all(dir_); }
-    void write(const std::string& text)
-    {
-        std::ofstream(path_) << text;
-    }
+    void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
     Parsed parse_with(std::initializer_list<const char*> extra)
     {
-        std::vector<const char*> argv{"connwatchd", "--config", path_.c_str()};
+        std::vector<const char*> argv{"--config", path_.c_str()};
         argv.insert(argv.end(), extra.begin(), extra.end());
-        Parsed p;
-        testing::internal::CaptureStderr();
-        p.code = parse_command_line(static_cast<int>(argv.size()), argv.data(), p.opts,
-                                    kNoDefault);
-        p.err = testing::internal::GetCapturedStderr();
-        return p;
+        return run(argv);
     }
     std::string dir_, path_;
 };
@@ -245,7 +251,16 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"monitor-only = perhaps\n", 1, "monitor-only"},
              {"[main]\nthreshold = 4\n", 1, "sections are not used"},
              {"threshold = 4\nwindow = 1m\nthreshold = 5\n", 3,
-              "'threshold' is set again (first on line 1)"},
+              "'threshold' is set again (first on line 1); only interface and allow may repeat"},
+             {"threshold = 4\n[main]\nwindow = 1m\n", 2, "sections are not used"},
+             {"[oops\n", 1, "sections are not used"},
+             {"a.b = 1\n", 1, "unknown key 'a.b'"},
+             {"allow = 192.0.2.0/24\nallow = nonsense\n", 2, "'nonsense' is not an IPv4"},
+             {"threshold = 5\nmonitor-only = true false\n", 2, "too many inputs for a flag"},
+             {"threshold = 3 4\n", 1, "--threshold"},
+             {"config = /etc/other.conf\n", 1, "not allowed in a configuration file"},
+             {"check-config = true\n", 1, "not allowed in a configuration file"},
+             {"allow = [192.0.2.0/24,\n  10.0.0.0/8]\nbogus = 1\n", 3, "unknown key 'bogus'"},
          }) {
         write(c.text);
         auto p = parse_with({});
@@ -266,6 +281,83 @@ TEST_F(ConfigFile, BadValueOnTheCommandLineIsNotBlamedOnTheFile)
     EXPECT_NE(p.err.find("--threshold"), std::string::npos) << p.err;
 }
 
+TEST_F(ConfigFile, SameBadValueOnTheCommandLineIsNotBlamedOnTheFile)
+{
+    write("threshold = 0\n"); // never applied: the command line wins
+    auto p = parse_with({"--threshold", "0"});
+    ASSERT_TRUE(p.code);
+    EXPECT_EQ(p.err.find(path_ + ":"), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find("--threshold"), std::string::npos) << p.err;
+}
+
+TEST_F(ConfigFile, BadValueInTheFileIsIgnoredWhenTheCommandLineWins)
+{
+    write("threshold = 0\nmonitor-only = perhaps\n");
+    auto p = parse_with({"--threshold", "5", "--monitor-only"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.threshold, 5u);
+    EXPECT_TRUE(p.opts.monitor_only);
+}
+
+// CLI11 by itself applies only the first of two `allow` lines that are not
+// next to each other.
+TEST_F(ConfigFile, ListKeysNeedNotBeOnAdjacentLines)
+{
+    write("allow = 192.0.2.0/24\n"
+          "interface = eth0\n"
+          "threshold = 4\n"
+          "allow = 2001:db8::/32\n"
+          "i = eth1\n"
+          "allow = 198.51.100.0/24, 203.0.113.0/24\n");
+    auto p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
+    std::vector<std::string> allow;
+    for (const auto& c : p.opts.allow)
+        allow.push_back(c.str());
+    EXPECT_EQ(allow, (std::vector<std::string>{"192.0.2.0/24", "2001:db8::/32",
+                                               "198.51.100.0/24", "203.0.113.0/24"}));
+}
+
+TEST_F(ConfigFile, WhatConnwatchdAlwaysAccepted)
+{
+    write("[default]\n"
+          "threshold = 4 # inline comment\n"
+          "; a comment\n"
+          "   \n"
+          "monitor-only\n"
+          "control-group = \"wheel\"\n"
+          "metrics-listen =\n"
+          "allow = [192.0.2.0/24,\n"
+          "         10.0.0.0/8]\n"
+          "window = 2m\r\n");
+    auto p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.threshold, 4u);
+    EXPECT_TRUE(p.opts.monitor_only);
+    EXPECT_EQ(p.opts.control_group, "wheel");
+    EXPECT_EQ(p.opts.metrics_listen, "");
+    EXPECT_EQ(p.opts.allow.size(), 2u);
+    EXPECT_EQ(p.opts.window, std::chrono::seconds(120));
+}
+
+TEST_F(ConfigFile, NothingIsChangedByAFailedParse)
+{
+    // On reload the running configuration must not be half overwritten.
+    write("threshold = 9\nwindow = 5m\nxdp-mode = native\nallow = 192.0.2.0/24\n"
+          "bogus = 1\n");
+    std::vector<const char*> argv{"connwatchd", "--config", path_.c_str()};
+    Options o;
+    std::string why;
+    ASSERT_EQ(parse_command_line(static_cast<int>(argv.size()), argv.data(), o, kNoDefault, &why),
+              2);
+    EXPECT_EQ(why, path_ + ":5: unknown key 'bogus'");
+    EXPECT_EQ(o.threshold, 3u);
+    EXPECT_EQ(o.window, std::chrono::seconds(60));
+    EXPECT_EQ(o.xdp_mode, XdpMode::Auto);
+    EXPECT_TRUE(o.allow.empty());
+}
+
 TEST_F(ConfigFile, ExplicitFileThatCannotBeReadIsAnError)
 {
     auto p = parse_with({}); // never written
@@ -277,10 +369,126 @@ TEST_F(ConfigFile, ExplicitFileThatCannotBeReadIsAnError)
         << p.err;
 }
 
+namespace {
+
+struct Bounded {
+    int status = 0; // as waitpid() gives it
+    std::string error;
+};
+
+// parse_command_line() in a child process, limited in time and memory: a
+// regression that reads /dev/zero or waits on a FIFO then fails the test
+// instead of hanging it or exhausting the machine.
+Bounded parse_bounded(std::vector<const char*> argv, const std::string& default_config)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return {};
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(10);
+        rlimit mem{512ul << 20, 512ul << 20};
+        setrlimit(RLIMIT_AS, &mem);
+        argv.insert(argv.begin(), "connwatchd");
+        Options o;
+        std::string why;
+        auto code = parse_command_line(static_cast<int>(argv.size()), argv.data(), o,
+                                       default_config, &why);
+        (void)!write(fds[1], why.data(), why.size());
+        _exit(code ? *code : 0);
+    }
+    close(fds[1]);
+    Bounded b;
+    char buf[512];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+        b.error.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    waitpid(pid, &b.status, 0);
+    return b;
+}
+
+const std::string kOnlyRegular = "connwatchd reads only a regular file of at most 1 MiB";
+
+} // namespace
+
+TEST_F(ConfigFile, OnlyARegularFileIsRead)
+{
+    std::string fifo = dir_ + "/fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    struct Case {
+        std::string path, kind;
+    };
+    for (const auto& c : {Case{fifo, "a FIFO"}, Case{dir_, "a directory"},
+                          Case{"/dev/zero", "a character device"}}) {
+        std::string expected =
+            "cannot read the configuration file " + c.path + ": it is " + c.kind + "; " + kOnlyRegular;
+        // Named with --config, and as the default file: only a missing
+        // default file means defaults.
+        for (auto b : {parse_bounded({"--config", c.path.c_str(), "--check-config"}, kNoDefault),
+                       parse_bounded({"--check-config"}, c.path)}) {
+            ASSERT_TRUE(WIFEXITED(b.status)) << c.path << ": killed by signal "
+                                             << WTERMSIG(b.status);
+            EXPECT_EQ(WEXITSTATUS(b.status), 2) << c.path;
+            EXPECT_EQ(b.error, expected);
+        }
+    }
+}
+
+TEST_F(ConfigFile, AtMostOneMebibyteIsRead)
+{
+    // Comment lines, so that the content itself is valid.
+    std::string line = "# " + std::string(61, 'x') + "\n";
+    std::string text;
+    while (text.size() + line.size() < kMaxConfigFileBytes)
+        text += line;
+    text += std::string(kMaxConfigFileBytes - text.size() - 1, '#') + "\n";
+    ASSERT_EQ(text.size(), kMaxConfigFileBytes);
+    write(text + "threshold = 4"); // no newline: exactly 13 bytes more
+    auto p = parse_with({});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find("cannot read the configuration file " + path_ + ": it is " +
+                         std::to_string(kMaxConfigFileBytes + 13) + " bytes; " + kOnlyRegular),
+              std::string::npos)
+        << p.err;
+
+    write(text);
+    p = parse_with({});
+    EXPECT_FALSE(p.code) << p.err;
+}
+
 TEST_F(ConfigFile, CheckConfigIsAFlag)
 {
     write("threshold = 4\n");
     auto p = parse_with({"--check-config"});
     ASSERT_FALSE(p.code) << p.err;
     EXPECT_TRUE(p.opts.check_config);
+}
+
+// ---- what the kernel is told ---------------------------------------------------
+
+TEST(KernelConfig, DefaultsInNanoseconds)
+{
+    cw_config c = kernel_config(Options{});
+    EXPECT_EQ(c.window_ns, 60'000'000'000ull);
+    EXPECT_EQ(c.block_ns, 3600'000'000'000ull);
+    EXPECT_EQ(c.dedup_ns, 5'000'000'000ull);
+    EXPECT_EQ(c.threshold, 3u);
+    EXPECT_EQ(c.monitor_only, 0u);
+    EXPECT_EQ(c.cidr_blocks, 0u);
+    EXPECT_EQ(c.pad, 0u);
+}
+
+TEST(KernelConfig, FollowsTheOptions)
+{
+    auto p = parse({"--threshold", "31", "--window", "1d", "--block-duration", "0",
+                    "--monitor-only"});
+    ASSERT_FALSE(p.code) << p.err;
+    cw_config c = kernel_config(p.opts);
+    EXPECT_EQ(c.window_ns, 86400'000'000'000ull);
+    EXPECT_EQ(c.block_ns, 0u); // until removed
+    EXPECT_EQ(c.dedup_ns, 5'000'000'000ull); // not an option
+    EXPECT_EQ(c.threshold, 31u);
+    EXPECT_EQ(c.monitor_only, 1u);
+    EXPECT_EQ(c.cidr_blocks, 0u);
 }
