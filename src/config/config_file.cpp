@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 #include <cstring>
@@ -62,7 +63,10 @@ void ConfigFile::check_file(const std::string& path, bool named)
             return; // the default file may be absent: defaults apply
         throw ConfigFileError(cannot_read(path, std::strerror(errno)), false);
     }
-    if (!S_ISREG(st.st_mode))
+    // /dev/null is the usual way to say "no file, defaults and flags only": it
+    // reads as empty, so it is safe. Any other device, FIFO or directory is not.
+    bool dev_null = S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+    if (!S_ISREG(st.st_mode) && !dev_null)
         throw ConfigFileError(not_readable_safely(path, kind_of(st.st_mode)), false);
     if (static_cast<std::size_t>(st.st_size) > kMaxConfigFileBytes)
         throw ConfigFileError(

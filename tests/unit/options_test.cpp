@@ -435,6 +435,17 @@ TEST_F(ConfigFile, OnlyARegularFileIsRead)
     }
 }
 
+// "--config /dev/null": no file, defaults and flags only. It reads as empty, so
+// it is the one device allowed.
+TEST_F(ConfigFile, DevNullMeansNoFile)
+{
+    auto b = parse_bounded({"--config", "/dev/null", "--threshold", "7", "--check-config"},
+                           kNoDefault);
+    ASSERT_TRUE(WIFEXITED(b.status)) << "killed by signal " << WTERMSIG(b.status);
+    EXPECT_EQ(WEXITSTATUS(b.status), 0) << b.error;
+    EXPECT_EQ(b.error, "");
+}
+
 TEST_F(ConfigFile, AtMostOneMebibyteIsRead)
 {
     // Comment lines, so that the content itself is valid.
