@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -49,11 +48,12 @@
 #include <CLI/CLI.hpp>
 
 #include "bench_progs.skel.h"
-#include "base/unique_fd.h"
 #include "base/clock.h"
+#include "base/unique_fd.h"
 #include "kernel/attachment.h"
 #include "kernel/event_reader.h"
 #include "kernel/program.h"
+#include "packet.h"
 
 namespace connwatch::bench {
 namespace {
@@ -119,14 +119,14 @@ int ifindex_of(const std::string& ifname)
     return idx;
 }
 
-std::array<uint8_t, 6> mac_of(const std::string& ifname)
+test::Mac mac_of(const std::string& ifname)
 {
     UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     ifreq ifr{};
     std::snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname.c_str());
     if (!s || ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0)
         fail("Failed to read the MAC address of '" + ifname + "': " + errno_text(errno));
-    std::array<uint8_t, 6> mac{};
+    test::Mac mac{};
     std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
     return mac;
 }
@@ -224,76 +224,28 @@ uint64_t schedstat_runtime_ns(const std::string& path)
 
 // ---- packets -----------------------------------------------------------------------
 
-uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(~sum);
-}
-
-uint32_t csum_add(uint32_t sum, const uint8_t* p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i += 2)
-        sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1)
-        sum += static_cast<uint32_t>(p[n - 1] << 8);
-    return sum;
-}
-
-void put16(uint8_t* p, uint16_t v)
-{
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-
-void put32(uint8_t* p, uint32_t v)
-{
-    put16(p, static_cast<uint16_t>(v >> 16));
-    put16(p + 2, static_cast<uint16_t>(v));
-}
-
 struct Flow {
-    std::array<uint8_t, 6> src_mac{}, dst_mac{};
-    in_addr src{}, dst{};
+    test::Mac src_mac{}, dst_mac{};
+    std::string src, dst; // IPv4
     uint16_t sport = 0, dport = 0;
 };
 
-constexpr uint8_t kSyn = 0x02, kAck = 0x10;
-
 // An untagged IPv4 + TCP frame without options, zero-padded to `len` bytes (60 =
 // the Ethernet minimum without FCS), checksums correct: the stack verifies them.
-std::vector<uint8_t> tcp_frame(const Flow& f, uint8_t flags, uint32_t seq, uint32_t ack, size_t len)
+// Built by tests/lib/packet.h, the builder the BPF tests use and packet_test checks.
+test::Bytes tcp_frame(const Flow& f, uint8_t flags, uint32_t seq, uint32_t ack, size_t len)
 {
-    std::vector<uint8_t> b(std::max<size_t>(len, 54), 0);
-    uint8_t* eth = b.data();
-    std::memcpy(eth, f.dst_mac.data(), 6);
-    std::memcpy(eth + 6, f.src_mac.data(), 6);
-    put16(eth + 12, 0x0800);
-    uint8_t* ip = eth + 14;
-    ip[0] = 0x45;
-    put16(ip + 2, 40);       // total length: IP + TCP headers, no payload
-    put16(ip + 4, 1);        // id
-    put16(ip + 6, 0x4000);   // DF
-    ip[8] = 64;              // TTL
-    ip[9] = IPPROTO_TCP;
-    std::memcpy(ip + 12, &f.src, 4);
-    std::memcpy(ip + 16, &f.dst, 4);
-    put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
-    uint8_t* tcp = ip + 20;
-    put16(tcp, f.sport);
-    put16(tcp + 2, f.dport);
-    put32(tcp + 4, seq);
-    put32(tcp + 8, ack);
-    tcp[12] = 5 << 4;        // data offset: 20 bytes, no options
-    tcp[13] = flags;
-    put16(tcp + 14, 0xffff); // window (no scaling negotiated)
-    uint8_t pseudo[12];
-    std::memcpy(pseudo, ip + 12, 8);
-    pseudo[8] = 0;
-    pseudo[9] = IPPROTO_TCP;
-    put16(pseudo + 10, 20);
-    put16(tcp + 16, csum_fold(csum_add(csum_add(0, pseudo, 12), tcp, 20)));
-    return b;
+    test::Packet p = test::tcp4(f.src, f.sport, f.dport, flags);
+    p.dst_mac = f.dst_mac;
+    p.src_mac = f.src_mac;
+    p.ipv4->dst = f.dst;
+    p.ipv4->id = 1;
+    p.ipv4->dont_fragment = true;
+    p.tcp->seq = seq;
+    p.tcp->ack = ack;
+    p.tcp->window = 0xffff; // no scaling negotiated
+    p.pad_to = len;
+    return p.build();
 }
 
 // ---- an established TCP socket without a handshake -------------------------------
@@ -324,9 +276,9 @@ UniqueFd established_socket(const Flow& f)
     opt(SOL_TCP, TCP_QUEUE_SEQ, static_cast<int>(kPeerSeq), "TCP_QUEUE_SEQ (receive)");
     sockaddr_in local{}, peer{};
     local.sin_family = peer.sin_family = AF_INET;
-    local.sin_addr = f.dst;
+    inet_pton(AF_INET, f.dst.c_str(), &local.sin_addr); // checked by Bench()
     local.sin_port = htons(f.dport);
-    peer.sin_addr = f.src;
+    inet_pton(AF_INET, f.src.c_str(), &peer.sin_addr);
     peer.sin_port = htons(f.sport);
     if (bind(s.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0)
         fail("Failed to bind the established-flow socket: " + errno_text(errno));
@@ -483,15 +435,17 @@ public:
             rx_ifindex_ = ifindex_of(o.rx_if);
             flow_.dst_mac = mac_of(o.rx_if);
         }
-        if (inet_pton(AF_INET, o.src.c_str(), &flow_.src) != 1 ||
-            inet_pton(AF_INET, o.dst.c_str(), &flow_.dst) != 1)
+        in_addr check{};
+        if (inet_pton(AF_INET, o.src.c_str(), &check) != 1 || inet_pton(AF_INET, o.dst.c_str(), &check) != 1)
             fail("--src and --dst must be IPv4 addresses");
+        flow_.src = o.src;
+        flow_.dst = o.dst;
         flow_.sport = o.sport;
         flow_.dport = o.dport;
         Flow syn_flow = flow_;
         syn_flow.sport = o.syn_sport;
-        ack_ = tcp_frame(flow_, kAck, kPeerSeq, kLocalSeq, o.frame_len);
-        syn_ = tcp_frame(syn_flow, kSyn, 0x30000000, 0, o.frame_len);
+        ack_ = tcp_frame(flow_, test::kAck, kPeerSeq, kLocalSeq, o.frame_len);
+        syn_ = tcp_frame(syn_flow, test::kSyn, 0x30000000, 0, o.frame_len);
 
         progs_ = load_bench_progs(tx_ifindex_);
         // The sending veth's own program: without one the veth cannot be an
@@ -685,7 +639,7 @@ private:
     UniqueFd tx_ns_, rx_ns_;
     int tx_ifindex_ = 0, rx_ifindex_ = 0;
     Flow flow_;
-    std::vector<uint8_t> ack_, syn_;
+    test::Bytes ack_, syn_;
     BenchSkel progs_;
     UniqueFd sink_;
     UniqueFd flow_socket_;

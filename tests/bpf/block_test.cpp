@@ -10,17 +10,6 @@
 namespace connwatch::test {
 namespace {
 
-
-const std::string kScanner = "192.0.2.66";
-
-void expect_attempt_only(const RunResult& r)
-{
-    EXPECT_EQ(r.action, XDP_PASS);
-    EXPECT_EQ(r.delta, syn_reported());
-    ASSERT_EQ(r.events.size(), 1u) << describe(r.events);
-    EXPECT_EQ(r.events[0].type, CW_EV_NEW_CONN);
-}
-
 void expect_dropped(const RunResult& r, cw_stat reason)
 {
     EXPECT_EQ(r.action, XDP_DROP);

@@ -150,5 +150,35 @@ TEST(Packet, ArpAndRawEtherTypes)
     EXPECT_EQ(be16(b, 12), kEthLldp);
 }
 
+// The benchmark's frames: real MACs, DF, its own id and window, and Ethernet
+// padding to 60 bytes that no length field and no checksum may count.
+TEST(Packet, MacsIdWindowAndPaddingAsSet)
+{
+    Packet p = tcp4("10.232.0.1", 1000, 8080, kAck);
+    p.dst_mac = {0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+    p.src_mac = {0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+    p.ipv4->dst = "10.232.0.2";
+    p.ipv4->id = 1;
+    p.ipv4->dont_fragment = true;
+    p.tcp->window = 0xffff;
+    p.pad_to = 60;
+    Bytes b = p.build();
+    ASSERT_EQ(b.size(), 60u);
+    EXPECT_EQ(Bytes(b.begin(), b.begin() + 12),
+              Bytes({0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f}));
+    EXPECT_EQ(be16(b, 16), 40); // total length: the padding is not the IP packet's
+    EXPECT_EQ(be16(b, 18), 1);
+    EXPECT_EQ(be16(b, 20), 0x4000);
+    EXPECT_EQ(fold(b, 14, 34), 0xffff);
+    EXPECT_EQ(be16(b, 48), 0xffff);
+    uint32_t pseudo = fold(b, 26, 34) + kProtoTcp + 20;
+    EXPECT_EQ(fold(b, 34, 54, pseudo), 0xffff);
+    EXPECT_EQ(Bytes(b.begin() + 54, b.end()), Bytes(6, 0));
+    EXPECT_EQ(p.layout().back(), std::make_pair(std::string("end"), size_t{60}));
+
+    p.pad_to = 40; // shorter than the frame: nothing added
+    EXPECT_EQ(p.build().size(), 54u);
+}
+
 } // namespace
 } // namespace connwatch::test

@@ -10,17 +10,7 @@ namespace {
 
 using Scan = XdpTest;
 
-const std::string kScanner = "192.0.2.66";
 const std::string kBystander = "192.0.2.67";
-
-// A SYN that is a new attempt and nothing more.
-void expect_attempt_only(const RunResult& r)
-{
-    EXPECT_EQ(r.action, XDP_PASS);
-    EXPECT_EQ(r.delta, syn_reported());
-    ASSERT_EQ(r.events.size(), 1u) << describe(r.events);
-    EXPECT_EQ(r.events[0].type, CW_EV_NEW_CONN);
-}
 
 // The SYN that completes a scan: passed (the block applies from the next
 // packet), its own attempt reported first, then the scan.

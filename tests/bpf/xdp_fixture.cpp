@@ -77,6 +77,14 @@ std::string describe(const std::vector<cw_event>& events)
     return out;
 }
 
+void expect_attempt_only(const RunResult& r)
+{
+    EXPECT_EQ(r.action, XDP_PASS);
+    EXPECT_EQ(r.delta, syn_reported());
+    ASSERT_EQ(r.events.size(), 1u) << describe(r.events);
+    EXPECT_EQ(r.events[0].type, CW_EV_NEW_CONN);
+}
+
 StatDelta syn_reported()
 {
     return {{CW_STAT_PASS_SYN, 1}, {CW_STAT_SYN, 1}};

@@ -60,6 +60,13 @@ struct RunResult {
 StatDelta syn_reported();        // a new connection attempt: passed and reported
 StatDelta verdict(cw_stat stat); // exactly one verdict counter, nothing else
 
+// Expects a SYN that is a new attempt and nothing more: passed, syn_reported(),
+// one CW_EV_NEW_CONN (no scan, no block).
+void expect_attempt_only(const RunResult& r);
+
+// The source the scan and block tests scan from (TEST-NET-1, so never a real host).
+inline constexpr const char* kScanner = "192.0.2.66";
+
 class XdpTest : public ::testing::Test {
 protected:
     void SetUp() override;

@@ -8,21 +8,13 @@
 #
 # Usage: package_lint.sh BUILD_DIR SOURCE_DIR   (after `make package`; ctest label "package")
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
-    exit 2
-fi
+if [ $# -ne 2 ]; then cw_usage "BUILD_DIR SOURCE_DIR"; fi
 BUILD=$(realpath "$1")
 SRC=$(realpath "$2")
-LIB=$(dirname "${BASH_SOURCE[0]}")/../lib
-# shellcheck source=../lib/check.sh
-source "$LIB/check.sh"
-# shellcheck source=../lib/packages.sh
-source "$LIB/packages.sh"
-for tool in lintian rpmlint rpm dpkg-deb; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
-done
+cw_require_tools lintian rpmlint rpm dpkg-deb
 DEB=$(cw_built_package "$BUILD" 'connwatch_*.deb' 2>&1) || { echo "$DEB"; exit 1; }
 RPM=$(cw_built_package "$BUILD" 'connwatch-*.rpm' 2>&1) || { echo "$RPM"; exit 1; }
 

@@ -12,40 +12,23 @@
 #
 # Usage: package_test.sh BUILD_DIR   (root, after `make package`; ctest label "container")
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-    echo "usage: $0 BUILD_DIR (with the .deb built: make package)" >&2
-    exit 2
-fi
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then cw_usage "BUILD_DIR (with the .deb built: make package)"; fi
 BUILD=$(realpath "$1")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
-source "$HERE/../lib/check.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/packages.sh
-source "$HERE/../lib/packages.sh"
-
 cw_require_root
-for tool in systemd-nspawn nsenter tar dpkg-deb; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
-done
+cw_require_tools systemd-nspawn nsenter tar dpkg-deb
 DEB=$(cw_built_package "$BUILD" 'connwatch_*.deb' 2>&1) || { echo "$DEB"; exit 1; }
 VERSION=$(dpkg-deb -f "$DEB" Version)
-if ! cw_lock /tmp/cwct-container.lock 600; then
-    echo "FAIL: setup: another run held /tmp/cwct-container.lock for 600 s"
-    exit 1
-fi
+cw_take_lock /tmp/cwct-container.lock 600
 
 # No libbpf, no prometheus-cpp: apt must find the package's dependencies itself.
 cw_rootfs_tarball systemd,systemd-sysv,dbus,iproute2,python3-minimal,nmap,procps
 
-rm -rf /var/tmp/cwct.??????
-WORK=$(mktemp -d /var/tmp/cwct.XXXXXX)
+cw_workdir /var/tmp/cwct
 ROOT=$WORK/rootfs
 NSPAWN=
-cw_install_traps
-cw_on_cleanup "rm -rf $WORK"
 cw_rootfs_unpack "$ROOT"
 
 # "The previous build": this package with a lower version and a different default

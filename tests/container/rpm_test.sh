@@ -12,30 +12,19 @@
 #
 # Usage: rpm_test.sh BUILD_DIR   (root, after `make package`; ctest label "package")
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-    echo "usage: $0 BUILD_DIR (with the .rpm built: make package)" >&2
-    exit 2
-fi
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then cw_usage "BUILD_DIR (with the .rpm built: make package)"; fi
 BUILD=$(realpath "$1")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
-source "$HERE/../lib/check.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/packages.sh
-source "$HERE/../lib/packages.sh"
-
 cw_require_root
-command -v rpm >/dev/null || { echo "FAIL: setup: rpm is not installed (make deps)"; exit 1; }
+cw_require_tools rpm
 RPM=$(cw_built_package "$BUILD" 'connwatch-*.rpm' 2>&1) || { echo "$RPM"; exit 1; }
 
 # The same rootfs as the .deb's test (one cached tarball).
 cw_rootfs_tarball systemd,systemd-sysv,dbus,iproute2,python3-minimal,nmap,procps
-WORK=$(mktemp -d /var/tmp/cwrpm.XXXXXX)
+cw_workdir /var/tmp/cwrpm # no lock: leftovers of a killed run stay (a concurrent run may own one)
 ROOT=$WORK/root
-cw_install_traps
-cw_on_cleanup "rm -rf $WORK"
 cw_rootfs_unpack "$ROOT"
 # Fedora's and RHEL's policy: services are not enabled on install unless a preset
 # says so.

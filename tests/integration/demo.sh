@@ -13,21 +13,13 @@
 #
 # Usage: demo.sh PATH/TO/connwatchd    (root)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-    echo "usage: $0 PATH/TO/connwatchd" >&2
-    exit 2
-fi
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then cw_usage "PATH/TO/connwatchd"; fi
 BIN=$(realpath "$1")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-
 cw_require_root
-for tool in ip nmap flock timeout; do
-    command -v "$tool" >/dev/null || { echo "demo: '$tool' is not installed: run 'make deps'" >&2; exit 1; }
-done
-[ -n "$CW_PY" ] || { echo "demo: python3 is not installed: run 'make deps'" >&2; exit 1; }
+cw_require_tools ip nmap flock timeout python3
 
 if [ -t 1 ]; then
     B=$'\e[1m' D=$'\e[2m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'
@@ -46,19 +38,14 @@ die() {
     exit 1
 }
 
-if ! cw_lock /tmp/cwdemo.lock 60; then
-    echo "demo: another demo is running (it holds /tmp/cwdemo.lock)" >&2
-    exit 1
-fi
+cw_take_lock /tmp/cwdemo.lock 60
 PIDFILE=/tmp/cwdemo.connwatchd.pid
 LISTEN_PIDFILE=/tmp/cwdemo.listener.pid
 cw_pidfile_reap $PIDFILE "--interface cwdemo-h1"
 cw_pidfile_reap $LISTEN_PIDFILE "/listen.ready"
-rm -rf /tmp/cwdemo.??????
-WORK=$(mktemp -d /tmp/cwdemo.XXXXXX)
+cw_workdir /tmp/cwdemo
 LOG=$WORK/connwatchd.log
-cw_on_cleanup "rm -rf $WORK"
-cw_install_traps
+# The preamble's EXIT trap, with a word about what was removed.
 demo_exit() {
     local rc=$?
     say "Cleaning up"

@@ -9,30 +9,15 @@
 #
 # Scrapes go to 127.0.0.1 only. Usage: metrics_test.sh PATH/TO/connwatchd (root)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-    echo "usage: $0 PATH/TO/connwatchd" >&2
-    exit 2
-fi
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then cw_usage "PATH/TO/connwatchd"; fi
 BIN=$(realpath "$1")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
-source "$HERE/../lib/check.sh"
-
 cw_require_root
-for tool in ip nmap flock timeout promtool; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
-done
-if ! cw_lock /tmp/cwmt-metrics.lock 240; then
-    echo "FAIL: setup: another run held /tmp/cwmt-metrics.lock for 240 s"
-    exit 1
-fi
-rm -rf /tmp/cwmt.??????
-WORK=$(mktemp -d /tmp/cwmt.XXXXXX)
-cw_on_cleanup "rm -rf $WORK"
-cw_install_traps
+cw_require_tools ip nmap flock timeout promtool python3
+cw_take_lock /tmp/cwmt-metrics.lock 240
+cw_workdir /tmp/cwmt
 cw_pidfile_reap /tmp/cwmt-metrics.connwatchd.pid "/tmp/cwmt."
 cw_pidfile_reap /tmp/cwmt-metrics.listener.pid "/listen.ready"
 
@@ -117,7 +102,7 @@ case_promtool() {
 check "promtool check metrics finds nothing" case_promtool
 
 case_documented() {
-    local doc=$HERE/../../docs/METRICS.md exported documented
+    local doc=$CW_LIB/../../docs/METRICS.md exported documented
     exported=$(scrape | sed -n 's/^# TYPE \(connwatch_[a-z_]*\) .*/\1/p' | sort -u)
     documented=$(grep -oE '^\| `connwatch_[a-z_]+`' "$doc" | grep -oE 'connwatch_[a-z_]+' | sort -u)
     [ -n "$exported" ] && [ "$exported" = "$documented" ] ||

@@ -17,37 +17,17 @@
 #
 # Usage: netns_test.sh PATH/TO/connwatchd     (root; ctest label "integration")
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-    echo "usage: $0 PATH/TO/connwatchd" >&2
-    exit 2
-fi
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then cw_usage "PATH/TO/connwatchd"; fi
 BIN=$(realpath "$1")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-
 cw_require_root
-for tool in ip nmap flock timeout; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
-done
-[ -n "$CW_PY" ] || { echo "FAIL: setup: python3 is not installed (make deps)"; exit 1; }
-
-# Two runs of this test on one machine (two build trees, two people) would fight
-# over the same names: the second waits for the first.
-if ! cw_lock /tmp/cwit-integration.lock 240; then
-    echo "FAIL: setup: another run of this test held /tmp/cwit-integration.lock for 240 s"
-    exit 1
-fi
-
-# Work directories of earlier runs that were killed outright (under the lock, no
-# other run is using one).
-rm -rf /tmp/cwit.??????
-WORK=$(mktemp -d /tmp/cwit.XXXXXX)
+cw_require_tools ip nmap flock timeout python3
+cw_take_lock /tmp/cwit-integration.lock 240
+cw_workdir /tmp/cwit
 OUT=$WORK/connwatchd.out   # the event lines (stdout)
 ERR=$WORK/connwatchd.err   # notices and warnings (stderr)
-cw_on_cleanup "rm -rf $WORK"
-cw_install_traps
 # A connwatchd left running by an earlier run that was killed outright (SIGKILL
 # skips every trap) would keep its blocks; end it, by the PID that run recorded.
 # The same for the listener, which would keep the test's ports.
@@ -62,33 +42,12 @@ PORT=8080
 TS=$CW_TS_RE
 E() { cw_regex_escape "$1"; }
 
-PASSED=0 FAILED=0 WHY=
-pass() { echo "PASS: $1"; PASSED=$((PASSED + 1)); }
 STOPPED=0 # set once case d has stopped connwatchd on purpose
-fail() {
-    local dead=
+# Ends every FAIL line (check.sh): a daemon that died explains this failure and the rest.
+check_fail_note() {
     if [ "$STOPPED" = 0 ] && [ -n "${DPID:-}" ] && ! cw_pid_alive "$DPID"; then
-        dead=" (connwatchd is no longer running: see its stderr below)"
+        echo " (connwatchd is no longer running: see its stderr below)"
     fi
-    echo "FAIL: $1: $WHY$dead"
-    FAILED=$((FAILED + 1))
-}
-# check NAME FUNCTION: runs one case; FUNCTION sets WHY and returns 1 on failure.
-check() {
-    local name=$1
-    WHY=
-    local t0
-    t0=$(cw_now_ms)
-    if "$2"; then
-        pass "$name ($(($(cw_now_ms) - t0)) ms)"
-    else
-        fail "$name"
-    fi
-}
-# why MESSAGE: sets the failure reason and fails (use as `... || why "..."`).
-why() {
-    WHY=$1
-    return 1
 }
 dump_logs() {
     echo "---- connwatchd stdout ----"

@@ -12,32 +12,19 @@
 #
 # Usage: service_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl   (root)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
-    echo "usage: $0 PATH/TO/connwatchd PATH/TO/connwatchctl" >&2
-    exit 2
-fi
+if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then cw_usage "PATH/TO/connwatchd PATH/TO/connwatchctl"; fi
 BIN=$(realpath "$1")
 CTL=$(realpath "$2")
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-
 cw_require_root
-for tool in ip nmap flock timeout setpriv groupadd; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed"; exit 1; }
-done
-if ! cw_lock /tmp/cwsv-service.lock 240; then
-    echo "FAIL: setup: another run held /tmp/cwsv-service.lock for 240 s"
-    exit 1
-fi
-rm -rf /tmp/cwsv.??????
-WORK=$(mktemp -d /tmp/cwsv.XXXXXX)
+cw_require_tools ip nmap flock timeout setpriv groupadd python3
+cw_take_lock /tmp/cwsv-service.lock 240
+cw_workdir /tmp/cwsv
 # nobody must be able to reach the socket's directory, so that the daemon's own
 # credential check (not only the file mode) is what refuses it.
 chmod 0755 "$WORK"
-cw_on_cleanup "rm -rf $WORK"
-cw_install_traps
 PIDFILE=/tmp/cwsv-service.connwatchd.pid
 cw_pidfile_reap $PIDFILE "/tmp/cwsv."
 cw_pidfile_reap /tmp/cwsv-service.listener.pid "/listen.ready"
@@ -50,19 +37,6 @@ PIN=/sys/fs/bpf/cwsv-service
 GROUP=cwsvtest
 TS=$CW_TS_RE
 E() { cw_regex_escape "$1"; }
-
-PASSED=0 FAILED=0 WHY=
-check() {
-    local name=$1
-    WHY=
-    if "$2"; then
-        echo "PASS: $name"
-        PASSED=$((PASSED + 1))
-    else
-        echo "FAIL: $name: $WHY"
-        FAILED=$((FAILED + 1))
-    fi
-}
 
 # ---- the test bed -------------------------------------------------------------------
 cw_ns_create cwsv-a

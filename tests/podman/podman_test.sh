@@ -22,40 +22,27 @@
 # /var/cache/connwatch-test). The image build itself (apt-get in both stages)
 # needs Debian's archive too. Images and containers are removed at the end.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/preamble.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/preamble.sh"
 
-usage() {
-    echo "usage: $0 SRC_DIR|BUILD_DIR (the connwatch source tree, or a CMake build tree of it)" >&2
-    exit 2
-}
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then usage; fi
+USAGE="SRC_DIR|BUILD_DIR (the connwatch source tree, or a CMake build tree of it)"
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then cw_usage "$USAGE"; fi
 BUILD=
 if [ -f "$1/Dockerfile" ]; then
     SRC=$(realpath "$1")
 elif [ -f "$1/CMakeCache.txt" ]; then
     BUILD=$(realpath "$1")
     SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
-    [ -f "$SRC/Dockerfile" ] || { echo "FAIL: setup: no Dockerfile in '$SRC' (from $BUILD/CMakeCache.txt)"; exit 1; }
+    [ -f "$SRC/Dockerfile" ] || cw_setup_fail "no Dockerfile in '$SRC' (from $BUILD/CMakeCache.txt)"
 else
-    usage
+    cw_usage "$USAGE"
 fi
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
-source "$HERE/../lib/netns.sh"
-# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
-source "$HERE/../lib/check.sh"
-
 cw_require_root
-for tool in podman runc debootstrap ip nmap tar md5sum; do
-    command -v "$tool" >/dev/null || { echo "FAIL: setup: '$tool' is not installed (make deps)"; exit 1; }
-done
+cw_require_tools podman runc debootstrap ip nmap tar md5sum
 if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
-    echo "FAIL: setup: no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
-    exit 1
+    cw_setup_fail "no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
 fi
-if ! cw_lock /tmp/cwpd-podman.lock 900; then
-    echo "FAIL: setup: another run held /tmp/cwpd-podman.lock for 900 s"
-    exit 1
-fi
+cw_take_lock /tmp/cwpd-podman.lock 900
 T_START=$(cw_now_ms)
 # bg CMD...: runs CMD in the background and waits for it, so that SIGTERM (ctest's
 # timeout, Ctrl-C) reaches the cleanup now rather than when a minutes-long build
@@ -147,7 +134,7 @@ EOF
     mkdir -p "$tmp/var/lib/apt/lists/partial"
     tar -C "$tmp" -cf "$TARBALL.new" . && mv "$TARBALL.new" "$TARBALL"
     rm -rf "$tmp" "$tmp.log"
-    trap - EXIT
+    cw_install_traps # the preamble's again, drop_rootfs's work done
     echo "# base rootfs built in $(secs_since "$t0") s"
 fi
 
@@ -175,7 +162,6 @@ read -ra PODMAN <<<"$(podman_in "$WORK")"
 # Every podman call closes descriptor 9 (the run lock): a detached container's
 # conmon would otherwise inherit it and hold the lock after the test, until killed.
 pm() { "${PODMAN[@]}" "$@" 9>&-; }
-cw_install_traps
 # Cleanup runs newest first: the containers (registered below, once the namespaces
 # exist), the pins, a build still running, and last the store with its images.
 cw_on_cleanup "store_remove $WORK"
@@ -257,7 +243,7 @@ cw_on_cleanup 'pm rm -a -f -t 10 >/dev/null 2>&1'
 xdp_on() { grep -q prog/xdp <<<"$(ip -n "$NS_HOST" -d link show dev "$IF_HOST")"; }
 xdp_off() { ! xdp_on; }
 
-python3 "$HERE/../../packaging/container/seccomp_profile.py" >"$WORK/seccomp.json"
+python3 "$CW_LIB/../../packaging/container/seccomp_profile.py" >"$WORK/seccomp.json"
 SECCOMP=(--security-opt "seccomp=$WORK/seccomp.json")
 NET=(--network "ns:/run/netns/$NS_HOST")
 

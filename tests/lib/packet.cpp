@@ -194,7 +194,7 @@ Bytes l4_bytes(const Packet& p, const Bytes& src, const Bytes& dst)
         put32(b, t.ack);
         put8(b, static_cast<uint8_t>(t.doff.value_or(5 + opts.size() / 4) << 4));
         put8(b, t.flags);
-        put16(b, 64240); // window
+        put16(b, t.window);
         csum_at = b.size();
         put16(b, 0);
         put16(b, 0); // urgent pointer
@@ -241,8 +241,8 @@ std::vector<Layer> layers(const Packet& p)
                                : p.ethertype_override;
 
     Layer eth{"ethernet", {}};
-    for (uint8_t m : {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01}) // dst, src MAC
-        put8(eth.bytes, m);
+    eth.bytes.assign(p.dst_mac.begin(), p.dst_mac.end());
+    eth.bytes.insert(eth.bytes.end(), p.src_mac.begin(), p.src_mac.end());
     put16(eth.bytes, p.vlans.empty() ? l3type : p.vlans.front().first);
     out.push_back(eth);
     for (size_t i = 0; i < p.vlans.size(); i++) {
@@ -264,7 +264,7 @@ std::vector<Layer> layers(const Packet& p)
         put8(h.bytes, 0); // DSCP, ECN
         size_t payload = l4.empty() ? p.raw_payload.size() : l4.size();
         put16(h.bytes, static_cast<uint16_t>(20 + opts.size() + payload));
-        put16(h.bytes, 0x1234); // identification
+        put16(h.bytes, ip.id);
         put16(h.bytes, static_cast<uint16_t>((ip.dont_fragment ? 0x4000 : 0) |
                                              (ip.more_fragments ? 0x2000 : 0) |
                                              (ip.frag_offset & 0x1fff)));
@@ -305,8 +305,7 @@ std::vector<Layer> layers(const Packet& p)
         put8(h.bytes, 6);
         put8(h.bytes, 4);
         put16(h.bytes, 1); // request
-        for (uint8_t m : {0x02, 0, 0, 0, 0, 0x01})
-            put8(h.bytes, m);
+        put(h.bytes, Bytes(p.src_mac.begin(), p.src_mac.end()));
         put(h.bytes, ip4_bytes(p.arp->sender));
         for (int i = 0; i < 6; i++)
             put8(h.bytes, 0);
@@ -319,6 +318,11 @@ std::vector<Layer> layers(const Packet& p)
     } else if (!p.raw_payload.empty()) {
         out.push_back({"payload", p.raw_payload});
     }
+    size_t size = 0;
+    for (const auto& l : out)
+        size += l.bytes.size();
+    if (size < p.pad_to)
+        out.push_back({"padding", Bytes(p.pad_to - size, 0)});
     return out;
 }
 

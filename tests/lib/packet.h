@@ -8,8 +8,13 @@
 // what the layers say about each other (EtherTypes, IPv4 protocol and total
 // length, the IPv6 next-header chain and payload length, checksums) unless a
 // field is forced to a wrong value on purpose.
+//
+// The BPF tests use it (tests/bpf) and so does the benchmark, for the frames it
+// transmits (bench/live_frames.cpp): those must be right to the byte too, since
+// the receiving stack verifies their checksums.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -19,6 +24,7 @@
 namespace connwatch::test {
 
 using Bytes = std::vector<uint8_t>;
+using Mac = std::array<uint8_t, 6>;
 
 // TCP flag bits, byte 13 of the header.
 enum TcpFlag : uint8_t {
@@ -58,6 +64,7 @@ struct Ipv4 {
     // Raw option bytes; the builder pads them with End-of-Option-List to a
     // multiple of 4 and derives IHL from the result.
     Bytes options{};
+    uint16_t id = 0x1234;
     uint16_t frag_offset = 0; // in 8-byte units, 13 bits
     bool more_fragments = false;
     bool dont_fragment = false;
@@ -94,6 +101,7 @@ struct Tcp {
     uint8_t flags = kSyn;
     uint32_t seq = 0x01020304;
     uint32_t ack = 0;
+    uint16_t window = 64240;
     Bytes options{};             // padded with End-of-Option-List to a multiple of 4
     std::optional<uint8_t> doff{}; // forced data offset, 32-bit words
     Bytes payload{};
@@ -118,6 +126,10 @@ struct Arp {
 
 // One frame, outside-in. Unset layers are absent.
 struct Packet {
+    // BPF_PROG_TEST_RUN ignores them; a frame that a real interface must take
+    // for its own (the benchmark's, which the stack answers) needs its MAC.
+    Mac dst_mac{0x02, 0, 0, 0, 0, 0x02};
+    Mac src_mac{0x02, 0, 0, 0, 0, 0x01};
     uint16_t ethertype_override = 0; // used when no L3 layer is set (e.g. LLDP)
     std::vector<std::pair<uint16_t, uint16_t>> vlans{}; // {TPID, VLAN id}, outermost first
     std::optional<Ipv4> ipv4{};
@@ -127,6 +139,9 @@ struct Packet {
     std::optional<Udp> udp{};
     std::optional<Icmp> icmp{};
     Bytes raw_payload{}; // after the last header (e.g. an LLDP body)
+    // Zero bytes appended up to this frame size, counted in no length field:
+    // Ethernet's padding (its minimum frame is 60 bytes without the FCS).
+    size_t pad_to = 0;
 
     Packet& vlan(uint16_t tpid, uint16_t vid);
     Bytes build() const;
