@@ -31,8 +31,6 @@ inline constexpr uint64_t kSec = 1'000'000'000;
 // far from 0 so that "now - window" never wraps below zero.
 inline constexpr uint64_t kStart = 3600 * kSec;
 
-const char* stat_name(uint32_t stat);
-
 // How much each counter moved during one run. Compared whole: a counter that
 // moved and was not expected to fails the test, which is how "every packet
 // increments exactly one verdict counter" is checked everywhere.
@@ -74,7 +72,7 @@ protected:
 
     // What each test loads; a fixture may override (e.g. a tiny blocklist).
     virtual LoadSettings load_settings() const;
-    // Window 60 s, threshold 3, block 3600 s, dedup 5 s.
+    // connwatchd's defaults: window 60 s, threshold 3, block 1 h, dedup 5 s.
     static cw_config default_config();
 
     // Runs one frame; a failed BPF_PROG_TEST_RUN fails the test.
