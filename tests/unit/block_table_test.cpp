@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "blocks/block_table.h"
+#include "temp_dir.h"
 
 using namespace connwatch;
 using namespace std::chrono_literals;
@@ -84,13 +85,11 @@ class BlockTableTest : public ::testing::Test {
 protected:
     void SetUp() override
     {
-        char tmpl[] = "/tmp/cw-table-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        ASSERT_FALSE(tmp_.path.empty());
+        dir_ = tmp_.path;
         table_ = std::make_unique<BlockTable>(maps_, state());
     }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
-    std::string state() const { return dir_ + "/state.json"; }
+    std::string state() const { return tmp_ / "state.json"; }
 
     // A block that must be made; fails the test with the refusal otherwise.
     BlockRecord must_block(const char* prefix, std::optional<std::chrono::seconds> d = {},
@@ -119,6 +118,7 @@ protected:
         return out;
     }
 
+    test::TempDir tmp_;
     std::string dir_;
     FakeMaps maps_;
     std::unique_ptr<BlockTable> table_;

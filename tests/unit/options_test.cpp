@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/options.h"
+#include "temp_dir.h"
 
 using namespace connwatch;
 
@@ -166,12 +167,10 @@ class ConfigFile : public ::testing::Test {
 protected:
     void SetUp() override
     {
-        char tmpl[] = "/tmp/connwatch-options-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-        path_ = dir_ + "/connwatchd.conf";
+        ASSERT_FALSE(tmp_.path.empty());
+        dir_ = tmp_.path;
+        path_ = tmp_ / "connwatchd.conf";
     }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
     void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
     Parsed parse_with(std::initializer_list<const char*> extra)
     {
@@ -179,6 +178,7 @@ protected:
         argv.insert(argv.end(), extra.begin(), extra.end());
         return run(argv);
     }
+    test::TempDir tmp_;
     std::string dir_, path_;
 };
 

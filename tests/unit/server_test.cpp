@@ -18,6 +18,7 @@
 #include "control/server.h"
 #include "protocol/client.h"
 #include "protocol/wire.h"
+#include "temp_dir.h"
 
 using namespace connwatch;
 using namespace connwatch::protocol;
@@ -26,15 +27,9 @@ namespace {
 
 // A scratch directory for a control socket, removed afterwards.
 struct SocketDir {
-    std::string dir;
-    SocketDir()
-    {
-        char tmpl[] = "/tmp/cw-control-test.XXXXXX";
-        const char* d = mkdtemp(tmpl);
-        dir = d ? d : "";
-    }
-    ~SocketDir() { std::filesystem::remove_all(dir); }
-    std::string sock() const { return dir + "/control.sock"; }
+    test::TempDir tmp;
+    std::string dir = tmp.path;
+    std::string sock() const { return tmp / "control.sock"; }
 };
 
 unsigned mode_of(const std::string& path)
