@@ -59,6 +59,8 @@ void Manager::guarded(const char* what, Fn&& fn)
         fn();
     } catch (const std::exception& e) {
         sink_->error(std::string(what) + " failed: " + e.what() + ", ignoring");
+    } catch (...) {
+        sink_->error(std::string(what) + " failed: unknown exception, ignoring");
     }
 }
 
