@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,9 +21,29 @@ namespace connwatch {
 
 namespace {
 
-// Only a client that has said nothing for this long is cut off.
-constexpr std::chrono::seconds kClientTimeout{5};
+// A client that has not sent its request this long after connecting is cut
+// off; so is one that has not taken its whole answer this long after it was
+// ready. Neither ever makes the daemon wait: both are only ever served when
+// their socket is ready.
+constexpr std::chrono::seconds kRequestTimeout{5};
+constexpr std::chrono::seconds kAnswerTimeout{10};
 constexpr std::size_t kMaxClients = 32;
+
+// Replacing invalid UTF-8 (an interface name may hold any bytes) rather than
+// throwing: process() must not throw.
+std::string line_of(const nlohmann::json& response)
+{
+    return response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// What fits in the socket's buffer now; -1 when the peer is gone.
+ssize_t send_some(int fd, const std::string& out, size_t off)
+{
+    ssize_t n = send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return n;
+}
 
 } // namespace
 
@@ -118,20 +137,25 @@ void ControlServer::accept_clients()
         int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        Client c{UniqueFd(fd), {}, {}, std::chrono::steady_clock::now()};
+        Client c{UniqueFd(fd), {}, {}, {}, 0, std::chrono::steady_clock::now()};
         ucred cred{};
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
             continue; // closes fd
         }
         c.peer = {cred.pid, cred.uid, cred.gid};
+        // Refusals are a few dozen bytes, which an empty socket buffer always
+        // takes: one send, then the connection is closed.
         if (!authorized(c.peer, fd)) {
-            reply(c, error_response("permission denied: only root and members of the control "
-                                    "group may use connwatchd's control socket"));
+            send_some(fd, line_of(error_response("permission denied: only root and members of "
+                                                 "the control group may use connwatchd's "
+                                                 "control socket")),
+                      0);
             continue;
         }
         if (clients_.size() >= kMaxClients) {
-            reply(c, error_response("busy: too many control connections, try again"));
+            send_some(fd, line_of(error_response("busy: too many control connections, try again")),
+                      0);
             continue;
         }
         epoll_event ev{};
@@ -142,31 +166,38 @@ void ControlServer::accept_clients()
     }
 }
 
-void ControlServer::reply(Client& c, const nlohmann::json& response)
+// Queues the answer and sends what the socket takes now; the rest goes out as
+// the client reads (EPOLLOUT), however large the answer and slow the reader.
+// Returns false when the client is done with (answered in full, or gone).
+bool ControlServer::reply(int fd, Client& c, const nlohmann::json& response)
 {
-    // Responses are small (a list of 65536 blocks is a few MiB at most): write
-    // them out now, giving a slow reader at most 2 s in all, rather than
-    // buffering per client. The event loop waits that long at worst.
-    // Replacing invalid UTF-8 (an interface name may hold any bytes) rather
-    // than throwing: process() must not throw.
-    std::string out =
-        response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    size_t off = 0;
-    while (off < out.size()) {
-        ssize_t n = send(c.fd.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && left.count() > 0) {
-                pollfd p{c.fd.get(), POLLOUT, 0};
-                if (poll(&p, 1, static_cast<int>(left.count())) > 0)
-                    continue;
-            }
-            return; // the client went away, or reads too slowly: give up on it
-        }
-        off += static_cast<size_t>(n);
+    c.out = line_of(response);
+    c.off = 0;
+    c.in.clear();
+    c.started = std::chrono::steady_clock::now(); // the answer's deadline counts from here
+    if (!write_some(c))
+        return false;
+    // EPOLLOUT only: a client that shut its side after the request (EPOLLRDHUP,
+    // level-triggered) still reads, and must not make the loop spin.
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+    return true;
+}
+
+// False when there is nothing more to do for this client.
+bool ControlServer::write_some(Client& c)
+{
+    while (c.off < c.out.size()) {
+        ssize_t n = send_some(c.fd.get(), c.out, c.off);
+        if (n < 0)
+            return false; // the client went away
+        if (n == 0)
+            return true; // its buffer is full: wait for EPOLLOUT
+        c.off += static_cast<size_t>(n);
     }
+    return false;
 }
 
 void ControlServer::drop(int fd)
@@ -175,21 +206,28 @@ void ControlServer::drop(int fd)
     clients_.erase(fd);
 }
 
-void ControlServer::serve(int fd)
+void ControlServer::serve(int fd, uint32_t events)
 {
     auto it = clients_.find(fd);
     if (it == clients_.end())
         return;
     Client& c = it->second;
+    if (!c.out.empty()) {
+        // Answering: only the rest of the answer matters now.
+        if ((events & (EPOLLERR | EPOLLHUP)) || !write_some(c))
+            drop(fd);
+        return;
+    }
     char buf[4096];
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
             c.in.append(buf, static_cast<size_t>(n));
             if (c.in.size() > kMaxRequestBytes + 1) {
-                reply(c, error_response("request too large (at most " +
-                                        std::to_string(kMaxRequestBytes) + " bytes)"));
-                return drop(fd);
+                if (!reply(fd, c, error_response("request too large (at most " +
+                                                 std::to_string(kMaxRequestBytes) + " bytes)")))
+                    drop(fd);
+                return;
             }
             continue;
         }
@@ -203,11 +241,14 @@ void ControlServer::serve(int fd)
         return; // wait for the rest
     std::string line = c.in.substr(0, nl);
     auto parsed = protocol::parse_request(line);
+    bool more = false;
     if (auto* err = std::get_if<std::string>(&parsed))
-        reply(c, error_response(*err));
+        more = reply(fd, c, error_response(*err));
     else
-        reply(c, protocol::dispatch(handler_, std::get<protocol::Request>(parsed), c.peer));
-    drop(fd);
+        more = reply(fd, c,
+                     protocol::dispatch(handler_, std::get<protocol::Request>(parsed), c.peer));
+    if (!more)
+        drop(fd);
 }
 
 void ControlServer::expire_slow_clients()
@@ -215,7 +256,7 @@ void ControlServer::expire_slow_clients()
     auto now = std::chrono::steady_clock::now();
     std::vector<int> slow;
     for (const auto& [fd, c] : clients_)
-        if (now - c.started > kClientTimeout)
+        if (now - c.started > (c.out.empty() ? kRequestTimeout : kAnswerTimeout))
             slow.push_back(fd);
     for (int fd : slow)
         drop(fd);
@@ -229,7 +270,7 @@ void ControlServer::process()
         if (evs[i].data.fd == listen_.get())
             accept_clients();
         else
-            serve(evs[i].data.fd);
+            serve(evs[i].data.fd, evs[i].events);
     }
     expire_slow_clients();
 }

@@ -20,7 +20,9 @@ namespace connwatch {
 // Accepts connections on the control socket, checks every peer's credentials
 // (root, or a member of the control group), reads one request line with a size
 // limit and answers it. All non-blocking, driven by the daemon's epoll loop
-// through fd(): a slow or silent client never stalls the daemon.
+// through fd(): a slow, silent or non-reading client never stalls the daemon.
+// An answer waits in the client's own buffer until it is read (at most
+// kMaxClients of them, each the size of one answer).
 class ControlServer {
 public:
     // Creates the socket (replacing a stale one), mode 0660, owned by `group`
@@ -33,7 +35,10 @@ public:
     ControlServer& operator=(const ControlServer&) = delete;
 
     int fd() const { return epoll_.get(); } // readable when there is work
-    void process();                          // does the work; never throws
+    // Does the work that is ready and cuts off clients past their deadline;
+    // never waits, never throws. Call it when fd() is readable, and now and
+    // then besides (the deadlines pass without any event).
+    void process();
     const std::string& path() const { return path_; }
     // Why the group cannot use the socket (no such group, or the chown was
     // refused), for the daemon to log; empty when it can or none was asked for.
@@ -43,12 +48,15 @@ private:
     struct Client {
         UniqueFd fd;
         protocol::Peer peer;
-        std::string in;
-        std::chrono::steady_clock::time_point started;
+        std::string in;  // the request, as it arrives
+        std::string out; // the answer, once there is one
+        size_t off = 0;  // how much of it was sent
+        std::chrono::steady_clock::time_point started; // connected, or answer ready
     };
     void accept_clients();
-    void serve(int fd);
-    void reply(Client& c, const nlohmann::json& response);
+    void serve(int fd, uint32_t events);
+    bool reply(int fd, Client& c, const nlohmann::json& response);
+    bool write_some(Client& c);
     void drop(int fd);
     void expire_slow_clients();
     bool authorized(const protocol::Peer& p, int fd) const;

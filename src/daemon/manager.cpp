@@ -266,6 +266,9 @@ void Manager::on_timer()
     }
     report_lost_events();
     save_state();
+    // The control clients' deadlines pass without any event on the socket.
+    if (control_)
+        control_->process();
     sink_->tick(std::chrono::steady_clock::now());
     update_status(sweep.left);
     update_metrics(sweep.left);
