@@ -280,7 +280,13 @@ void Manager::start_metrics()
         return;
     metrics_ = std::make_shared<MetricsCollector>(*prog_);
     try {
-        exposer_ = std::make_unique<prometheus::Exposer>(opts_.metrics_listen, 1);
+        // Several threads, and a bound on how long a request may take to arrive:
+        // any local user can connect, and one that never finishes its request
+        // must not hold the endpoint (civetweb's defaults: 1 thread as we used
+        // it, 30 s). Scrapes are answered from the counters, in microseconds.
+        exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+            "listening_ports", opts_.metrics_listen, "num_threads", "4", "request_timeout_ms",
+            "5000"});
     } catch (const std::exception& e) {
         throw Error("Cannot serve metrics on " + opts_.metrics_listen + ": " + e.what() +
                     " (is the port in use? set metrics-listen to another HOST:PORT, or empty "

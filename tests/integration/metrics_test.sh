@@ -101,6 +101,29 @@ case_promtool() {
 }
 check "promtool check metrics finds nothing" case_promtool
 
+# Local users holding unfinished HTTP requests open must not stop Prometheus from
+# scraping (the endpoint once ran one thread with civetweb's 30 s request timeout).
+case_held_requests() {
+    local held
+    timeout 30 "$CW_PY" -c '
+import socket, sys, time
+socks = []
+for _ in range(2):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+    socks.append(s)
+open(sys.argv[2], "w").write("held\n")
+time.sleep(30)' "$MPORT" "$WORK/held.ready" &
+    held=$!
+    cw_on_cleanup "kill $held 2>/dev/null || true"
+    cw_wait_until 10 test -s "$WORK/held.ready" || { WHY="could not open the held requests"; return 1; }
+    local out
+    out=$(scrape 2>&1) || { kill $held 2>/dev/null; WHY="no scrape while two requests were held: $out"; return 1; }
+    kill $held 2>/dev/null || true
+    grep -q '^connwatch_build_info' <<<"$out" || { WHY="the scrape was incomplete"; return 1; }
+}
+check "requests held open by other local users do not stop a scrape" case_held_requests
+
 case_documented() {
     local doc=$CW_LIB/../../docs/METRICS.md exported documented
     exported=$(scrape | sed -n 's/^# TYPE \(connwatch_[a-z_]*\) .*/\1/p' | sort -u)
