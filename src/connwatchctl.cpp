@@ -43,6 +43,8 @@ void print(const StatusResponse& s)
     std::string ifs;
     for (const auto& i : s.interfaces)
         ifs += (ifs.empty() ? "" : ", ") + i.name + " (" + i.xdp_mode + ")";
+    for (const auto& name : s.missing_interfaces)
+        ifs += (ifs.empty() ? "" : ", ") + name + " (missing: not watched until it is back)";
     std::printf("Interfaces:  %s\n", ifs.c_str());
     std::printf("Scans:       more than %u ports within %s; %s\n", s.threshold, s.window.c_str(),
                 s.monitor_only ? "monitor-only, never blocking"

@@ -31,6 +31,7 @@ Answer<StatusResponse> ControlHandler::status(const Peer&)
     r.pid = getpid();
     for (const auto& l : m_.links())
         r.interfaces.push_back({l.ifname(), to_string(l.mode())});
+    r.missing_interfaces = m_.missing_interfaces();
     r.threshold = o.threshold;
     r.window = format_duration(o.window);
     r.block_duration = format_duration(o.block_duration);

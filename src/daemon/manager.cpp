@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "daemon/manager.h"
 
+#include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -23,6 +24,7 @@
 #include "control/server.h"
 #include "daemon/control_handler.h"
 #include "daemon/host.h"
+#include "daemon/link_monitor.h"
 #include "events/events.h"
 #include "kernel/attachment.h"
 #include "kernel/event_reader.h"
@@ -81,6 +83,50 @@ void Manager::attach(const std::string& name)
         sink_->warning("'" + name + "': " + l.fallback_reason());
 }
 
+void Manager::sync_interfaces()
+{
+    std::set<std::string> want(wanted_.begin(), wanted_.end());
+    std::erase_if(links_, [&](const XdpAttachment& l) {
+        if (!want.count(l.ifname()))
+            return true; // no longer configured
+        if (if_nametoindex(l.ifname().c_str()) == static_cast<unsigned>(l.ifindex()))
+            return false;
+        // The kernel detached the program with the device; the link is dead.
+        sink_->warning("Interface '" + l.ifname() +
+                       "' is gone: not watched until it is back (it will be attached again)");
+        return true;
+    });
+    for (const auto& name : wanted_) {
+        bool have = std::any_of(links_.begin(), links_.end(),
+                                [&](const XdpAttachment& l) { return l.ifname() == name; });
+        unsigned index = if_nametoindex(name.c_str());
+        if (have || index == 0)
+            continue;
+        auto failed = attach_failed_.find(name);
+        if (failed != attach_failed_.end() && failed->second == index)
+            continue; // said already; a reload or a new device retries
+        try {
+            attach(name);
+            attach_failed_.erase(name);
+            sink_->notice("Interface '" + name + "' is watched (" + to_string(links_.back().mode()) +
+                          ")");
+        } catch (const Error& e) {
+            attach_failed_[name] = index;
+            sink_->error(e.what());
+        }
+    }
+}
+
+std::vector<std::string> Manager::missing_interfaces() const
+{
+    std::vector<std::string> out;
+    for (const auto& name : wanted_)
+        if (std::none_of(links_.begin(), links_.end(),
+                         [&](const XdpAttachment& l) { return l.ifname() == name; }))
+            out.push_back(name);
+    return out;
+}
+
 void Manager::save_state()
 {
     if (auto err = table_->save_if_dirty())
@@ -98,6 +144,8 @@ std::string Manager::summary() const
     std::string ifs;
     for (const auto& l : links_)
         ifs += (ifs.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
+    for (const auto& name : missing_interfaces())
+        ifs += (ifs.empty() ? "" : ", ") + name + " (missing)";
     std::ostringstream msg;
     msg << "watching " << ifs << "; scan threshold " << opts_.threshold << " ports in "
         << format_duration(opts_.window) << ", "
@@ -198,7 +246,18 @@ void Manager::start()
     if (control_)
         add_fd(control_->fd());
 
+    // Interfaces that go and come back are followed from here on; without it
+    // (a sandbox refusing netlink) a reload still re-attaches them.
+    try {
+        link_monitor_ = std::make_unique<LinkMonitor>();
+        add_fd(link_monitor_->fd());
+    } catch (const Error& e) {
+        sink_->warning(std::string(e.what()) + ": a deleted and re-created interface is "
+                                               "attached again only on reload");
+    }
+
     // Attach last: from here on packets are judged, and events have a reader.
+    wanted_ = interfaces;
     for (const auto& name : interfaces)
         attach(name);
 
@@ -351,6 +410,11 @@ int Manager::run()
                 guarded("Reading events", [&] { reader_->consume(); });
             } else if (control_ && fd == control_->fd()) {
                 guarded("Serving the control socket", [&] { control_->process(); });
+            } else if (link_monitor_ && fd == link_monitor_->fd()) {
+                guarded("Following interface changes", [&] {
+                    link_monitor_->drain();
+                    sync_interfaces();
+                });
             } else if (fd == timer_.get()) {
                 guarded("The periodic tick", [&] { on_timer(); });
             } else if (fd == signal_.get()) {

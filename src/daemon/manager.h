@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ class XdpProgram;
 class XdpAttachment;
 class EventReader;
 class ControlServer;
+class LinkMonitor;
 class ControlHandler;
 class MetricsCollector;
 class KernelMaps;
@@ -48,6 +50,8 @@ public:
     // ---- for the control handler
     const Options& options() const { return opts_; }
     const std::vector<XdpAttachment>& links() const { return links_; }
+    // Wanted interfaces that do not exist now (deleted after start).
+    std::vector<std::string> missing_interfaces() const;
     const XdpProgram& program() const { return *prog_; }
     BlockTable& table() { return *table_; }
     EventSink& sink() { return *sink_; }
@@ -63,7 +67,12 @@ private:
     void start();
     void start_metrics();
     void attach(const std::string& name);
+    // The interfaces to watch from now on; attaches and detaches to match.
     void apply_interfaces(const std::vector<std::string>& wanted);
+    // Makes the attachments match the wanted interfaces as the kernel has them
+    // now: a link whose interface is gone (or was replaced under the same
+    // name) is dropped, an interface that is back is attached again.
+    void sync_interfaces();
     bool on_signals(); // false: stop
     void on_timer();
     void on_event(const cw_event& ev);
@@ -86,7 +95,10 @@ private:
     // After prog_, so destroyed before it: no scrape can outlive the program.
     std::shared_ptr<MetricsCollector> metrics_;
     std::unique_ptr<prometheus::Exposer> exposer_;
+    std::vector<std::string> wanted_; // interfaces to watch, as configured
     std::vector<XdpAttachment> links_;
+    std::unique_ptr<LinkMonitor> link_monitor_;
+    std::map<std::string, unsigned> attach_failed_; // name -> ifindex it failed on: said once
     std::unique_ptr<EventReader> reader_;
     std::unique_ptr<ControlHandler> handler_;
     std::unique_ptr<ControlServer> control_;

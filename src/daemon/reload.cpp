@@ -94,19 +94,9 @@ std::string Manager::reload()
 // keep their links (and so keep judging packets) throughout.
 void Manager::apply_interfaces(const std::vector<std::string>& wanted)
 {
-    std::set<std::string> want(wanted.begin(), wanted.end());
-    std::erase_if(links_, [&](const XdpAttachment& l) { return !want.count(l.ifname()); });
-    for (const auto& name : wanted) {
-        bool have = std::any_of(links_.begin(), links_.end(),
-                                [&](const XdpAttachment& l) { return l.ifname() == name; });
-        if (have)
-            continue;
-        try {
-            attach(name);
-        } catch (const Error& e) {
-            sink_->error(std::string("Reload: ") + e.what());
-        }
-    }
+    wanted_ = wanted;
+    attach_failed_.clear(); // a reload retries what failed
+    sync_interfaces();
 }
 
 } // namespace connwatch

@@ -83,7 +83,10 @@ struct Interface {
 struct StatusResponse {
     std::string version;
     int64_t pid = 0;
-    std::vector<Interface> interfaces;
+    std::vector<Interface> interfaces; // attached now
+    // Configured but absent (deleted after start): attached again when they
+    // come back. Absent from the JSON of a connwatchd before this field.
+    std::vector<std::string> missing_interfaces;
     uint32_t threshold = 0;
     std::string window;         // as the configuration writes it: "1m"
     std::string block_duration; // "10m"; "0" = until removed

@@ -49,6 +49,7 @@ void to_json(nlohmann::json& j, const StatusResponse& v)
     j = {{"version", v.version},
          {"pid", v.pid},
          {"interfaces", v.interfaces},
+         {"missing_interfaces", v.missing_interfaces},
          {"threshold", v.threshold},
          {"window", v.window},
          {"block_duration", v.block_duration},
@@ -64,6 +65,7 @@ void from_json(const nlohmann::json& j, StatusResponse& v)
     j.at("version").get_to(v.version);
     j.at("pid").get_to(v.pid);
     j.at("interfaces").get_to(v.interfaces);
+    v.missing_interfaces = j.value("missing_interfaces", std::vector<std::string>{});
     j.at("threshold").get_to(v.threshold);
     j.at("window").get_to(v.window);
     j.at("block_duration").get_to(v.block_duration);

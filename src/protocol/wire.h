@@ -37,7 +37,8 @@ nlohmann::json request_json(const Request& r);
     void from_json(const nlohmann::json& j, T& v)
 
 CONNWATCH_WIRE_TYPE(Interface);      // {"name","xdp_mode"}
-CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","threshold","window",
+CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","missing_interfaces",
+                                     //  "threshold","window",
                                      //  "block_duration","monitor_only","max_blocks",
                                      //  "blocks","allow","counters":{NAME: VALUE}}
 CONNWATCH_WIRE_TYPE(BlockEntry);     // {"prefix","origin","reason","created","expires",

@@ -241,6 +241,34 @@ case_allowlist_overflow_reload() {
 }
 check "a reload with more allow entries than the kernel holds keeps the old ones" case_allowlist_overflow_reload
 
+# A watched interface deleted and created again (a veth re-made, a VM's tap, a
+# driver reload): connwatchd says it is gone, status shows it missing, and it is
+# attached again when it is back, judged by a block dropping traffic on it.
+case_interface_recreated() {
+    local before status
+    before=$(cw_count_lines "$WORK/err" "Interface 'cwsv-h2' is watched")
+    ip link del cwsv-h2
+    cw_wait_for_line "$WORK/err" "Interface 'cwsv-h2' is gone" 10 "$DPID" ||
+        { WHY="no warning that cwsv-h2 is gone"; return 1; }
+    status=$(ctl status)
+    [[ $status == *"cwsv-h2 (missing"* ]] || { WHY="status does not say cwsv-h2 is missing: $status"; return 1; }
+    cw_veth cwsv-h2 cwsv-b cwsv-b0
+    cw_addr cwsv-h2 $H2/24
+    cw_addr cwsv-b cwsv-b0 $B/24
+    cw_default_route cwsv-b $H2
+    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/err" "Interface .cwsv-h2. is watched")" -gt "$before" ]' ||
+        { WHY="cwsv-h2 was not attached again"; return 1; }
+    status=$(ctl status)
+    [[ $status == *"cwsv-h2 (native)"* || $status == *"cwsv-h2 (generic)"* ]] ||
+        { WHY="status does not show cwsv-h2 attached: $status"; return 1; }
+    cw_wait_until 10 can_connect cwsv-b $H2 || { WHY="no traffic over the new cwsv-h2"; return 1; }
+    ctl block $B >/dev/null || { WHY="block exited $?"; return 1; }
+    cannot_connect cwsv-b $H2 || { ctl unblock $B >/dev/null; WHY="the block did not drop on the new cwsv-h2"; return 1; }
+    ctl unblock $B >/dev/null || { WHY="unblock exited $?"; return 1; }
+    can_connect cwsv-b $H2 || { WHY="cwsv-b still cut off after unblock"; return 1; }
+}
+check "an interface deleted and created again is watched again" case_interface_recreated
+
 case_kill9() {
     ctl block $A --reason "survives" >/dev/null || { WHY="block exited $?"; return 1; }
     kill -9 "$DPID"

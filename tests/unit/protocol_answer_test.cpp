@@ -37,6 +37,7 @@ StatusResponse sample_status()
     s.version = "0.1.0";
     s.pid = 4242;
     s.interfaces = {{"eth0", "native"}, {"veth1", "generic"}};
+    s.missing_interfaces = {"veth2"};
     s.threshold = 3;
     s.window = "1m";
     s.block_duration = "10m";
@@ -65,9 +66,11 @@ ListResponse sample_list()
 TEST(ProtocolResponse, StatusHasTodaysKeysAndRoundTrips)
 {
     json j = sample_status();
-    EXPECT_EQ(keys(j), (std::set<std::string>{"version", "pid", "interfaces", "threshold", "window",
+    EXPECT_EQ(keys(j), (std::set<std::string>{"version", "pid", "interfaces",
+                                              "missing_interfaces", "threshold", "window",
                                               "block_duration", "monitor_only", "max_blocks",
                                               "blocks", "allow", "counters"}));
+    EXPECT_EQ(j["missing_interfaces"], json::parse(R"(["veth2"])"));
     EXPECT_EQ(j["interfaces"], json::parse(R"([{"name":"eth0","xdp_mode":"native"},
                                                 {"name":"veth1","xdp_mode":"generic"}])"));
     EXPECT_EQ(j["counters"], json::parse(R"({"drop_blocked":12,"pass_syn":1099511627776})"));
@@ -80,6 +83,7 @@ TEST(ProtocolResponse, StatusHasTodaysKeysAndRoundTrips)
     ASSERT_EQ(back.interfaces.size(), 2u);
     EXPECT_EQ(back.interfaces[1].name, "veth1");
     EXPECT_EQ(back.interfaces[1].xdp_mode, "generic");
+    EXPECT_EQ(back.missing_interfaces, std::vector<std::string>{"veth2"});
     EXPECT_EQ(back.threshold, 3u);
     EXPECT_EQ(back.window, "1m");
     EXPECT_EQ(back.block_duration, "10m");
@@ -89,6 +93,10 @@ TEST(ProtocolResponse, StatusHasTodaysKeysAndRoundTrips)
     EXPECT_EQ(back.allow, 3u);
     EXPECT_EQ(back.counters, sample_status().counters);
     EXPECT_EQ(json(back), j);
+
+    // A connwatchd from before the field: no missing interfaces, not an error.
+    j.erase("missing_interfaces");
+    EXPECT_TRUE(j.get<StatusResponse>().missing_interfaces.empty());
 }
 
 TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
@@ -270,7 +278,7 @@ TEST(ProtocolDispatch, AnswersAreTodaysWireLines)
     EXPECT_EQ(dispatch(h, sample(Command::Reload), kPeer).dump(), R"({"ok":true})");
     json status = dispatch(h, sample(Command::Status), kPeer);
     EXPECT_EQ(status["threshold"], 3);
-    EXPECT_EQ(status.size(), 12u); // the eleven fields and "ok"
+    EXPECT_EQ(status.size(), 13u); // the twelve fields and "ok"
     json list = dispatch(h, sample(Command::List), kPeer);
     EXPECT_EQ(keys(list), (std::set<std::string>{"ok", "blocks", "allow"}));
     EXPECT_EQ(list["blocks"].size(), 2u);
