@@ -278,8 +278,8 @@ TEST_F(Probe, RetransmittedProbeIsCountedOnce)
         EXPECT_EQ(r.delta, retransmit);
         EXPECT_TRUE(r.events.empty());
     }
-    // Other flags on the same 4-tuple are the same probe retransmitted: nmap
-    // varies nothing but the flags between scan types.
+    // The key is the 4-tuple, not the flags: a NULL after a FIN of the same
+    // 4-tuple within dedup is not a new probe either.
     EXPECT_EQ(run(tcp_from(kScanner, 50000, 22, 0)).delta, retransmit);
     // Longer than dedup after the last one: reported again (the port is the
     // same, so it adds nothing to the scan state).

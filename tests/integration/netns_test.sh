@@ -212,8 +212,7 @@ expect_blocked() {
 probe_scan_and_check() {
     local fam=$1 src=$2 type=$3 flags=$4 dst=$H1_4
     [ "$fam" = 6 ] && dst=$H1_6
-    # --max-retries 0: one probe per port, so every Probe line is a distinct port
-    # (connwatch would not report a retransmission, but nmap varies its source port).
+    # --max-retries 0: one probe per port, so the Probe lines count ports.
     scan_and_check "$fam" "$src" "$dst" "$WORK/nmap$type$fam.log" "$(seq -s ' ' 1 20)" \
         "$type" -S "$src" -e cwit-a0 --max-retries 0 || return 1
     local src_ep n
