@@ -85,7 +85,7 @@ cw_addr cwit-h2 $H2_4/24
 cw_addr cwit-h2 $H2_6/64
 cw_addr cwit-a cwit-a0 $A_4/24
 cw_addr cwit-a cwit-a0 $A_6/64
-for a in $FIN_4 $NULL_4 $XMAS_4 $ACK_4; do cw_addr cwit-a cwit-a0 $a/24; done
+for a in $FIN_4 $NULL_4 $XMAS_4 $ACK_4; do cw_addr cwit-a cwit-a0 "$a/24"; done
 # Deprecated (preferred_lft 0): used only where a test binds to it, never chosen
 # as the source of cwit-a's other IPv6 traffic (the -sS cases judge A_6).
 ip -n cwit-a addr add $XMAS_6/64 dev cwit-a0 nodad preferred_lft 0
