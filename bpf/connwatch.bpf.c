@@ -7,10 +7,12 @@
  *   1. parse Ethernet (+ up to two VLAN tags) -> IPv4 | IPv6 -> TCP; anything else
  *      or anything truncated passes, counted;
  *   2. source in the blocklist and not expired -> XDP_DROP, counted;
- *   3. not a SYN without ACK -> XDP_PASS (the common case stops here);
- *   4. SYN: de-duplicate retransmissions, update the source's scan state, report
- *      the attempt, and on the threshold+1-th distinct port report the scan and
- *      block the source (unless allowlisted or monitor-only).
+ *   3. ACK set, or a segment legitimate TCP may send without ACK (RST) ->
+ *      XDP_PASS (the common case stops here, at the ACK test);
+ *   4. SYN, or a stealth probe (FIN/NULL/Xmas/SYN+FIN/SYN+RST, see tcp_kind()):
+ *      de-duplicate retransmissions, update the source's scan state, report the
+ *      attempt or the probe, and on the threshold+1-th distinct port report the
+ *      scan and block the source (unless allowlisted or monitor-only).
  * Nothing here ever drops a packet it could not parse.
  */
 #include <linux/bpf.h>
@@ -150,6 +152,18 @@ struct {
 	__type(value, __u64);
 } syn_seen SEC(".maps");
 
+/* The same for stealth probes: a separate map, so that a probe can never make
+ * a later SYN of the same 4-tuple look like a retransmission (and go
+ * unreported), nor a SYN hide a probe. Probes are rare next to SYNs; 16384 x
+ * ~48 bytes = 0.75 MiB. An LRU: eviction only means a retransmitted probe is
+ * reported again (it hits a port already counted, so no scan comes of it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct cw_flow_key);
+	__type(value, __u64);
+} probe_seen SEC(".maps");
+
 /* Events to userspace (struct cw_event, 128 bytes). 1 MiB holds 8192 events: a
  * userspace stall of that many SYNs is counted as EVENTS_LOST, never a stall
  * of the packet path. */
@@ -230,9 +244,10 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 	return 0;
 }
 
-/* Parsed packet: what the SYN path needs. */
+/* Parsed packet: what the SYN and probe paths need. */
 struct pkt {
 	struct cw_flow_key flow;
+	__u8 tcp_flags; /* byte 13 of the TCP header */
 };
 
 /* ---- scan detection ---------------------------------------------------------- */
@@ -437,27 +452,21 @@ static __always_inline struct cw_event *event_new(const struct pkt *p, __u64 now
 	e->dport = p->flow.dport;
 	e->ifindex = ifindex;
 	e->type = type;
+	e->tcp_flags = p->tcp_flags;
 	return e;
 }
 
-/* A TCP SYN without ACK: a connection attempt. Always passes. */
-static __always_inline int handle_syn(struct xdp_md *ctx, const struct pkt *p,
-				      const struct cw_config *cfg)
+/* Was this 4-tuple seen in `map` within dedup_ns? Records it either way. */
+static __always_inline int seen_recently(void *map, const struct cw_flow_key *flow, __u64 now,
+					 const struct cw_config *cfg)
 {
-	__u64 now = now_ns();
-	__u64 *last = bpf_map_lookup_elem(&syn_seen, &p->flow);
-	struct scan_walk w = {};
-	__u64 expires = 0;
-	struct cw_event *e;
-	__u32 nports;
-	__u8 action;
+	__u64 *last = bpf_map_lookup_elem(map, flow);
 
 	if (last && now - *last < cfg->dedup_ns) {
 		/* Refresh, so a chain of retransmissions (1 s, 2 s, 4 s apart) stays one
 		 * attempt while no gap exceeds dedup_ns. */
 		*last = now;
-		count(CW_STAT_SYN_RETRANSMIT);
-		return pass(CW_STAT_PASS_SYN);
+		return 1;
 	}
 	/* An entry that is there but old is rewritten in place: replacing it
 	 * through bpf_map_update_elem() costs an LRU node swap (~400 ns measured,
@@ -465,15 +474,37 @@ static __always_inline int handle_syn(struct xdp_md *ctx, const struct pkt *p,
 	if (last)
 		*last = now;
 	else
-		bpf_map_update_elem(&syn_seen, &p->flow, &now, BPF_ANY);
-	count(CW_STAT_SYN);
-	count_interface(ctx->ingress_ifindex);
+		bpf_map_update_elem(map, flow, &now, BPF_ANY);
+	return 0;
+}
+
+/* A connection attempt (type CW_EV_NEW_CONN) or a stealth probe (CW_EV_PROBE)
+ * that is not a retransmission. Both count the destination port in the
+ * source's scan state, the same slots and window, so a scan may mix them.
+ * Always passes. One function for both, so scan_update() and the scan report
+ * are in the program once. */
+static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *p,
+					  const struct cw_config *cfg, __u64 now, __u8 type)
+{
+	__u32 verdict = type == CW_EV_PROBE ? CW_STAT_PASS_PROBE : CW_STAT_PASS_SYN;
+	struct scan_walk w = {};
+	__u64 expires = 0;
+	struct cw_event *e;
+	__u32 nports;
+	__u8 action;
+
+	if (type == CW_EV_PROBE) {
+		count(CW_STAT_PROBE);
+	} else {
+		count(CW_STAT_SYN);
+		count_interface(ctx->ingress_ifindex);
+	}
 
 	nports = scan_update(&p->flow, now, cfg, &w);
 
 	/* The attempt is reported before the scan it completes, matching the
 	 * order an operator expects to read them in. */
-	e = event_new(p, now, ctx->ingress_ifindex, CW_EV_NEW_CONN);
+	e = event_new(p, now, ctx->ingress_ifindex, type);
 	if (e)
 		bpf_ringbuf_submit(e, 0);
 
@@ -491,7 +522,76 @@ static __always_inline int handle_syn(struct xdp_md *ctx, const struct pkt *p,
 	}
 	/* The packet that crosses the threshold is the last one that passes:
 	 * the block takes effect from the next packet on. */
-	return pass(CW_STAT_PASS_SYN);
+	return pass(verdict);
+}
+
+/* What a TCP segment without ACK is (segments with ACK never get here).
+ *
+ * RFC 9293 (3.10.7): once a connection is synchronized every segment carries
+ * ACK, so without ACK a real stack sends only two things:
+ *  - a SYN opening a connection (with ECE+CWR for ECN setup, rarely PSH/URG,
+ *    which Linux accepts as a connection request): an attempt, as before;
+ *  - an RST answering a segment of a connection it does not know, whose ACK
+ *    field it echoes as the RST's sequence number: <SEQ=SEG.ACK><CTL=RST>.
+ *    Legitimate, and common (a late segment after a reboot). Not counted; nor
+ *    is an RST with other bits (FIN, PSH, URG): middleboxes and odd stacks put
+ *    them there, and no stack answers an RST, so it cannot map a port.
+ * Everything else is a probe: a stack in CLOSED answers it with an RST, one in
+ * LISTEN drops it silently (RFC 9293: in LISTEN a segment without SYN "must
+ * have an ACK"), and that difference is what nmap reads:
+ *  - no flags (-sN NULL), FIN alone (-sF), FIN+PSH+URG (-sX Xmas), and any
+ *    other mix of FIN/PSH/URG/ECE/CWR without SYN, RST or ACK (nmap
+ *    --scanflags);
+ *  - SYN+FIN: a SYN that also closes; nothing opens a connection that way
+ *    (Linux's LISTEN discards it since 2012, "tcp: drop SYN+FIN messages"),
+ *    and it was the classic way past filters that compared the flag byte
+ *    with SYN;
+ *  - SYN+RST: opens and aborts at once; no stack sends it.
+ * (ACK-bearing segments, -sA/-sW/-sM included, pass untouched: without
+ * connection state they cannot be told from a live connection's traffic.) */
+enum tcp_kind { TCP_PASS, TCP_ATTEMPT, TCP_PROBE };
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+
+static __always_inline enum tcp_kind tcp_kind(__u8 flags)
+{
+	if (flags & TH_SYN)
+		return flags & (TH_FIN | TH_RST) ? TCP_PROBE : TCP_ATTEMPT;
+	if (flags & TH_RST)
+		return TCP_PASS;
+	return TCP_PROBE;
+}
+
+/* A TCP segment without ACK: an attempt, a probe, or a reset. */
+static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
+					 const struct cw_config *cfg)
+{
+	enum tcp_kind kind = tcp_kind(p->tcp_flags);
+	__u64 now;
+	__u8 type;
+
+	if (kind == TCP_PASS)
+		return pass(CW_STAT_PASS_TCP_OTHER);
+	now = now_ns();
+	if (kind == TCP_PROBE) {
+		/* nmap retransmits an unanswered probe (an open or filtered port
+		 * answers nothing): the same 4-tuple within dedup_ns is one probe. */
+		if (seen_recently(&probe_seen, &p->flow, now, cfg)) {
+			count(CW_STAT_PROBE_RETRANSMIT);
+			return pass(CW_STAT_PASS_PROBE);
+		}
+		type = CW_EV_PROBE;
+	} else {
+		if (seen_recently(&syn_seen, &p->flow, now, cfg)) {
+			count(CW_STAT_SYN_RETRANSMIT);
+			return pass(CW_STAT_PASS_SYN);
+		}
+		type = CW_EV_NEW_CONN;
+	}
+	/* One call site, so the scan path is in the program (and verified) once. */
+	return handle_attempt(ctx, p, cfg, now, type);
 }
 
 /* ---- parsing ------------------------------------------------------------------- */
@@ -615,9 +715,13 @@ int connwatch_xdp(struct xdp_md *ctx)
 	 * is no connection attempt. Nothing reads the options; this only compares. */
 	if (pos + tcp->doff * 4 > end)
 		return pass(CW_STAT_PASS_UNPARSED);
-	if (!tcp->syn || tcp->ack)
+	/* The fast path's only flag test: established traffic always has ACK.
+	 * Everything else about the flags is decided past this point, on the
+	 * rare segments without ACK. */
+	if (tcp->ack)
 		return pass(CW_STAT_PASS_TCP_OTHER);
+	p.tcp_flags = ((__u8 *)tcp)[13];
 	p.flow.sport = bpf_ntohs(tcp->source);
 	p.flow.dport = bpf_ntohs(tcp->dest);
-	return handle_syn(ctx, &p, cfg);
+	return handle_no_ack(ctx, &p, cfg);
 }

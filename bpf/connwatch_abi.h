@@ -94,6 +94,11 @@ struct cw_config {
 enum cw_event_type {
 	CW_EV_NEW_CONN = 1,      /* a TCP SYN without ACK (not a retransmission) */
 	CW_EV_SCAN = 2,          /* a source crossed the threshold */
+	CW_EV_PROBE = 3,         /* a stealth probe (not a retransmission): a TCP segment
+				  * without ACK that no real stack sends to a port it has
+				  * no connection with (FIN, NULL, Xmas, SYN+FIN, SYN+RST;
+				  * docs/PROBES.md). Counted as a port like a SYN; not a
+				  * connection attempt. Its flags are in tcp_flags. */
 };
 
 /* What the kernel did with a scanner (field action of CW_EV_SCAN). */
@@ -116,14 +121,19 @@ struct cw_event {
 	__u8 type;            /* enum cw_event_type */
 	__u8 action;          /* enum cw_scan_action (CW_EV_SCAN only) */
 	__u8 nports;          /* number of valid entries in ports[] (CW_EV_SCAN only) */
-	__u8 pad[5];
+	__u8 tcp_flags;       /* byte 13 of the TCP header of the segment reported (every
+			       * type; for CW_EV_SCAN the segment that completed the scan):
+			       * FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20
+			       * ECE 0x40 CWR 0x80 */
+	__u8 pad[4];
 	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
 };
 
 /* Indices of the per-CPU counter array `stats`. Every verdict and every reason
  * has one, and every packet increments exactly one verdict counter
- * (PASS_* or DROP_*), so their sum is the number of packets seen; the SYN-path
- * counters below them count events on top. Userspace sums over CPUs. Append only: the numbers are ABI with
+ * (PASS_* or DROP_*), so their sum is the number of packets seen; the other
+ * counters count events on top. Verdicts are not contiguous: PASS_PROBE came
+ * later and was appended. Userspace sums over CPUs. Append only: the numbers are ABI with
  * pinned maps and metrics. */
 enum cw_stat {
 	CW_STAT_PASS_NON_IP = 0,      /* not IPv4/IPv6 (ARP, LLDP, ...): passed untouched */
@@ -142,6 +152,10 @@ enum cw_stat {
 	CW_STAT_BLOCK_ALLOWED,    /* automatic block skipped: source allowlisted */
 	CW_STAT_BLOCK_MONITOR,    /* automatic block skipped: monitor-only */
 	CW_STAT_EVENTS_LOST,      /* ring buffer full: event not delivered */
+	/* appended for stealth probes (docs/PROBES.md) */
+	CW_STAT_PASS_PROBE,       /* verdict: a stealth probe, passed (see PROBE, PROBE_RETRANSMIT) */
+	CW_STAT_PROBE,            /* stealth probes counted as ports and reported */
+	CW_STAT_PROBE_RETRANSMIT, /* probe of a 4-tuple probed within dedup_ns: not counted again */
 	CW_STAT_MAX
 };
 

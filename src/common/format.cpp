@@ -21,6 +21,28 @@ std::string format_new_connection(std::time_t t, const Address& src, uint16_t sp
            format_endpoint(dst, dport);
 }
 
+std::string format_tcp_flags(uint8_t flags)
+{
+    static constexpr const char* kNames[8] = {"FIN", "SYN", "RST", "PSH",
+                                              "ACK", "URG", "ECE", "CWR"};
+    std::string out;
+    for (unsigned bit = 0; bit < 8; bit++) {
+        if (!(flags & (1u << bit)))
+            continue;
+        if (!out.empty())
+            out += ',';
+        out += kNames[bit];
+    }
+    return out.empty() ? "none" : out;
+}
+
+std::string format_probe(std::time_t t, const Address& src, uint16_t sport, const Address& dst,
+                         uint16_t dport, uint8_t flags)
+{
+    return format_timestamp(t) + ": Probe: " + format_endpoint(src, sport) + " -> " +
+           format_endpoint(dst, dport) + " (" + format_tcp_flags(flags) + ")";
+}
+
 std::string format_ports(std::vector<uint16_t> ports)
 {
     std::sort(ports.begin(), ports.end());

@@ -2,6 +2,7 @@
 // The classic event lines, byte for byte:
 //   2021-04-28 15:28:05: New connection: 192.0.2.56:5973 -> 10.0.0.5:80
 //   2021-04-28 15:28:05: Port scan detected: 192.0.2.56 -> 10.0.0.5 on ports 80,81,82,83
+//   2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:80 (FIN,PSH,URG)
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,14 @@ std::string format_timestamp(std::time_t t);
 
 std::string format_new_connection(std::time_t t, const Address& src, uint16_t sport,
                                   const Address& dst, uint16_t dport);
+
+// A TCP flag byte (byte 13 of the header) as nmap and tcpdump name the bits,
+// lowest bit first: "FIN,PSH,URG"; "none" for a NULL probe.
+std::string format_tcp_flags(uint8_t flags);
+
+// A stealth probe: "TIMESTAMP: Probe: SRC:SPORT -> DST:DPORT (FLAGS)".
+std::string format_probe(std::time_t t, const Address& src, uint16_t sport, const Address& dst,
+                         uint16_t dport, uint8_t flags);
 
 // "80,81,82,83": ascending, each once, whatever order they come in.
 std::string format_ports(std::vector<uint16_t> ports);

@@ -274,6 +274,8 @@ void Manager::on_event(const cw_event& raw)
         sink_->new_connection(*c);
     else if (auto* s = std::get_if<PortScan>(&ev))
         on_port_scan(*s);
+    else if (auto* p = std::get_if<Probe>(&ev))
+        sink_->probe(*p);
 }
 
 void Manager::on_port_scan(const PortScan& s)

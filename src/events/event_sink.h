@@ -26,12 +26,14 @@ inline constexpr const char* kMsgStarted = "3a4cfcd983604884a15c127a995372a4";
 inline constexpr const char* kMsgReloaded = "9ad18623f6374caf9edb6b41021f1e1c";
 inline constexpr const char* kMsgError = "dfcffc22fa2549078cc940e2eacc4394";
 inline constexpr const char* kMsgSuppressed = "2606b488ce5e4b6f8ae66d7b3126ef57";
+inline constexpr const char* kMsgProbe = "5654af0bfe0149db8fe0ac53ce67fceb";
 
 class EventSink {
 public:
     virtual ~EventSink() = default;
     virtual void new_connection(const NewConnection& ev) = 0;
     virtual void port_scan(const PortScan& ev) = 0;
+    virtual void probe(const Probe& ev) = 0;
     virtual void block_expired(std::time_t when, const Address& addr) = 0;
     // An operator's block (connwatchctl block); scan blocks come with port_scan.
     virtual void block_added(const std::string& prefix, const std::string& reason,

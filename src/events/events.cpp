@@ -30,6 +30,10 @@ Event decode_event(const cw_event& ev)
                         ev.action,
                         ev.expires_ns ? wall_time_of(ev.expires_ns) : 0};
     }
+    if (ev.type == CW_EV_PROBE)
+        return Probe{when,     Address(ev.saddr), Address(ev.daddr),
+                     ev.sport, ev.dport,          ev.tcp_flags,
+                     interface_name(ev.ifindex)};
     return UnknownEvent{ev.type};
 }
 

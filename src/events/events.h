@@ -30,12 +30,22 @@ struct PortScan {
     std::time_t expires; // CW_ACT_BLOCKED: wall-clock deadline, 0 = never
 };
 
+// A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port
+// counted in the source's scan state, not a connection attempt.
+struct Probe {
+    std::time_t when;
+    Address src, dst;
+    uint16_t sport, dport;
+    uint8_t tcp_flags; // byte 13 of the TCP header, as format_tcp_flags() reads it
+    std::string ifname;
+};
+
 // An event of a type this build does not know (a newer object): skipped.
 struct UnknownEvent {
     uint8_t type;
 };
 
-using Event = std::variant<NewConnection, PortScan, UnknownEvent>;
+using Event = std::variant<NewConnection, PortScan, Probe, UnknownEvent>;
 
 Event decode_event(const cw_event& ev);
 

@@ -12,7 +12,7 @@ namespace connwatch {
 
 namespace {
 
-// 2000 connection events per 10 s at most (6000 per 30 s): well under
+// 2000 connection and probe events per 10 s at most (6000 per 30 s): well under
 // journald's default per-unit limit, leaving room for everything else.
 constexpr unsigned kConnectionBurst = 2000;
 constexpr std::chrono::seconds kConnectionInterval{10};
@@ -28,6 +28,20 @@ public:
                         "PRIORITY=%i", LOG_INFO, "SRC_ADDR=%s", ev.src.str().c_str(),
                         "SRC_PORT=%u", unsigned(ev.sport), "DST_ADDR=%s",
                         ev.dst.str().c_str(), "DST_PORT=%u", unsigned(ev.dport),
+                        "INTERFACE=%s", ev.ifname.c_str(), nullptr);
+    }
+    // Probes share the connection events' limit: both come one per packet, and
+    // a flood of either must not push scans and blocks out of the journal.
+    void probe(const Probe& ev) override
+    {
+        if (!limiter_.allow(RateLimiter::Clock::now()))
+            return;
+        auto msg = format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags);
+        auto flags = format_tcp_flags(ev.tcp_flags);
+        sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgProbe, "PRIORITY=%i",
+                        LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(), "SRC_PORT=%u",
+                        unsigned(ev.sport), "DST_ADDR=%s", ev.dst.str().c_str(),
+                        "DST_PORT=%u", unsigned(ev.dport), "TCP_FLAGS=%s", flags.c_str(),
                         "INTERFACE=%s", ev.ifname.c_str(), nullptr);
     }
     void port_scan(const PortScan& ev) override

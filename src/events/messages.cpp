@@ -63,7 +63,7 @@ std::string block_removed_message(const std::string& prefix, const std::string& 
 std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsigned burst)
 {
     auto secs = std::to_string(interval.count());
-    return std::to_string(n) + " new connection events not logged in " + secs +
+    return std::to_string(n) + " new connection and probe events not logged in " + secs +
            "s (rate limit " + std::to_string(burst) + " per " + secs +
            "s; the counters are exact)";
 }

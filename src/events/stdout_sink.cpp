@@ -16,6 +16,10 @@ public:
     {
         line(format_new_connection(ev.when, ev.src, ev.sport, ev.dst, ev.dport));
     }
+    void probe(const Probe& ev) override
+    {
+        line(format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags));
+    }
     void port_scan(const PortScan& ev) override
     {
         line(format_port_scan(ev.when, ev.src, ev.dst, ev.ports));

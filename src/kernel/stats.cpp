@@ -32,6 +32,9 @@ constexpr StatInfo kTable[] = {
     {CW_STAT_BLOCK_ALLOWED, "block_allowed", kSkipped, "reason", "allowlisted"},
     {CW_STAT_BLOCK_MONITOR, "block_monitor", kSkipped, "reason", "monitor_only"},
     {CW_STAT_EVENTS_LOST, "events_lost", "connwatch_events_lost_total", "", ""},
+    {CW_STAT_PASS_PROBE, "pass_probe", kPassed, "reason", "probe"},
+    {CW_STAT_PROBE, "probe", "connwatch_probes_total", "", ""},
+    {CW_STAT_PROBE_RETRANSMIT, "probe_retransmit", "connwatch_probe_retransmits_total", "", ""},
 };
 static_assert(std::size(kTable) == CW_STAT_MAX, "a counter of enum cw_stat has no row here");
 
@@ -71,6 +74,12 @@ std::span<const StatFamily> stat_families()
         {kSkipped, "Detected scanners not blocked, by reason"},
         {"connwatch_events_lost_total",
          "Events the kernel could not hand to connwatchd because the ring buffer was full"},
+        {"connwatch_probes_total",
+         "Stealth probes (TCP without ACK that no stack sends unasked: FIN, NULL, Xmas, "
+         "SYN+FIN, SYN+RST) counted as ports; retransmissions not included"},
+        {"connwatch_probe_retransmits_total",
+         "Probes of a 4-tuple already probed within " +
+             std::to_string(defaults::kDedupInterval.count()) + " s, not counted again"},
     };
     return families;
 }

@@ -37,10 +37,13 @@ void PrintTo(const StatDelta& d, std::ostream* os)
 std::string describe(const cw_event& e)
 {
     std::ostringstream os;
-    os << (e.type == CW_EV_NEW_CONN ? "NEW_CONN" : e.type == CW_EV_SCAN ? "SCAN" : "type?")
+    os << (e.type == CW_EV_NEW_CONN ? "NEW_CONN"
+           : e.type == CW_EV_SCAN   ? "SCAN"
+           : e.type == CW_EV_PROBE  ? "PROBE"
+                                    : "type?")
        << " " << format_endpoint(Address(e.saddr), e.sport) << " -> "
        << format_endpoint(Address(e.daddr), e.dport) << " if " << e.ifindex << " ts "
-       << e.ts_ns;
+       << e.ts_ns << " flags 0x" << std::hex << unsigned(e.tcp_flags) << std::dec;
     if (e.type == CW_EV_SCAN) {
         os << " action " << unsigned(e.action) << " expires " << e.expires_ns << " ports";
         for (unsigned i = 0; i < e.nports && i < CW_SCAN_SLOTS; i++)

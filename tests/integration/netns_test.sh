@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Integration test: the real connwatchd, attached in XDP to veth pairs whose peers
 # live in network namespaces this test creates, judged by real traffic — TCP
-# connections from python and real `nmap -sS` scans, IPv4 and IPv6.
+# connections from python and real `nmap -sS` scans, IPv4 and IPv6, and the
+# stealth scans `nmap -sF/-sN/-sX` (detected and blocked the same way) and
+# `nmap -sA` (not acted on, docs/PROBES.md).
 #
 #   root namespace                      cwit-a                 cwit-b
-#   cwit-h1 10.231.1.1/24  <── veth ──> cwit-a0 10.231.1.2
-#           fd17:c0de:1::1/64                   fd17:c0de:1::2
+#   cwit-h1 10.231.1.1/24  <── veth ──> cwit-a0 10.231.1.2, .11-.14 (probe scanners)
+#           fd17:c0de:1::1/64                   fd17:c0de:1::2, ::13
 #   cwit-h2 10.231.2.1/24  <── veth ──────────────────────────> cwit-b0 10.231.2.2
 #           fd17:c0de:2::1/64                                          fd17:c0de:2::2
 #
@@ -38,6 +40,9 @@ cw_pidfile_reap $LISTEN_PIDFILE "/listen.ready"
 
 H1_4=10.231.1.1 A_4=10.231.1.2 H2_4=10.231.2.1 B_4=10.231.2.2
 H1_6=fd17:c0de:1::1 A_6=fd17:c0de:1::2 H2_6=fd17:c0de:2::1 B_6=fd17:c0de:2::2
+# More sources in cwit-a, one per stealth scan, so each starts from zero ports.
+FIN_4=10.231.1.11 NULL_4=10.231.1.12 XMAS_4=10.231.1.13 ACK_4=10.231.1.14
+XMAS_6=fd17:c0de:1::13
 PORT=8080
 TS=$CW_TS_RE
 E() { cw_regex_escape "$1"; }
@@ -80,6 +85,10 @@ cw_addr cwit-h2 $H2_4/24
 cw_addr cwit-h2 $H2_6/64
 cw_addr cwit-a cwit-a0 $A_4/24
 cw_addr cwit-a cwit-a0 $A_6/64
+for a in $FIN_4 $NULL_4 $XMAS_4 $ACK_4; do cw_addr cwit-a cwit-a0 "$a/24"; done
+# Deprecated (preferred_lft 0): used only where a test binds to it, never chosen
+# as the source of cwit-a's other IPv6 traffic (the -sS cases judge A_6).
+ip -n cwit-a addr add $XMAS_6/64 dev cwit-a0 nodad preferred_lft 0
 cw_addr cwit-b cwit-b0 $B_4/24
 cw_addr cwit-b cwit-b0 $B_6/64
 cw_default_route cwit-a $H1_4
@@ -102,6 +111,11 @@ for ns in cwit-a cwit-b; do
         cw_connect "$ns" "$dst" 8082 5 >/dev/null ||
             fatal "setup: $ns cannot reach $dst port 8082 before connwatchd runs"
     done
+done
+for src in $FIN_4 $NULL_4 $XMAS_4 $ACK_4 $XMAS_6; do
+    case $src in *:*) dst=$H1_6 ;; *) dst=$H1_4 ;; esac
+    cw_connect cwit-a "$dst" 8082 5 "$src" >/dev/null ||
+        fatal "setup: cwit-a cannot reach $dst port 8082 from $src before connwatchd runs"
 done
 
 # Each instance gets its own configuration, control socket, state and pinned maps
@@ -139,14 +153,17 @@ check_ports() {
     [ "$n" -ge 4 ] || why "only $n ports in '$list' (threshold 3: the 4th port triggers)"
 }
 
-# scan_and_check FAMILY SRC DST NMAP_LOG ALLOWED_PORTS: runs nmap from cwit-a and
-# checks the scan line and the block line that follows it.
+# scan_and_check FAMILY SRC DST NMAP_LOG ALLOWED_PORTS [SCAN_TYPE NMAP_ARGS...]: runs
+# nmap (-sS unless SCAN_TYPE says otherwise) from cwit-a and checks the scan line and
+# the block line that follows it.
 scan_and_check() {
-    local fam=$1 src=$2 dst=$3 log=$4 allowed=$5 six=()
+    local fam=$1 src=$2 dst=$3 log=$4 allowed=$5 type=${6:--sS} six=()
+    shift 5
+    [ $# -gt 0 ] && shift
     [ "$fam" = 6 ] && six=(-6)
     local rc=0
-    timeout 90 ip netns exec cwit-a nmap "${six[@]}" -sS -n -Pn -p 1-20 --max-retries 1 \
-        --host-timeout 30s "$dst" >"$log" 2>&1 || rc=$?
+    timeout 90 ip netns exec cwit-a nmap "${six[@]}" "$type" -n -Pn -p 1-20 --max-retries 1 \
+        --host-timeout 30s "$@" "$dst" >"$log" 2>&1 || rc=$?
     [ "$rc" = 0 ] || why "nmap exited with $rc (see its output below)" || { cat "$log"; return 1; }
 
     local src_re dst_re
@@ -186,6 +203,33 @@ expect_blocked() {
         return 1
     fi
     [[ $err == *"timed out"* ]] || why "connection from $1 to $2 failed, but not by a drop: $err"
+}
+
+# probe_scan_and_check FAMILY SRC SCAN_TYPE FLAGS: a stealth scan (nmap SCAN_TYPE from
+# SRC, an address of cwit-a) is reported as probes with FLAGS, never as connections,
+# completes a scan and gets SRC blocked, judged by a connection from SRC that must
+# time out; cwit-a's other addresses are not affected.
+probe_scan_and_check() {
+    local fam=$1 src=$2 type=$3 flags=$4 dst=$H1_4
+    [ "$fam" = 6 ] && dst=$H1_6
+    # --max-retries 0: one probe per port, so the Probe lines count ports.
+    scan_and_check "$fam" "$src" "$dst" "$WORK/nmap$type$fam.log" "$(seq -s ' ' 1 20)" \
+        "$type" -S "$src" -e cwit-a0 --max-retries 0 || return 1
+    local src_ep n
+    case $src in *:*) src_ep="\\[$(E "$src")\\]" ;; *) src_ep=$(E "$src") ;; esac
+    n=$(cw_count_lines "$OUT" "^${TS}Probe: ${src_ep}:[0-9]+ -> .+:[0-9]+ \\($flags\\)\$")
+    # Threshold 3: the 4th port completes the scan and is the last probe that passes.
+    [ "$n" -ge 4 ] && [ "$n" -le 20 ] ||
+        why "$n 'Probe: $src:... ($flags)' lines, expected 4 (threshold 3) and at most 20" || return 1
+    n=$(cw_count_lines "$OUT" "New connection: ${src_ep}:")
+    [ "$n" = 0 ] || why "$n 'New connection' lines for $src: a probe is no connection" || return 1
+    local err
+    if err=$(cw_connect cwit-a "$dst" $PORT 2 "$src" 2>&1); then
+        why "$src still connects to $dst port $PORT after the block"
+        return 1
+    fi
+    [[ $err == *"timed out"* ]] || why "connection from $src failed, but not by a drop: $err" || return 1
+    echo "  $(grep -cE "Probe: ${src_ep}:" "$OUT") probe lines, e.g. $(grep -m1 -E "Probe: ${src_ep}:" "$OUT" | cut -d' ' -f3-)"
 }
 
 # expect_connects NS DST [SRC_RE]: a connection from NS to DST:PORT succeeds and is
@@ -232,6 +276,36 @@ case_c() {
     expect_connects cwit-b $H1_6 "\\[$(E $B_6)\\]"
 }
 
+case_p_fin() { probe_scan_and_check 4 $FIN_4 -sF FIN; }
+case_p_null() { probe_scan_and_check 4 $NULL_4 -sN none; }
+case_p_xmas() { probe_scan_and_check 4 $XMAS_4 -sX FIN,PSH,URG; }
+case_p_xmas6() {
+    probe_scan_and_check 6 $XMAS_6 -sX FIN,PSH,URG || return 1
+    # A block is per source: cwit-b still gets through.
+    expect_connects cwit-b $H1_6 "\\[$(E $B_6)\\]"
+}
+
+# nmap -sA (ACK scan) sends ACK segments without a connection: without connection
+# state they look like any established traffic, so connwatch does not act on them
+# (docs/PROBES.md). Against Linux the scan learns nothing about which ports are open.
+case_p_ack() {
+    local log=$WORK/nmap-sA4.log rc=0
+    timeout 60 ip netns exec cwit-a nmap -sA -n -Pn -p 1-20 --max-retries 0 --host-timeout 30s \
+        -S $ACK_4 -e cwit-a0 $H1_4 >"$log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || why "nmap -sA exited with $rc" || return 1
+    local n
+    n=$(grep -cE '^[0-9]+/tcp +unfiltered' "$log" || true)
+    [ "$n" = 20 ] || why "nmap -sA saw $n of 20 ports unfiltered (every ACK is answered with RST)" || return 1
+    # Not blocked: it connects, and is reported as a connection, nothing else.
+    local sport
+    sport=$(cw_connect cwit-a $H1_4 $PORT 2 $ACK_4 2>&1) || why "$ACK_4 cannot connect after nmap -sA: $sport" || return 1
+    cw_wait_for_line "$OUT" "^${TS}New connection: $(E $ACK_4):${sport} -> " 10 "$DPID" ||
+        why "no 'New connection' line for $ACK_4's connection" || return 1
+    n=$(cw_count_lines "$OUT" "(Probe: |Port scan detected: |Blocked )$(E $ACK_4)[: ]")
+    [ "$n" = 0 ] || why "nmap -sA from $ACK_4 was reported as probes or a scan" || return 1
+    echo "  20 ports unfiltered; nothing reported for $ACK_4 but its connection"
+}
+
 case_e_busy() {
     local out rc=0
     # Its own socket, state and pins: what it must trip over is the XDP program.
@@ -264,7 +338,7 @@ case_d() {
 # events the cases made, once each, every line in the documented format.
 case_log() {
     local bad
-    if bad=$(grep -Ev "^${TS}(New connection: .+:[0-9]+ -> .+:[0-9]+|Port scan detected: [0-9a-f.:]+ -> [0-9a-f.:]+ on ports [0-9,]+|Blocked [0-9a-f.:]+ until [0-9-]+ [0-9:]+)\$" "$OUT"); then
+    if bad=$(grep -Ev "^${TS}(New connection: .+:[0-9]+ -> .+:[0-9]+|Probe: .+:[0-9]+ -> .+:[0-9]+ \(([A-Z]{3}(,[A-Z]{3})*|none)\)|Port scan detected: [0-9a-f.:]+ -> [0-9a-f.:]+ on ports [0-9,]+|Blocked [0-9a-f.:]+ until [0-9-]+ [0-9:]+)\$" "$OUT"); then
         why "lines in no documented format: $bad"
         return 1
     fi
@@ -272,7 +346,7 @@ case_log() {
     n=$(cw_count_lines "$OUT" "New connection: $(E $A_4):${A_SPORT} ")
     [ "$n" = 1 ] || why "$n lines for case a's connection, expected 1" || return 1
     n=$(cw_count_lines "$OUT" "Port scan detected: ")
-    [ "$n" = 2 ] || why "$n scan lines in all, expected 2 (IPv4 and IPv6 from cwit-a)" || return 1
+    [ "$n" = 6 ] || why "$n scan lines in all, expected 6 (-sS IPv4 and IPv6, -sF, -sN, -sX, -sX IPv6)" || return 1
     n=$(cw_count_lines "$OUT" "(Port scan detected|Blocked) $(E $B_4)|(Port scan detected|Blocked) $(E $B_6)")
     [ "$n" = 0 ] || why "cwit-b, which never scanned, was reported as a scanner" || return 1
     echo "  $(wc -l <"$OUT") event lines"
@@ -302,6 +376,11 @@ case_e_threshold() {
 check "a. one IPv4 connection is reported once, in the classic format" case_a
 check "b. an IPv4 nmap -sS scan is reported once and the scanner is blocked, only it" case_b
 check "c. an IPv6 nmap -sS scan is reported once and the scanner is blocked, only it" case_c
+check "p. an IPv4 nmap -sF scan is reported as FIN probes, a scan, and the scanner blocked" case_p_fin
+check "p. an IPv4 nmap -sN scan is reported as NULL probes, a scan, and the scanner blocked" case_p_null
+check "p. an IPv4 nmap -sX scan is reported as Xmas probes, a scan, and the scanner blocked" case_p_xmas
+check "p. an IPv6 nmap -sX scan is reported as Xmas probes, a scan, and the scanner blocked" case_p_xmas6
+check "p. an IPv4 nmap -sA scan is not acted on" case_p_ack
 check "e. a second connwatchd on the same interface fails: another XDP program" case_e_busy
 check "d. SIGTERM: exit 0, XDP detached from both interfaces" case_d
 check "d. the complete log: every event once, every line in the documented format" case_log

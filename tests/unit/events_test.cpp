@@ -69,6 +69,35 @@ TEST(DecodeEvent, APortScanNeverReadsPastItsPortArray)
     EXPECT_EQ(s->expires, 0) << "until removed";
 }
 
+TEST(DecodeEvent, AProbeCarriesItsFlagsAndIsNoConnection)
+{
+    cw_event ev{};
+    ev.type = CW_EV_PROBE;
+    ev.ts_ns = monotonic_now_ns();
+    ev.saddr = mapped(192, 0, 2, 56);
+    ev.daddr = mapped(10, 0, 0, 5);
+    ev.sport = 5973;
+    ev.dport = 80;
+    ev.tcp_flags = 0x29; // FIN, PSH, URG: nmap -sX
+    ev.ifindex = 1;
+    auto e = decode_event(ev);
+    ASSERT_FALSE(std::holds_alternative<NewConnection>(e));
+    auto* p = std::get_if<Probe>(&e);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->src.str(), "192.0.2.56");
+    EXPECT_EQ(p->dst.str(), "10.0.0.5");
+    EXPECT_EQ(p->sport, 5973);
+    EXPECT_EQ(p->dport, 80);
+    EXPECT_EQ(p->tcp_flags, 0x29);
+    EXPECT_EQ(p->ifname, "lo");
+    EXPECT_NEAR(static_cast<double>(p->when), static_cast<double>(std::time(nullptr)), 2.0);
+
+    ev.tcp_flags = 0; // a NULL probe is still a probe
+    p = std::get_if<Probe>(&(e = decode_event(ev)));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->tcp_flags, 0);
+}
+
 TEST(DecodeEvent, AnUnknownTypeIsNotGuessedAt)
 {
     cw_event ev{};
@@ -105,4 +134,6 @@ TEST(StatTable, EveryCounterHasOneNameAndEveryFamilyAHelp)
     }
     EXPECT_EQ(stat_name(CW_STAT_MAX), "unknown");
     EXPECT_EQ(stat_name(CW_STAT_DROP_BLOCKED), "drop_blocked");
+    EXPECT_EQ(stat_name(CW_STAT_PASS_PROBE), "pass_probe");
+    EXPECT_EQ(stat_table()[CW_STAT_PROBE].metric, "connwatch_probes_total");
 }

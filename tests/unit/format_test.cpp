@@ -91,3 +91,22 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
     s.action = CW_ACT_BLOCKLIST_FULL;
     EXPECT_NE(format_scan_action(s).find("blocklist is full"), std::string::npos);
 }
+
+TEST_F(FormatTest, ProbeIsAClassicLineWithItsFlags)
+{
+    EXPECT_EQ(format_probe(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 80, 0x29),
+              "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:80 (FIN,PSH,URG)");
+    EXPECT_EQ(format_probe(kWhen, a("2001:db8::56"), 5973, a("2001:db8::5"), 443, 0x01),
+              "2021-04-28 15:28:05: Probe: [2001:db8::56]:5973 -> [2001:db8::5]:443 (FIN)");
+}
+
+TEST_F(FormatTest, TcpFlagsAreNamedLowestBitFirst)
+{
+    EXPECT_EQ(format_tcp_flags(0), "none"); // a NULL probe
+    EXPECT_EQ(format_tcp_flags(0x01), "FIN");
+    EXPECT_EQ(format_tcp_flags(0x03), "FIN,SYN");
+    EXPECT_EQ(format_tcp_flags(0x06), "SYN,RST");
+    EXPECT_EQ(format_tcp_flags(0x29), "FIN,PSH,URG");
+    EXPECT_EQ(format_tcp_flags(0xc2), "SYN,ECE,CWR");
+    EXPECT_EQ(format_tcp_flags(0xff), "FIN,SYN,RST,PSH,ACK,URG,ECE,CWR");
+}
