@@ -83,50 +83,6 @@ void Manager::attach(const std::string& name)
         sink_->warning("'" + name + "': " + l.fallback_reason());
 }
 
-void Manager::sync_interfaces()
-{
-    std::set<std::string> want(wanted_.begin(), wanted_.end());
-    std::erase_if(links_, [&](const XdpAttachment& l) {
-        if (!want.count(l.ifname()))
-            return true; // no longer configured
-        if (if_nametoindex(l.ifname().c_str()) == static_cast<unsigned>(l.ifindex()))
-            return false;
-        // The kernel detached the program with the device; the link is dead.
-        sink_->warning("Interface '" + l.ifname() +
-                       "' is gone: not watched until it is back (it will be attached again)");
-        return true;
-    });
-    for (const auto& name : wanted_) {
-        bool have = std::any_of(links_.begin(), links_.end(),
-                                [&](const XdpAttachment& l) { return l.ifname() == name; });
-        unsigned index = if_nametoindex(name.c_str());
-        if (have || index == 0)
-            continue;
-        auto failed = attach_failed_.find(name);
-        if (failed != attach_failed_.end() && failed->second == index)
-            continue; // said already; a reload or a new device retries
-        try {
-            attach(name);
-            attach_failed_.erase(name);
-            sink_->notice("Interface '" + name + "' is watched (" + to_string(links_.back().mode()) +
-                          ")");
-        } catch (const Error& e) {
-            attach_failed_[name] = index;
-            sink_->error(e.what());
-        }
-    }
-}
-
-std::vector<std::string> Manager::missing_interfaces() const
-{
-    std::vector<std::string> out;
-    for (const auto& name : wanted_)
-        if (std::none_of(links_.begin(), links_.end(),
-                         [&](const XdpAttachment& l) { return l.ifname() == name; }))
-            out.push_back(name);
-    return out;
-}
-
 void Manager::save_state()
 {
     if (auto err = table_->save_if_dirty())

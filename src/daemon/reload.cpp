@@ -90,13 +90,4 @@ std::string Manager::reload()
     return "";
 }
 
-// Detaches the interfaces no longer wanted, attaches the new ones; the others
-// keep their links (and so keep judging packets) throughout.
-void Manager::apply_interfaces(const std::vector<std::string>& wanted)
-{
-    wanted_ = wanted;
-    attach_failed_.clear(); // a reload retries what failed
-    sync_interfaces();
-}
-
 } // namespace connwatch
