@@ -26,6 +26,7 @@
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
 #include "connwatch_abi.h"
+#include "martian.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -445,13 +446,18 @@ static __always_inline int handle_syn(struct xdp_md *ctx, const struct pkt *p,
 				      const struct cw_config *cfg)
 {
 	__u64 now = now_ns();
-	__u64 *last = bpf_map_lookup_elem(&syn_seen, &p->flow);
 	struct scan_walk w = {};
+	__u64 *last;
 	__u64 expires = 0;
 	struct cw_event *e;
 	__u32 nports;
 	__u8 action;
 
+	/* After the block lookup (a blocked martian is still dropped), before
+	 * anything is recorded: no state, no event, no block. */
+	if (martian_source(&p->flow.saddr, ctx->ingress_ifindex))
+		return pass(CW_STAT_PASS_MARTIAN);
+	last = bpf_map_lookup_elem(&syn_seen, &p->flow);
 	if (last && now - *last < cfg->dedup_ns) {
 		/* Refresh, so a chain of retransmissions (1 s, 2 s, 4 s apart) stays one
 		 * attempt while no gap exceeds dedup_ns. */
@@ -565,6 +571,11 @@ int connwatch_xdp(struct xdp_md *ctx)
 			return pass(CW_STAT_PASS_UNPARSED);
 		if (ip6->version != 6)
 			return pass(CW_STAT_PASS_UNPARSED);
+		/* Before the block lookup: ::ffff:a.b.c.d is the very key of the IPv4
+		 * host a.b.c.d, and must never match its block nor touch its scan
+		 * state. The stack discards it anyway (martian.h). */
+		if (v4mapped_source(ip6))
+			return pass(CW_STAT_PASS_MARTIAN);
 		__builtin_memcpy(&p.flow.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(&p.flow.daddr, &ip6->daddr, 16);
 

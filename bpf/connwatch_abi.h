@@ -142,6 +142,9 @@ enum cw_stat {
 	CW_STAT_BLOCK_ALLOWED,    /* automatic block skipped: source allowlisted */
 	CW_STAT_BLOCK_MONITOR,    /* automatic block skipped: monitor-only */
 	CW_STAT_EVENTS_LOST,      /* ring buffer full: event not delivered */
+	CW_STAT_PASS_MARTIAN,     /* from a source no packet may carry: passed, never counted
+				   * in the scan state or blocked, not reported (SYNs; and
+				   * every packet of a v4-mapped IPv6 source) */
 	CW_STAT_MAX
 };
 

@@ -21,4 +21,4 @@ static_assert(sizeof(cw_event) == 128, "one event is 128 bytes in the ring buffe
 static_assert(offsetof(cw_event, ports) == 64);
 static_assert(CW_SCAN_SLOTS == 32 && (CW_SCAN_SLOTS & (CW_SCAN_SLOTS - 1)) == 0,
               "the program masks slot indices with CW_SCAN_SLOTS - 1");
-static_assert(CW_STAT_MAX == 16, "stats are append-only: renumbering breaks readers");
+static_assert(CW_STAT_MAX == 17, "stats are append-only: renumbering breaks readers");

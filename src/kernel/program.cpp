@@ -359,6 +359,21 @@ std::map<uint32_t, uint64_t> XdpProgram::connections_per_interface() const
     return out;
 }
 
+bool XdpProgram::scan_state_remove(const Address& a)
+{
+    cw_addr k = a.to_abi();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.scan_state), &k) == 0;
+}
+
+std::optional<cw_scan_state> XdpProgram::scan_state(const Address& a) const
+{
+    cw_addr k = a.to_abi();
+    cw_scan_state st{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.scan_state), &k, &st) != 0)
+        return std::nullopt;
+    return st;
+}
+
 void XdpProgram::set_fake_now(uint64_t ns)
 {
     skel_->bss->cw_fake_now_ns = ns;
