@@ -210,8 +210,10 @@ static __always_inline int is_allowed(const struct cw_addr *a)
 	return bpf_map_lookup_elem(&allow, &k) != NULL;
 }
 
-/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. */
-static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg)
+/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
+ * constant at each call (inlined), so the IPv6 path carries no trace of it. */
+static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
+				     const int v4)
 {
 	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
 
@@ -225,7 +227,7 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 		/* An allow entry inside a blocked prefix wins: a CIDR block must not
 		 * lock out an administrator's address. Exact blocks need no such
 		 * check: userspace never inserts one that an allow entry covers. */
-		if (b && block_active(b) && !is_allowed(src))
+		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src))
 			return CW_STAT_DROP_BLOCKED_CIDR;
 	}
 	return 0;
@@ -554,7 +556,7 @@ int connwatch_xdp(struct xdp_md *ctx)
 		p.flow.daddr.b[11] = 0xff;
 		__builtin_memcpy(&p.flow.daddr.b[12], &ip->daddr, 4);
 
-		drop = blocked(&p.flow.saddr, cfg);
+		drop = blocked(&p.flow.saddr, cfg, 1);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;
@@ -579,7 +581,7 @@ int connwatch_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(&p.flow.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(&p.flow.daddr, &ip6->daddr, 16);
 
-		drop = blocked(&p.flow.saddr, cfg);
+		drop = blocked(&p.flow.saddr, cfg, 0);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;

@@ -49,7 +49,15 @@ struct cw_block {
 	__u64 created_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when inserted */
 	__u64 expires_ns; /* CLOCK_MONOTONIC deadline; 0 = until removed */
 	__u8 origin;      /* enum cw_origin */
-	__u8 pad[7];
+	/* block_cidr only: 1 = the prefix is an IPv6 one. Needed because in the
+	 * LPM trie an IPv6 prefix shorter than /96 (::/0, ::/8, ...) also covers
+	 * the IPv4-mapped keys ::ffff:a.b.c.d: the program ignores such a match
+	 * for an IPv4 packet, so an IPv6 block never covers IPv4. Any IPv4 prefix
+	 * covering the address is longer (>= 96), so the trie returns it first.
+	 * 0 for IPv4 prefixes and for exact blocks. Was padding: entries pinned
+	 * before it existed read 0, and the loader marks them at start. */
+	__u8 v6_prefix;
+	__u8 pad[6];
 };
 
 /* Value of the per-source scan-detection state (LRU hash keyed by cw_addr).
