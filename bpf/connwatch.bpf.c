@@ -321,6 +321,22 @@ static long walk_collect(__u32 i, void *data)
 	return 0;
 }
 
+/* Did the source's block end since its last scan report? A report silences a
+ * source for the rest of the window (one report per window), but a scanner
+ * whose block has ended must be judged afresh from its next port, or it could
+ * scan again unseen until the window is over. Userspace resets the scan state
+ * when it removes a block (expired, unblocked, flushed, allowlisted); this
+ * covers the moment between the kernel's deadline and userspace's sweep (up to
+ * a second, or longer while connwatchd is stalled). Only a block made at or
+ * after the report counts: an older one did not follow from it. Looked up only
+ * for a source reported within the window, so other SYNs pay nothing. */
+static __always_inline int block_lapsed(const struct cw_addr *src, __u64 reported_ms)
+{
+	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
+
+	return b && !block_active(b) && b->created_ns / 1000000 + 1 >= reported_ms;
+}
+
 /* Records a SYN from flow->saddr to flow->dport in the source's state. Returns
  * the number of distinct ports inside the window (this one included), with the
  * ports in w->ports, when that is more than the threshold and no scan was
@@ -334,7 +350,9 @@ static long walk_collect(__u32 i, void *data)
  *    one more port to be seen; never a false report);
  *  - two CPUs claim two slots for the same new port: walk_dedup gives one back;
  *  - two CPUs both see the threshold crossed: the compare-and-swap on
- *    reported_ms lets exactly one of them report. */
+ *    reported_ms lets exactly one of them report;
+ *  - two CPUs both find a lapsed block and start the state afresh: the second
+ *    deletion may take the first CPU's port with it (one port not recorded). */
 static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 now_ns,
 					 const struct cw_config *cfg, struct scan_walk *w)
 {
@@ -342,6 +360,17 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 	__u32 threshold = cfg->threshold;
 	__u64 reported;
 
+	w->now_ms = now_ns / 1000000 + 1;
+	w->window_ms = cfg->window_ns / 1000000;
+	if (st) {
+		reported = READ_ONCE(st->reported_ms);
+		if (reported && (__s64)(w->now_ms - reported) < (__s64)w->window_ms &&
+		    block_lapsed(&flow->saddr, reported)) {
+			/* What userspace does when it removes a block. */
+			bpf_map_delete_elem(&scan_state, &flow->saddr);
+			st = NULL;
+		}
+	}
 	if (!st) {
 		__u32 zero = 0;
 		struct scan_blank *blank = bpf_map_lookup_elem(&scan_zero, &zero);
@@ -359,8 +388,6 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 		threshold = CW_SCAN_SLOTS - 1;
 
 	w->st = st;
-	w->now_ms = now_ns / 1000000 + 1;
-	w->window_ms = cfg->window_ns / 1000000;
 	w->mine = w->now_ms << 16 | flow->dport;
 	w->dport = flow->dport;
 	w->found = -1;

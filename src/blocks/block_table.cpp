@@ -215,6 +215,12 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
 {
     if (!maps_.remove_block(prefix))
         return false;
+    // Whatever ended the block, the source is judged afresh from its next
+    // port: its scan state would otherwise still say "reported in this
+    // window" and let it scan again unseen. (Prefix blocks are never made by
+    // a scan, and the state is per address.)
+    if (prefix.is_host())
+        maps_.reset_scan_state(prefix.address());
     meta_.erase(prefix);
     removed_[why]++;
     dirty_ = true;
