@@ -91,18 +91,18 @@ protected:
 
     // A block that must be made; fails the test with the refusal otherwise.
     BlockRecord must_block(const char* prefix, std::optional<std::chrono::seconds> d = {},
-                           std::string reason = "")
+                           std::string reason = "", bool force = false)
     {
-        auto r = table_->block(P(prefix), d, std::move(reason));
+        auto r = table_->block(P(prefix), d, std::move(reason), force);
         if (auto* why = std::get_if<std::string>(&r)) {
             ADD_FAILURE() << prefix << " refused: " << *why;
             return {};
         }
         return std::get<BlockRecord>(r);
     }
-    std::string refusal(const char* prefix)
+    std::string refusal(const char* prefix, bool force = false)
     {
-        auto r = table_->block(P(prefix), std::nullopt, "");
+        auto r = table_->block(P(prefix), std::nullopt, "", force);
         if (auto* why = std::get_if<std::string>(&r))
             return *why;
         ADD_FAILURE() << prefix << " was blocked";

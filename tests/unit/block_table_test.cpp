@@ -43,8 +43,9 @@ TEST_F(BlockTableTest, RefusesABlockAnAllowEntryCovers)
     EXPECT_NE(refusal("10.9.0.0/16").find("covered by the allow entry 10.0.0.0/8"),
               std::string::npos);
     EXPECT_NE(refusal("127.0.0.1").find("127.0.0.0/8"), std::string::npos) << "own address";
-    // Wider than the allow entry: not covered (the kernel's allow wins inside it).
-    must_block("10.0.0.0/7");
+    // Wider than the allow entry: not covered (the kernel's allow wins inside it);
+    // wider than /8 too, hence forced (block_policy_test.cpp).
+    must_block("10.0.0.0/7", {}, "", true);
     // The other family is never covered by an IPv4 entry.
     must_block("::a00:1");
     EXPECT_TRUE(maps_.hosts.count(P("::a00:1")));
@@ -275,7 +276,7 @@ TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
     BlockTable t(maps_, dir_ + "/missing-dir/\x01/nope/state.json");
     std::filesystem::create_directories(dir_ + "/missing-dir");
     std::ofstream(dir_ + "/missing-dir/\x01"); // a file where a directory must be
-    auto made = t.block(P("192.0.2.1"), std::nullopt, "");
+    auto made = t.block(P("192.0.2.1"), std::nullopt, "", false);
     ASSERT_TRUE(std::holds_alternative<BlockRecord>(made));
     auto err = t.save_if_dirty();
     ASSERT_TRUE(err.has_value());
