@@ -28,6 +28,7 @@
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
 #include "connwatch_abi.h"
+#include "martian.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -223,8 +224,10 @@ static __always_inline int is_allowed(const struct cw_addr *a)
 	return bpf_map_lookup_elem(&allow, &k) != NULL;
 }
 
-/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. */
-static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg)
+/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
+ * constant at each call (inlined), so the IPv6 path carries no trace of it. */
+static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
+				     const int v4)
 {
 	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
 
@@ -238,7 +241,7 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 		/* An allow entry inside a blocked prefix wins: a CIDR block must not
 		 * lock out an administrator's address. Exact blocks need no such
 		 * check: userspace never inserts one that an allow entry covers. */
-		if (b && block_active(b) && !is_allowed(src))
+		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src))
 			return CW_STAT_DROP_BLOCKED_CIDR;
 	}
 	return 0;
@@ -333,6 +336,22 @@ static long walk_collect(__u32 i, void *data)
 	return 0;
 }
 
+/* Did the source's block end since its last scan report? A report silences a
+ * source for the rest of the window (one report per window), but a scanner
+ * whose block has ended must be judged afresh from its next port, or it could
+ * scan again unseen until the window is over. Userspace resets the scan state
+ * when it removes a block (expired, unblocked, flushed, allowlisted); this
+ * covers the moment between the kernel's deadline and userspace's sweep (up to
+ * a second, or longer while connwatchd is stalled). Only a block made at or
+ * after the report counts: an older one did not follow from it. Looked up only
+ * for a source reported within the window, so other SYNs pay nothing. */
+static __always_inline int block_lapsed(const struct cw_addr *src, __u64 reported_ms)
+{
+	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
+
+	return b && !block_active(b) && b->created_ns / 1000000 + 1 >= reported_ms;
+}
+
 /* Records a SYN from flow->saddr to flow->dport in the source's state. Returns
  * the number of distinct ports inside the window (this one included), with the
  * ports in w->ports, when that is more than the threshold and no scan was
@@ -346,7 +365,9 @@ static long walk_collect(__u32 i, void *data)
  *    one more port to be seen; never a false report);
  *  - two CPUs claim two slots for the same new port: walk_dedup gives one back;
  *  - two CPUs both see the threshold crossed: the compare-and-swap on
- *    reported_ms lets exactly one of them report. */
+ *    reported_ms lets exactly one of them report;
+ *  - two CPUs both find a lapsed block and start the state afresh: the second
+ *    deletion may take the first CPU's port with it (one port not recorded). */
 static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 now_ns,
 					 const struct cw_config *cfg, struct scan_walk *w)
 {
@@ -354,6 +375,17 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 	__u32 threshold = cfg->threshold;
 	__u64 reported;
 
+	w->now_ms = now_ns / 1000000 + 1;
+	w->window_ms = cfg->window_ns / 1000000;
+	if (st) {
+		reported = READ_ONCE(st->reported_ms);
+		if (reported && (__s64)(w->now_ms - reported) < (__s64)w->window_ms &&
+		    block_lapsed(&flow->saddr, reported)) {
+			/* What userspace does when it removes a block. */
+			bpf_map_delete_elem(&scan_state, &flow->saddr);
+			st = NULL;
+		}
+	}
 	if (!st) {
 		__u32 zero = 0;
 		struct scan_blank *blank = bpf_map_lookup_elem(&scan_zero, &zero);
@@ -371,8 +403,6 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 		threshold = CW_SCAN_SLOTS - 1;
 
 	w->st = st;
-	w->now_ms = now_ns / 1000000 + 1;
-	w->window_ms = cfg->window_ns / 1000000;
 	w->mine = w->now_ms << 16 | flow->dport;
 	w->dport = flow->dport;
 	w->found = -1;
@@ -574,6 +604,11 @@ static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
 
 	if (kind == TCP_PASS)
 		return pass(CW_STAT_PASS_TCP_OTHER);
+	/* After the block lookup (a blocked martian is still dropped), before
+	 * anything is recorded, for attempts and probes alike: no state, no
+	 * event, no block. */
+	if (martian_source(&p->flow.saddr, ctx->ingress_ifindex))
+		return pass(CW_STAT_PASS_MARTIAN);
 	now = now_ns();
 	if (kind == TCP_PROBE) {
 		/* nmap retransmits an unanswered probe (an open or filtered port
@@ -648,7 +683,7 @@ int connwatch_xdp(struct xdp_md *ctx)
 		p.flow.daddr.b[11] = 0xff;
 		__builtin_memcpy(&p.flow.daddr.b[12], &ip->daddr, 4);
 
-		drop = blocked(&p.flow.saddr, cfg);
+		drop = blocked(&p.flow.saddr, cfg, 1);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;
@@ -665,10 +700,15 @@ int connwatch_xdp(struct xdp_md *ctx)
 			return pass(CW_STAT_PASS_UNPARSED);
 		if (ip6->version != 6)
 			return pass(CW_STAT_PASS_UNPARSED);
+		/* Before the block lookup: ::ffff:a.b.c.d is the very key of the IPv4
+		 * host a.b.c.d, and must never match its block nor touch its scan
+		 * state. The stack discards it anyway (martian.h). */
+		if (v4mapped_source(ip6))
+			return pass(CW_STAT_PASS_MARTIAN);
 		__builtin_memcpy(&p.flow.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(&p.flow.daddr, &ip6->daddr, 16);
 
-		drop = blocked(&p.flow.saddr, cfg);
+		drop = blocked(&p.flow.saddr, cfg, 0);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;

@@ -49,7 +49,15 @@ struct cw_block {
 	__u64 created_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when inserted */
 	__u64 expires_ns; /* CLOCK_MONOTONIC deadline; 0 = until removed */
 	__u8 origin;      /* enum cw_origin */
-	__u8 pad[7];
+	/* block_cidr only: 1 = the prefix is an IPv6 one. Needed because in the
+	 * LPM trie an IPv6 prefix shorter than /96 (::/0, ::/8, ...) also covers
+	 * the IPv4-mapped keys ::ffff:a.b.c.d: the program ignores such a match
+	 * for an IPv4 packet, so an IPv6 block never covers IPv4. Any IPv4 prefix
+	 * covering the address is longer (>= 96), so the trie returns it first.
+	 * 0 for IPv4 prefixes and for exact blocks. Was padding: entries pinned
+	 * before it existed read 0, and the loader marks them at start. */
+	__u8 v6_prefix;
+	__u8 pad[6];
 };
 
 /* Value of the per-source scan-detection state (LRU hash keyed by cw_addr).
@@ -156,6 +164,9 @@ enum cw_stat {
 	CW_STAT_PASS_PROBE,       /* verdict: a stealth probe, passed (see PROBE, PROBE_RETRANSMIT) */
 	CW_STAT_PROBE,            /* stealth probes counted as ports and reported */
 	CW_STAT_PROBE_RETRANSMIT, /* probe of a 4-tuple probed within dedup_ns: not counted again */
+	CW_STAT_PASS_MARTIAN,     /* from a source no packet may carry: passed, never counted
+				   * in the scan state or blocked, not reported (SYNs; and
+				   * every packet of a v4-mapped IPv6 source) */
 	CW_STAT_MAX
 };
 

@@ -5,12 +5,14 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <string>
 
 #include "common/duration.h"
 #include "common/format.h"
+#include "common/ssh_session.h"
 #include "config/defaults.h"
 #include "protocol/client.h"
 #include "protocol/wire.h"
@@ -145,6 +147,10 @@ int main(int argc, char** argv)
             },
             "DURATION"));
     block->add_option("--reason", reason, "Why, shown by list and logged");
+    bool force = false;
+    block->add_flag("--force", force,
+                    "Block even a prefix wider than /8 (IPv4) or /16 (IPv6), one that covers an "
+                    "address of this host, or one that covers this ssh session's client");
     app.add_subcommand("unblock", "Remove a block")
         ->add_option("prefix", prefix, "Address or prefix, as listed")
         ->required()
@@ -176,7 +182,19 @@ int main(int argc, char** argv)
     Request req = make_request(*command_from(app.get_subcommands().front()->get_name()),
                                prefix.empty() ? std::nullopt : Cidr::parse(prefix),
                                duration.empty() ? std::nullopt : parse_duration(duration),
-                               reason);
+                               reason, force);
+
+    // The one refusal that is the client's own: only it knows the session.
+    if (auto* b = std::get_if<BlockRequest>(&req); b && !force) {
+        if (auto why = ssh_session_conflict(b->prefix, std::getenv("SSH_CONNECTION"));
+            !why.empty()) {
+            if (json)
+                std::printf("%s\n", error_response(why).dump().c_str());
+            else
+                std::fprintf(stderr, "connwatchctl: %s\n", why.c_str());
+            return kRefused;
+        }
+    }
 
     try {
         auto answer = call(socket_path, req);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // What BlockTable needs of the kernel's maps, and nothing more: the blocklists
-// (exact addresses and CIDR prefixes, one key type for both) and the
-// allowlist. connwatchd gives it the real maps (KernelMaps, over XdpProgram);
+// (exact addresses and CIDR prefixes, one key type for both), the allowlist,
+// and the scan state's reset. connwatchd gives it the real maps (KernelMaps, over XdpProgram);
 // the unit tests give it a fake with tiny capacities, so the table's policy is
 // tested without root.
 #pragma once
@@ -25,6 +25,10 @@ public:
     virtual std::vector<std::pair<Cidr, cw_block>> blocks() const = 0;
     virtual uint32_t host_block_capacity() const = 0;
     virtual uint32_t cidr_block_capacity() const = 0;
+    // Forgets a source's scan-detection state, so that its next port starts a
+    // fresh count: called when its block ends, or the kernel's "reported in
+    // this window" mark would let it scan again unseen.
+    virtual void reset_scan_state(const Address& source) = 0;
 
     // Throws Error when the kernel refuses (the trie is full, ...).
     virtual void add_allow(const Cidr& prefix) = 0;

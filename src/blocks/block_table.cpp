@@ -184,13 +184,35 @@ std::optional<Cidr> BlockTable::allow_covering(const Cidr& prefix) const
 
 // ---- blocks ----------------------------------------------------------------------
 
+std::string BlockTable::danger(const Cidr& prefix) const
+{
+    // An operator's typo (a /0 for a /32, the wrong prefix length) must not
+    // cut off a whole Internet, or the operator: these need --force.
+    const unsigned widest = prefix.address().is_v4() ? 8 : 16;
+    std::string why;
+    if (prefix.length() < widest)
+        why = "it is wider than /" + std::to_string(widest);
+    for (const auto& own : own_) {
+        if (!prefix.covers(own))
+            continue;
+        why += (why.empty() ? "it covers " : ", and covers ") + own.str() +
+               ", an address of this host";
+        break;
+    }
+    return why;
+}
+
 std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
                                                          std::optional<std::chrono::seconds> duration,
-                                                         std::string reason)
+                                                         std::string reason, bool force)
 {
     if (auto a = allow_covering(prefix))
         return prefix.str() + " is covered by the allow entry " + a->str() +
                ": remove that first (connwatchctl disallow) if you really mean to block it";
+    if (!force)
+        if (auto why = danger(prefix); !why.empty())
+            return "not blocking " + prefix.str() + ": " + why +
+                   "; repeat with --force (\"force\": true) if you really mean it";
     cw_block b{};
     b.created_ns = monotonic_now_ns();
     b.expires_ns = deadline_ns(b.created_ns, duration.value_or(std::chrono::seconds(0)));
@@ -215,6 +237,12 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
 {
     if (!maps_.remove_block(prefix))
         return false;
+    // Whatever ended the block, the source is judged afresh from its next
+    // port: its scan state would otherwise still say "reported in this
+    // window" and let it scan again unseen. (Prefix blocks are never made by
+    // a scan, and the state is per address.)
+    if (prefix.is_host())
+        maps_.reset_scan_state(prefix.address());
     meta_.erase(prefix);
     removed_[why]++;
     dirty_ = true;

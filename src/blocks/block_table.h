@@ -78,11 +78,16 @@ public:
 
     // ---- blocks
     // A manual block; refused (the text says why and what to do) when an allow
-    // entry covers it or its list is full. A zero or absent duration: until
-    // removed. Returns the record made.
+    // entry covers it, when it is dangerous (see danger()) and not forced, or
+    // when its list is full. A zero or absent duration: until removed.
+    // Returns the record made.
     std::variant<BlockRecord, std::string> block(const Cidr& prefix,
                                                  std::optional<std::chrono::seconds> duration,
-                                                 std::string reason);
+                                                 std::string reason, bool force);
+    // Why a block of prefix would be dangerous enough to need force, or "":
+    // wider than /8 (IPv4) or /16 (IPv6) -- 0.0.0.0/0 and ::/0 among them --
+    // or covering an own address of the host (its neighbours, its gateway).
+    std::string danger(const Cidr& prefix) const;
     // False when it was not blocked.
     bool unblock(const Cidr& prefix);
     // Every block removed; returns their prefixes.

@@ -16,6 +16,7 @@ public:
     std::vector<std::pair<Cidr, cw_block>> blocks() const override;
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
     uint32_t cidr_block_capacity() const override { return prog_.cidr_block_capacity(); }
+    void reset_scan_state(const Address& source) override { prog_.scan_state_remove(source); }
 
     void add_allow(const Cidr& prefix) override { prog_.allow_add(prefix); }
     bool remove_allow(const Cidr& prefix) override { return prog_.allow_remove(prefix); }

@@ -64,7 +64,7 @@ Answer<ListResponse> ControlHandler::list(const Peer&)
 
 Answer<BlockResponse> ControlHandler::block(const BlockRequest& req, const Peer& p)
 {
-    auto made = m_.table().block(req.prefix, req.duration, req.reason);
+    auto made = m_.table().block(req.prefix, req.duration, req.reason, req.force);
     if (auto* why = std::get_if<std::string>(&made))
         return Refusal{*why};
     const auto& rec = std::get<BlockRecord>(made);

@@ -25,5 +25,6 @@ static_assert(offsetof(cw_event, tcp_flags) == 59, "tcp_flags took one byte of t
 static_assert(CW_EV_NEW_CONN == 1 && CW_EV_SCAN == 2 && CW_EV_PROBE == 3,
               "event types are append-only");
 static_assert(CW_STAT_EVENTS_LOST == 15 && CW_STAT_PASS_PROBE == 16 && CW_STAT_PROBE == 17 &&
-                  CW_STAT_PROBE_RETRANSMIT == 18 && CW_STAT_MAX == 19,
+                  CW_STAT_PROBE_RETRANSMIT == 18 &&
+                  CW_STAT_PASS_MARTIAN == 19 && CW_STAT_MAX == 20,
               "stats are append-only: renumbering breaks readers");

@@ -118,6 +118,11 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     // A pinned CIDR blocklist taken over may hold entries: the fast path must
     // know, or it would skip the trie.
     update_cidr_count();
+    // IPv6 prefixes pinned by a connwatch from before cw_block.v6_prefix read
+    // 0 there, and would go on covering IPv4 (::/0): mark them.
+    for (const auto& [c, b] : cidr_block_list())
+        if (!c.address().is_v4() && !b.v6_prefix)
+            cidr_block_add(c, b);
 }
 
 namespace {
@@ -291,7 +296,11 @@ std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
 bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
 {
     cw_lpm_key k = c.to_lpm();
-    bool ok = bpf_map_update_elem(bpf_map__fd(skel_->maps.block_cidr), &k, &b, BPF_ANY) == 0;
+    cw_block v = b;
+    // The program needs it to keep an IPv6 prefix from covering IPv4 (the
+    // trie's ::/0 covers ::ffff:a.b.c.d): see connwatch_abi.h.
+    v.v6_prefix = c.address().is_v4() ? 0 : 1;
+    bool ok = bpf_map_update_elem(bpf_map__fd(skel_->maps.block_cidr), &k, &v, BPF_ANY) == 0;
     update_cidr_count();
     return ok;
 }
@@ -357,6 +366,21 @@ std::map<uint32_t, uint64_t> XdpProgram::connections_per_interface() const
         prev = &key;
     }
     return out;
+}
+
+bool XdpProgram::scan_state_remove(const Address& a)
+{
+    cw_addr k = a.to_abi();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.scan_state), &k) == 0;
+}
+
+std::optional<cw_scan_state> XdpProgram::scan_state(const Address& a) const
+{
+    cw_addr k = a.to_abi();
+    cw_scan_state st{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.scan_state), &k, &st) != 0)
+        return std::nullopt;
+    return st;
 }
 
 void XdpProgram::set_fake_now(uint64_t ns)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -63,6 +64,11 @@ public:
     bool cidr_block_remove(const Cidr& c);
     std::vector<std::pair<Cidr, cw_block>> cidr_block_list() const;
     uint32_t cidr_block_capacity() const;
+
+    // A source's scan-detection state. Removing it makes the program judge the
+    // source afresh from its next port (BlockTable does when a block ends).
+    bool scan_state_remove(const Address& a); // false: there was none
+    std::optional<cw_scan_state> scan_state(const Address& a) const;
 
     // Counters summed over CPUs.
     Stats stats() const;

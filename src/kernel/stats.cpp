@@ -35,6 +35,7 @@ constexpr StatInfo kTable[] = {
     {CW_STAT_PASS_PROBE, "pass_probe", kPassed, "reason", "probe"},
     {CW_STAT_PROBE, "probe", "connwatch_probes_total", "", ""},
     {CW_STAT_PROBE_RETRANSMIT, "probe_retransmit", "connwatch_probe_retransmits_total", "", ""},
+    {CW_STAT_PASS_MARTIAN, "pass_martian", kPassed, "reason", "martian"},
 };
 static_assert(std::size(kTable) == CW_STAT_MAX, "a counter of enum cw_stat has no row here");
 
@@ -64,7 +65,7 @@ std::span<const StatFamily> stat_families()
     // Built once: the retransmission help states the interval the kernel uses.
     static const std::vector<StatFamily> families = {
         {kPassed, "Packets passed to the kernel's stack, by reason; unparsed counts truncated "
-                  "or malformed headers"},
+                  "or malformed headers, martian SYNs from sources no packet may carry"},
         {kDropped, "Packets dropped in XDP, by reason"},
         {"connwatch_syn_retransmits_total",
          "SYNs of a connection attempt already reported within " +

@@ -59,7 +59,8 @@ Command command_of(const Request& r)
 }
 
 Request make_request(Command c, const std::optional<Cidr>& prefix,
-                     const std::optional<std::chrono::seconds>& duration, std::string reason)
+                     const std::optional<std::chrono::seconds>& duration, std::string reason,
+                     bool force)
 {
     auto need_prefix = [&] {
         if (!prefix)
@@ -70,7 +71,7 @@ Request make_request(Command c, const std::optional<Cidr>& prefix,
     switch (c) {
     case Command::Status: return StatusRequest{};
     case Command::List: return ListRequest{};
-    case Command::Block: return BlockRequest{need_prefix(), duration, std::move(reason)};
+    case Command::Block: return BlockRequest{need_prefix(), duration, std::move(reason), force};
     case Command::Unblock: return UnblockRequest{need_prefix()};
     case Command::Allow: return AllowRequest{need_prefix()};
     case Command::Disallow: return DisallowRequest{need_prefix()};

@@ -54,6 +54,10 @@ struct BlockRequest {
     Cidr prefix;
     std::optional<std::chrono::seconds> duration; // absent or 0: until removed
     std::string reason;                           // at most 256 bytes, no control characters
+    // Block even what is dangerous (a prefix wider than /8 or /16, or one that
+    // covers an own address of the host). Sent only when true, so that a
+    // connwatchd from before the field still takes every other block.
+    bool force = false;
 };
 struct UnblockRequest {
     Cidr prefix;
@@ -74,7 +78,7 @@ Command command_of(const Request& r);
 // without one. Validation of the values is the caller's (parse_request's).
 Request make_request(Command c, const std::optional<Cidr>& prefix = std::nullopt,
                      const std::optional<std::chrono::seconds>& duration = std::nullopt,
-                     std::string reason = {});
+                     std::string reason = {}, bool force = false);
 
 struct Interface {
     std::string name;

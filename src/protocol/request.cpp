@@ -43,7 +43,7 @@ std::variant<Request, std::string> parse_request(std::string_view line)
 
     for (const auto& [key, value] : j.items()) {
         if (key != "command" && key != "prefix" && key != "duration" && key != "reason" &&
-            key != "protocol")
+            key != "force" && key != "protocol")
             return "malformed request: unknown field \"" + key + "\"";
     }
     if (auto v = j.find("protocol"); v != j.end()) {
@@ -94,7 +94,15 @@ std::variant<Request, std::string> parse_request(std::string_view line)
                         [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
             return std::string("reason must not contain control characters");
     }
-    return make_request(*command, prefix, duration, std::move(reason));
+    bool force = false;
+    if (auto f = j.find("force"); f != j.end()) {
+        if (*command != Command::Block)
+            return "'" + name + "' takes no force";
+        if (!f->is_boolean())
+            return std::string("malformed request: \"force\" must be true or false");
+        force = f->get<bool>();
+    }
+    return make_request(*command, prefix, duration, std::move(reason), force);
 }
 
 nlohmann::json request_json(const Request& r)
@@ -110,6 +118,10 @@ nlohmann::json request_json(const Request& r)
                     j["duration"] = format_duration(*req.duration);
                 if (!req.reason.empty())
                     j["reason"] = req.reason;
+                // Only when set: an older connwatchd refuses fields it does
+                // not know, and must keep taking every ordinary block.
+                if (req.force)
+                    j["force"] = true;
             }
         },
         r);

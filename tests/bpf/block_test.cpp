@@ -3,7 +3,13 @@
 // deadline, never for a deadline of 0), CIDR blocks and the allow entries that
 // override them, a full blocklist, and a flood of sources that overflows every
 // LRU map yet cannot push a block out.
+#include <bpf/bpf.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "xdp_fixture.h"
 
@@ -56,7 +62,7 @@ const StatDelta kBlocked{{CW_STAT_PASS_SYN, 1}, {CW_STAT_SYN, 1}, {CW_STAT_SCAN,
 cw_block manual(uint64_t created, uint64_t expires)
 {
     return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .pad = {}};
+                    .v6_prefix = 0, .pad = {}};
 }
 
 TEST_F(Block, AllowlistedScannerIsReportedNotBlocked)
@@ -176,6 +182,69 @@ TEST_F(Block, ExpiredCidrBlockStopsMatching)
     expect_dropped(syn("203.0.113.5", 22), CW_STAT_DROP_BLOCKED_CIDR);
     advance(10 * kSec);
     expect_attempt_only(syn("203.0.113.5", 22));
+}
+
+// In the LPM trie an IPv6 prefix shorter than /96 covers the IPv4-mapped keys
+// too: ::/0 would block every IPv4 client. The entry says it is IPv6
+// (cw_block.v6_prefix, set by the loader), and IPv4 packets ignore it.
+TEST_F(Block, Ipv6PrefixesNeverCoverIpv4)
+{
+    for (unsigned len : {0u, 8u, 64u, 80u}) {
+        SCOPED_TRACE("::/" + std::to_string(len));
+        const Cidr all6(addr("::"), len);
+        ASSERT_TRUE(prog_->cidr_block_add(all6, manual(now(), 0)));
+        EXPECT_EQ(prog_->cidr_block_list().at(0).second.v6_prefix, 1);
+        // IPv6 inside the prefix: dropped, v4-compatible ::a.b.c.d included.
+        expect_dropped(syn("::2", 22), CW_STAT_DROP_BLOCKED_CIDR);
+        expect_dropped(syn("::203.0.113.5", 22), CW_STAT_DROP_BLOCKED_CIDR);
+        if (len == 0)
+            expect_dropped(syn("2001:db8::1", 22), CW_STAT_DROP_BLOCKED_CIDR);
+        // IPv4, SYN or not: untouched.
+        for (const char* v4 : {"192.0.2.1", "10.72.0.2", "1.0.0.1"})
+            expect_attempt_only(syn(v4, 22));
+        expect_passed_ack(tcp("198.51.100.7", 22, kAck));
+        ASSERT_TRUE(prog_->cidr_block_remove(all6));
+    }
+    // Next to an IPv4 block, the longer (IPv4) prefix is the one that matches.
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("::"), 0), manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual(now(), 0)));
+    expect_dropped(syn("203.0.113.5", 22), CW_STAT_DROP_BLOCKED_CIDR);
+    expect_attempt_only(syn("203.0.114.5", 22));
+    expect_dropped(syn("2001:db8::1", 22), CW_STAT_DROP_BLOCKED_CIDR);
+    // And an IPv4 prefix written as IPv4 has no such mark.
+    for (const auto& [c, b] : prog_->cidr_block_list())
+        EXPECT_EQ(b.v6_prefix, c.address().is_v4() ? 0 : 1) << c.str();
+}
+
+// An IPv6 prefix pinned by a connwatch from before the mark reads 0 there: the
+// loader that takes the pins over marks it, or ::/0 would go on covering IPv4.
+TEST_F(Block, Ipv6PrefixPinnedByAnOlderConnwatchIsMarkedAtLoad)
+{
+    char tmpl[] = "/sys/fs/bpf/connwatch_test_XXXXXX"; // bpffs refuses dots in names
+    ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
+    const std::string dir = tmpl;
+    LoadSettings s = load_settings();
+    s.pin_dir = dir;
+    {
+        XdpProgram older(s);
+        int fd = bpf_obj_get((dir + "/block_cidr").c_str());
+        ASSERT_GE(fd, 0);
+        cw_lpm_key k = Cidr(addr("::"), 0).to_lpm();
+        cw_block b = manual(now(), 0); // v6_prefix 0, as written before it existed
+        EXPECT_EQ(bpf_map_update_elem(fd, &k, &b, BPF_ANY), 0);
+        close(fd);
+    }
+    {
+        XdpProgram newer(s);
+        auto cidrs = newer.cidr_block_list();
+        ASSERT_EQ(cidrs.size(), 1u);
+        EXPECT_EQ(cidrs[0].first, Cidr(addr("::"), 0));
+        EXPECT_EQ(cidrs[0].second.v6_prefix, 1);
+        EXPECT_EQ(newer.config().cidr_blocks, 1u);
+    }
+    for (const char* map : {"block_addr", "block_cidr"})
+        unlink((dir + "/" + map).c_str());
+    EXPECT_EQ(rmdir(dir.c_str()), 0) << dir;
 }
 
 // ---- a full blocklist ---------------------------------------------------------

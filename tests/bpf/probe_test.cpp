@@ -329,8 +329,9 @@ protected:
 
 TEST_F(ProbeSmallBlocklist, ProbeScanIsReportedWhenTheBlocklistIsFull)
 {
-    const cw_block manual{.created_ns = now(), .expires_ns = 0, .origin = CW_ORIGIN_MANUAL,
-                          .pad = {}};
+    cw_block manual{};
+    manual.created_ns = now();
+    manual.origin = CW_ORIGIN_MANUAL;
     ASSERT_TRUE(prog_->block_add(addr("10.0.0.1"), manual));
     ASSERT_TRUE(prog_->block_add(addr("10.0.0.2"), manual));
     for (uint16_t port : {22, 80, 443})

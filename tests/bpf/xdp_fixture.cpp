@@ -117,6 +117,7 @@ void XdpTest::SetUp()
         *prog_, [this](const cw_event& e) { pending_.push_back(e); });
     lo_ifindex_ = static_cast<int>(if_nametoindex("lo"));
     ASSERT_GT(lo_ifindex_, 0) << "no loopback device in this network namespace";
+    ingress_ifindex_ = lo_ifindex_;
     set_now(kStart);
 }
 
@@ -141,7 +142,7 @@ int XdpTest::try_run(const Bytes& frame, RunResult* r)
     // equal the frame size.
     xdp_md ctx{};
     ctx.data_end = static_cast<uint32_t>(frame.size());
-    ctx.ingress_ifindex = static_cast<uint32_t>(lo_ifindex_);
+    ctx.ingress_ifindex = static_cast<uint32_t>(ingress_ifindex_);
     r->out.assign(frame.size() + 256, 0xa5);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.empty() ? nullptr : frame.data(),
                 .data_out = r->out.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
@@ -233,7 +234,7 @@ void XdpTest::expect_new_conn(const RunResult& r, const std::string& src, const 
     EXPECT_EQ(Address(e.daddr), addr(dst));
     EXPECT_EQ(e.sport, sport);
     EXPECT_EQ(e.dport, dport);
-    EXPECT_EQ(e.ifindex, static_cast<uint32_t>(lo_ifindex_));
+    EXPECT_EQ(e.ifindex, static_cast<uint32_t>(ingress_ifindex_));
     EXPECT_EQ(e.ts_ns, now_);
     EXPECT_EQ(e.nports, 0);
     EXPECT_EQ(e.action, 0);

@@ -103,6 +103,9 @@ protected:
 
     std::unique_ptr<XdpProgram> prog_;
     int lo_ifindex_ = 0; // frames "arrive" on loopback, see try_run
+    // The device frames arrive on: loopback unless a test says otherwise (it
+    // must exist in the calling thread's network namespace).
+    int ingress_ifindex_ = 0;
 
 private:
     std::unique_ptr<EventReader> reader_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # Integration test of connwatchd as a service, with real traffic: the control
-# socket and connwatchctl (block, unblock, CIDR, allow, access control), reload
+# socket and connwatchctl (block, unblock, CIDR, --force, a scanner unblocked and
+# scanning again, allow, access control), reload
 # (SIGHUP and connwatchctl reload, good and bad configurations, an allowlist too
 # large for the kernel), and persistence
 # (kill -9 and restart, and a "reboot" that empties bpffs).
@@ -134,7 +135,14 @@ case_block_unblock() {
 check "connwatchctl block stops the traffic, unblock restores it" case_block_unblock
 
 case_cidr() {
-    ctl block 10.235.2.0/24 --duration 5m >/dev/null || { WHY="CIDR block exited $?"; return 1; }
+    # The /24 holds this host's own $H2: that needs --force (its neighbours would be cut off).
+    local err rc=0
+    err=$(ctl block 10.235.2.0/24 --duration 5m 2>&1) || rc=$?
+    if [ $rc != 1 ] || [[ $err != *"covers $H2/32, an address of this host"*"--force"* ]]; then
+        WHY="a /24 holding an own address without --force: exit $rc ($err)"
+        return 1
+    fi
+    ctl block 10.235.2.0/24 --duration 5m --force >/dev/null || { WHY="CIDR block exited $?"; return 1; }
     cannot_connect cwsv-b $H2 || { WHY="cwsv-b still connects inside a blocked /24"; return 1; }
     can_connect cwsv-a $H1 || { WHY="cwsv-a (outside the /24) cannot connect"; return 1; }
     ctl list --json | "$CW_PY" -c '
@@ -147,6 +155,61 @@ assert b and b[0]["origin"]=="manual" and 250 <= b[0]["expires_in"] <= 300, j' |
     can_connect cwsv-b $H2 || { WHY="cwsv-b cannot connect after the /24 is unblocked"; return 1; }
 }
 check "a CIDR block drops the whole prefix and nothing else" case_cidr
+
+case_force() {
+    local err rc=0
+    err=$(ctl block 0.0.0.0/0 2>&1) || rc=$?
+    [ $rc = 1 ] || { WHY="block 0.0.0.0/0 without --force exited $rc, not 1"; return 1; }
+    [[ $err == *"wider than /8"*"--force"* ]] || { WHY="message: $err"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after the refusal"; return 1; }
+    # Forced, it cuts off every IPv4 client (this test's own traffic too): lifted at once.
+    ctl block 0.0.0.0/0 --force >/dev/null || { WHY="block 0.0.0.0/0 --force exited $?"; return 1; }
+    local cut=0
+    cannot_connect cwsv-a $H1 || cut=1
+    ctl unblock 0.0.0.0/0 >/dev/null || { WHY="unblock 0.0.0.0/0 exited $?"; return 1; }
+    [ $cut = 0 ] || { WHY="cwsv-a still connects with 0.0.0.0/0 blocked"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after unblock 0.0.0.0/0"; return 1; }
+    # ::/0 needs --force too, and never covers IPv4.
+    rc=0
+    err=$(ctl block ::/0 2>&1) || rc=$?
+    if [ $rc != 1 ] || [[ $err != *"--force"* ]]; then WHY="block ::/0: exit $rc ($err)"; return 1; fi
+    ctl block ::/0 --force >/dev/null || { WHY="block ::/0 --force exited $?"; return 1; }
+    cut=0
+    can_connect cwsv-a $H1 || cut=1
+    ctl unblock ::/0 >/dev/null || { WHY="unblock ::/0 exited $?"; return 1; }
+    [ $cut = 0 ] || { WHY="::/0 cut off the IPv4 client cwsv-a"; return 1; }
+    # The operator's own ssh session: connwatchctl refuses before asking the daemon.
+    rc=0
+    err=$(SSH_CONNECTION="$A 50000 $H1 22" ctl block $A 2>&1) || rc=$?
+    if [ $rc != 1 ] || [[ $err != *"where this ssh session comes from (SSH_CONNECTION)"*"--force"* ]]; then
+        WHY="block of the ssh client: exit $rc ($err)"
+        return 1
+    fi
+    grep -q "$A" <<<"$(ctl list --json)" && { WHY="the ssh client was blocked"; return 1; }
+    return 0
+}
+check "dangerous blocks (0.0.0.0/0, ::/0, the ssh client) need --force; ::/0 spares IPv4" case_force
+
+# nmap from cwsv-a, ports FIRST-LAST: reported as a scan and blocked.
+scan_and_blocked() {
+    local before
+    before=$(cw_count_lines "$WORK/out" "Port scan detected: $(E $A) -> ")
+    timeout 60 ip netns exec cwsv-a nmap -sS -n -Pn -p "$1-$2" --max-retries 0 $H1 >/dev/null 2>&1 || true
+    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/out" "Port scan detected: $(E $A) -> ")" -gt "$before" ]' ||
+        { WHY="the scan of ports $1-$2 was not detected"; return 1; }
+    cannot_connect cwsv-a $H1 || { WHY="the scanner still connects after ports $1-$2"; return 1; }
+}
+
+case_rescan_after_unblock() {
+    scan_and_blocked 1 6 || return 1
+    ctl unblock $A >/dev/null || { WHY="unblock of the scanner exited $?"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after unblock"; return 1; }
+    # Seconds later, well within the first report's window: judged afresh.
+    scan_and_blocked 11 16 || { WHY="after unblock: $WHY"; return 1; }
+    ctl unblock $A >/dev/null
+    can_connect cwsv-a $H1 || { WHY="cwsv-a cannot connect after the second unblock"; return 1; }
+}
+check "a scanner unblocked and scanning again is detected and blocked again" case_rescan_after_unblock
 
 case_allow() {
     ctl allow 10.235.1.0/24 >/dev/null || { WHY="allow exited $?"; return 1; }

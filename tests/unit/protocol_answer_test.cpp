@@ -195,6 +195,7 @@ public:
     std::string called;
     Cidr prefix;
     Peer peer;
+    bool forced = false; // the block request's force
 
     Answer<StatusResponse> status(const Peer& p) override
     {
@@ -203,6 +204,7 @@ public:
     Answer<ListResponse> list(const Peer& p) override { return act("list", {}, p, sample_list()); }
     Answer<BlockResponse> block(const BlockRequest& r, const Peer& p) override
     {
+        forced = r.force;
         return act("block", r.prefix, p, BlockResponse{r.prefix, 1795664462});
     }
     Answer<PrefixResponse> unblock(const UnblockRequest& r, const Peer& p) override
@@ -282,6 +284,19 @@ TEST(ProtocolDispatch, AnswersAreTodaysWireLines)
     json list = dispatch(h, sample(Command::List), kPeer);
     EXPECT_EQ(keys(list), (std::set<std::string>{"ok", "blocks", "allow"}));
     EXPECT_EQ(list["blocks"].size(), 2u);
+}
+
+TEST(ProtocolDispatch, ForceReachesTheHandlerAsSent)
+{
+    for (bool force : {false, true}) {
+        FakeHandler h;
+        std::string line = R"({"command":"block","prefix":"0.0.0.0/0")";
+        line += force ? R"(,"force":true})" : "}";
+        auto req = parse_request(line);
+        ASSERT_TRUE(std::holds_alternative<Request>(req)) << line;
+        EXPECT_EQ(dispatch(h, std::get<Request>(req), kPeer)["ok"], true);
+        EXPECT_EQ(h.forced, force) << line;
+    }
 }
 
 TEST(ProtocolDispatch, ARefusalBecomesOkFalse)

@@ -58,7 +58,8 @@ std::vector<Request> samples()
             AllowRequest{cidr("10.0.0.0/8")},
             DisallowRequest{cidr("10.0.0.0/8")},
             FlushRequest{},
-            ReloadRequest{}};
+            ReloadRequest{},
+            BlockRequest{cidr("0.0.0.0/0"), std::nullopt, "", true}};
 }
 
 } // namespace
@@ -193,6 +194,26 @@ TEST(ProtocolRequest, RefusesBadDurationsAndReasonsWordForWord)
     EXPECT_EQ(std::get<BlockRequest>(ok(block + R"("reason":")" + std::string(256, 'x') + "\"}"))
                   .reason.size(),
               256u);
+}
+
+TEST(ProtocolRequest, ForceIsAnOptionalBooleanOfBlockOnly)
+{
+    const std::string block = R"({"command":"block","prefix":"0.0.0.0/0")";
+    EXPECT_TRUE(std::get<BlockRequest>(ok(block + R"(,"force":true})")).force);
+    EXPECT_FALSE(std::get<BlockRequest>(ok(block + R"(,"force":false})")).force);
+    EXPECT_FALSE(std::get<BlockRequest>(ok(block + "}")).force) << "absent: not forced";
+    for (const char* bad : {R"("true")", "1", "null"})
+        EXPECT_EQ(err(block + R"(,"force":)" + bad + "}"),
+                  "malformed request: \"force\" must be true or false");
+    EXPECT_EQ(err(R"({"command":"unblock","prefix":"0.0.0.0/0","force":true})"),
+              "'unblock' takes no force");
+    EXPECT_EQ(err(R"({"command":"flush","force":true})"), "'flush' takes no force");
+    // Sent only when true: a connwatchd from before the field refuses unknown
+    // fields, and must keep taking every ordinary block.
+    EXPECT_EQ(show(BlockRequest{cidr("0.0.0.0/0"), std::nullopt, "", true}),
+              R"({"command":"block","force":true,"prefix":"0.0.0.0/0"})");
+    EXPECT_EQ(show(BlockRequest{cidr("192.0.2.1"), std::nullopt, "", false}),
+              R"({"command":"block","prefix":"192.0.2.1/32"})");
 }
 
 TEST(ProtocolRequest, RefusesOversizedRequests)
