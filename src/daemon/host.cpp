@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -81,6 +82,9 @@ std::vector<Cidr> own_prefixes(std::string* error)
         out.emplace_back(a, a.is_v4() ? 32 : 128);
     }
     freeifaddrs(ifa);
+    // Sorted, each once: callers compare one reading with the last.
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 

@@ -19,7 +19,7 @@ std::vector<std::string> resolve_interfaces(const std::vector<std::string>& conf
 
 // Prefixes never blocked automatically besides the configured ones: loopback and
 // every address of this host. When the host's addresses cannot be listed, only
-// loopback, and *error (if given) says why.
+// loopback, and *error (if given) says why. Sorted, without duplicates.
 std::vector<Cidr> own_prefixes(std::string* error = nullptr);
 
 // Pinning needs bpffs at the pin directory's parent. systemd mounts it at

@@ -18,7 +18,7 @@ LinkMonitor::LinkMonitor()
         throw Error("Cannot watch for interface changes (netlink socket)", errno_code(errno));
     sockaddr_nl sa{};
     sa.nl_family = AF_NETLINK;
-    sa.nl_groups = RTMGRP_LINK;
+    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
     if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
         throw Error("Cannot watch for interface changes (netlink bind)", errno_code(errno));
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// Wakes the Manager when network interfaces come and go (rtnetlink's link
-// group), so that a watched interface deleted and created again is watched
-// again, and status never claims an attachment the kernel has dropped.
+// Wakes the Manager when network interfaces or the host's addresses change
+// (rtnetlink's link and address groups): a watched interface deleted and
+// created again is watched again, status never claims an attachment the kernel
+// has dropped, and an address added to the host is protected as its own at once.
 #pragma once
 
 #include "base/unique_fd.h"

@@ -89,6 +89,28 @@ void Manager::save_state()
         sink_->warning(*err + "; will retry");
 }
 
+void Manager::refresh_own_addresses()
+{
+    if (!opts_.allow_own_addresses)
+        return;
+    std::string why;
+    auto own = own_prefixes(&why);
+    if (!why.empty() && why != own_prefixes_error_)
+        sink_->warning(why);
+    own_prefixes_error_ = why;
+    if (own == own_)
+        return; // a link or address event that changed nothing of ours
+    auto allowed = table_->set_allow_sources(opts_.allow, own);
+    if (!allowed.error.empty()) {
+        sink_->error("The host's addresses changed, but the allowlist cannot take them: " +
+                     allowed.error + "; keeping the previous ones");
+        return;
+    }
+    own_ = std::move(own);
+    report_lifted(allowed.lifted, "");
+    save_state();
+}
+
 void Manager::report_lifted(const std::vector<Cidr>& lifted, const std::string& who)
 {
     for (const auto& c : lifted)
@@ -168,6 +190,7 @@ void Manager::start()
     auto allowed = table_->set_allow_sources(opts_.allow, own);
     if (!allowed.error.empty())
         throw Error("Cannot set up the allowlist: " + allowed.error);
+    own_ = own;
     report_lifted(allowed.lifted, "");
     save_state();
     start_metrics();
@@ -369,9 +392,10 @@ int Manager::run()
             } else if (control_ && fd == control_->fd()) {
                 guarded("Serving the control socket", [&] { control_->process(); });
             } else if (link_monitor_ && fd == link_monitor_->fd()) {
-                guarded("Following interface changes", [&] {
+                guarded("Following interface and address changes", [&] {
                     link_monitor_->drain();
                     sync_interfaces();
+                    refresh_own_addresses();
                 });
             } else if (fd == timer_.get()) {
                 guarded("The periodic tick", [&] { on_timer(); });

@@ -73,6 +73,9 @@ private:
     // now: a link whose interface is gone (or was replaced under the same
     // name) is dropped, an interface that is back is attached again.
     void sync_interfaces();
+    // Puts the host's own addresses as they are now into the allowlist, when
+    // they changed and allow-own-addresses is on.
+    void refresh_own_addresses();
     bool on_signals(); // false: stop
     void on_timer();
     void on_event(const cw_event& ev);
@@ -107,6 +110,7 @@ private:
     uint64_t watchdog_usec_ = 0;
     std::string status_;
     std::string own_prefixes_error_; // the last getifaddrs failure, to say it once
+    std::vector<Cidr> own_;          // the own addresses in the allowlist now
 };
 
 } // namespace connwatch

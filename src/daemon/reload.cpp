@@ -67,10 +67,12 @@ std::string Manager::reload()
     auto allowed = table_->set_allow_sources(next.allow, own);
     if (!allowed.error.empty())
         return fail(allowed.error);
+    auto previous_own = std::exchange(own_, own);
     try {
         prog_->set_config(kernel_config(next));
     } catch (const Error& e) {
-        table_->set_allow_sources(opts_.allow, own);
+        own_ = previous_own;
+        table_->set_allow_sources(opts_.allow, own_);
         return fail(e.what());
     }
     report_lifted(allowed.lifted, "");

@@ -332,6 +332,24 @@ case_interface_recreated() {
 }
 check "an interface deleted and created again is watched again" case_interface_recreated
 
+# An address added to the host while connwatchd runs is one of its own at once
+# (rtnetlink), not only after a reload: a block of it is refused, it is listed.
+case_new_own_address() {
+    local own=10.235.9.9
+    ip addr add $own/32 dev cwsv-h1
+    cw_on_cleanup "ip addr del $own/32 dev cwsv-h1 2>/dev/null || true"
+    cw_wait_until 10 eval '[[ $(ctl list) == *"$own/32"*own-address* ]]' ||
+        { ip addr del $own/32 dev cwsv-h1; WHY="$own is not listed as an own address: $(ctl list | tail -5)"; return 1; }
+    local err rc=0
+    err=$(ctl block $own 2>&1) || rc=$?
+    ip addr del $own/32 dev cwsv-h1
+    [ $rc = 1 ] || { ctl unblock $own >/dev/null 2>&1; WHY="a block of a new own address exited $rc"; return 1; }
+    [[ $err == *"covered by the allow entry $own/32"* ]] || { WHY="not refused as an own address: $err"; return 1; }
+    cw_wait_until 10 eval '[[ $(ctl list) != *"$own/32"* ]]' ||
+        { WHY="$own still listed after it was removed from the host"; return 1; }
+}
+check "an address added to the host is protected as its own at once" case_new_own_address
+
 case_kill9() {
     ctl block $A --reason "survives" >/dev/null || { WHY="block exited $?"; return 1; }
     kill -9 "$DPID"
