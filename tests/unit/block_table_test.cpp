@@ -394,3 +394,33 @@ TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
     EXPECT_NE(err->find("Failed to write"), std::string::npos) << *err;
     EXPECT_TRUE(t.save_if_dirty().has_value()) << "still dirty: retried";
 }
+
+// The hostile review: one record that did not parse threw the whole file away,
+// every manual block and runtime allow entry with it.
+TEST_F(BlockTableTest, ABadRecordCostsOnlyItself)
+{
+    std::ofstream(state()) << R"({"version": 1, "blocks": [
+        {"prefix": "192.0.2.1", "origin": "manual", "reason": "keep", "created": 1, "expires": 0},
+        {"prefix": "192.0.2.300", "origin": "manual", "created": 1, "expires": 0},
+        {"prefix": "198.51.100.0/24", "origin": "martian", "created": 1, "expires": 0},
+        {"prefix": "203.0.113.5", "origin": "manual", "created": 1e300, "expires": 0}],
+      "allow": ["10.0.0.0/8", 42, "2001:db8::/32"]})";
+    auto r = table_->restore();
+    EXPECT_EQ(r.restored, 1u);
+    ASSERT_EQ(table_->list().size(), 1u);
+    EXPECT_EQ(table_->list()[0].record.reason, "keep");
+    ASSERT_EQ(table_->set_allow_sources({}, {}).error, "");
+    EXPECT_EQ(table_->allow_size(), 2u);
+    for (const char* said : {"4 unreadable records", "blocks[1]: '192.0.2.300'",
+                             "blocks[2]: unknown block origin 'martian'",
+                             "blocks[3]: \"created\" is not a time", "1 more",
+                             "kept 1 blocks and 2 allow entries", ".corrupt"})
+        EXPECT_NE(r.warning.find(said), std::string::npos) << said << " in: " << r.warning;
+    // The file as it was is kept for the operator; the next save drops the bad ones.
+    std::ifstream aside(state() + ".corrupt");
+    std::string text((std::istreambuf_iterator<char>(aside)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("martian"), std::string::npos);
+    ASSERT_EQ(table_->save_if_dirty(), std::nullopt);
+    BlockTable next(maps_, state());
+    EXPECT_EQ(next.restore().warning, "");
+}
