@@ -145,6 +145,39 @@ TEST(Options, MetricsListenAcceptsHostPortAndEmpty)
     EXPECT_EQ(parse({}).opts.metrics_listen, "127.0.0.1:9467");
 }
 
+// The hostile review: `--metrics-listen=` took the next argument as its value
+// (CLI11 reads `--key=` as `--key`), so `--metrics-listen= --threshold 5` failed
+// with "'--threshold' is not HOST:PORT", and `--metrics-listen= 127.0.0.1:1`
+// quietly kept an endpoint on.
+TEST(Options, AnEmptyValueAfterTheEqualsSignIsEmpty)
+{
+    auto p = parse({"--metrics-listen=", "--threshold", "5"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.metrics_listen, "");
+    EXPECT_EQ(p.opts.threshold, 5u);
+
+    p = parse({"--metrics-listen=", "--pin-dir="});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.metrics_listen, "");
+    EXPECT_EQ(p.opts.pin_dir, "");
+
+    // Nothing left over for the next argument to be taken by: it is an error of its own.
+    p = parse({"--metrics-listen=", "127.0.0.1:1"});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find("127.0.0.1:1"), std::string::npos) << p.err;
+
+    // An empty value where one is required is refused, not filled from the next argument.
+    p = parse({"--state-dir=", "--threshold", "5"});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find("state-dir must be an absolute path"), std::string::npos) << p.err;
+
+    // `--key=value` is untouched.
+    p = parse({"--metrics-listen=[::1]:9467", "--threshold=4"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.metrics_listen, "[::1]:9467");
+    EXPECT_EQ(p.opts.threshold, 4u);
+}
+
 TEST(Options, ASingleValueOptionGivenTwiceIsAnError)
 {
     auto p = parse({"--threshold", "3", "--threshold", "4"});
