@@ -102,7 +102,10 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
     }
     applied_ = wanted;
     // The allowlist wins: blocks an entry now covers are lifted.
-    for (const auto& [prefix, b] : maps_.blocks()) {
+    for (const auto& block : maps_.blocks()) {
+        // Not a structured binding: a lambda may capture one only from C++20 on
+        // in clang 16, and the sanitizer and fuzz builds use clang 14.
+        const Cidr& prefix = block.first;
         bool covered = std::any_of(wanted.begin(), wanted.end(),
                                    [&](const Cidr& a) { return a.covers(prefix); });
         if (covered && remove(prefix, RemovalReason::Allowlisted) && lifted)
