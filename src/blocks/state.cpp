@@ -42,14 +42,19 @@ Cidr cidr_from(const nlohmann::json& j)
 
 // Wall-clock seconds. Only a whole number: nlohmann converts a float to an
 // integer with a plain cast, undefined behaviour when it does not fit (1e300).
+// At most 2^33 s (year 2242): an expiry is turned into a monotonic deadline in
+// nanoseconds (u64, kernel's clock), which a later one would overflow; a block
+// made today ends by 2036 + 3660 days at the latest (parse_duration's cap).
+constexpr int64_t kMaxTime = int64_t{1} << 33;
+
 std::time_t time_from(const nlohmann::json& b, const char* key)
 {
     auto it = b.find(key);
     if (it == b.end())
         throw BadRecord(std::string("no \"") + key + "\"");
     if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX) ||
-        it->get<int64_t>() < 0)
-        throw BadRecord(std::string("\"") + key + "\" is not a time (Unix seconds)");
+        it->get<int64_t>() < 0 || it->get<int64_t>() > kMaxTime)
+        throw BadRecord(std::string("\"") + key + "\" is not a time (Unix seconds, before 2242)");
     return static_cast<std::time_t>(it->get<int64_t>());
 }
 

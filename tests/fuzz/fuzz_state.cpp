@@ -29,7 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
     for (const auto& p : problems)
         FUZZ_CHECK(!p.empty(), "an empty problem");
     for (const auto& b : st.blocks)
-        FUZZ_CHECK(b.created >= 0 && b.expires >= 0, b.prefix.str());
+        FUZZ_CHECK(b.created >= 0 && b.expires >= 0 && b.created <= (int64_t{1} << 33) &&
+                       b.expires <= (int64_t{1} << 33),
+                   b.prefix.str());
 
     std::string written = format_state(st);
     std::vector<std::string> again_problems;

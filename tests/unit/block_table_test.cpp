@@ -451,3 +451,18 @@ TEST_F(BlockTableTest, ABadRecordCostsOnlyItself)
     BlockTable next(maps_, state());
     EXPECT_EQ(next.restore().warning, "");
 }
+
+// An expiry centuries away would overflow the nanosecond deadline it becomes
+// (u64 from boot) and wrap to an early one: refused as a bad record.
+TEST_F(BlockTableTest, AnExpiryBeyondTheKernelClockIsABadRecord)
+{
+    std::ofstream(state()) << R"({"version": 1, "allow": [], "blocks": [
+        {"prefix": "192.0.2.1", "origin": "manual", "created": 1, "expires": 100000000000000},
+        {"prefix": "192.0.2.2", "origin": "manual", "created": 1, "expires": 8589934592}]})";
+    auto r = table_->restore();
+    EXPECT_EQ(r.restored, 1u);
+    EXPECT_NE(r.warning.find("blocks[0]: \"expires\" is not a time"), std::string::npos) << r.warning;
+    // The one at the limit (2242) is far enough: its deadline did not wrap.
+    uint64_t left = maps_.hosts.at(P("192.0.2.2")).expires_ns - monotonic_now_ns();
+    EXPECT_GT(left, 200ull * 365 * 86400 * kNsPerSec);
+}
