@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -92,13 +93,13 @@ const nlohmann::json& list_at(const nlohmann::json& j, const char* key)
     return *it;
 }
 
-// The whole file, or why it cannot be read (a missing file is an empty text).
-std::string read_file(const std::string& path)
+// The whole file, none when it does not exist, or why it cannot be read.
+std::optional<std::string> read_file(const std::string& path)
 {
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT)
-            return {};
+            return std::nullopt;
         throw std::runtime_error(std::strerror(errno));
     }
     std::string text;
@@ -172,10 +173,12 @@ State load_state(const std::string& path, std::string* warning)
     std::vector<std::string> problems;
     State st;
     try {
-        std::string text = read_file(path);
-        if (text.empty())
+        // An empty file is not a state file (save_state never writes one): it
+        // is moved aside and said, like any other.
+        auto text = read_file(path);
+        if (!text)
             return st;
-        st = parse_state(text, &problems);
+        st = parse_state(*text, &problems);
     } catch (const std::exception& e) {
         std::error_code ec;
         std::filesystem::rename(path, path + ".corrupt", ec);

@@ -382,6 +382,14 @@ TEST_F(BlockTableTest, AnUnreadableStateFileIsMovedAsideNotFatal)
     EXPECT_EQ(r.restored, 0u);
 }
 
+TEST_F(BlockTableTest, AnEmptyStateFileIsMovedAsideNotFatal)
+{
+    std::ofstream{state()};
+    auto r = table_->restore();
+    EXPECT_NE(r.warning.find("could not be read (not JSON)"), std::string::npos) << r.warning;
+    EXPECT_TRUE(std::filesystem::exists(state() + ".corrupt"));
+}
+
 TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
 {
     BlockTable t(maps_, dir_ + "/missing-dir/\x01/nope/state.json");
