@@ -23,7 +23,7 @@ usage() {
 [ $# -ge 4 ] || usage
 fuzzer=$1 seeds=$2
 shift 2
-runs= seconds= keep= artifacts=
+runs='' seconds='' keep='' artifacts=''
 while [ $# -gt 0 ]; do
     case $1 in
     --runs) runs=$2 ;;
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     esac
     shift 2 || usage
 done
-[ -x "$fuzzer" ] && [ -d "$seeds" ] || usage
+if [ ! -x "$fuzzer" ] || [ ! -d "$seeds" ]; then usage; fi
 [ -n "$runs" ] || { [ -n "$seconds" ] && [ -n "$keep" ]; } || usage
 
 if [ -n "$runs" ]; then
