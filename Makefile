@@ -5,17 +5,32 @@
 #   make deps            install what is missing (Debian 12; apt-get, root)
 #   make [build]         configure if needed, then build
 #   make test            deps, build, package, every test layer: unit, bpf,
-#                        integration, packages and containers (root)
+#                        integration, packages and containers (root); then
+#                        test-sanitizers and test-fuzz
 #   make test-unit       build, then only the tests that need no privileges
+#   make test-sanitizers connwatchd, connwatchctl and the unit tests built with ASan
+#                        and UBSan (clang) in $(BUILD_ASAN); the unit and integration
+#                        tests run against them (root)
+#   make test-fuzz       the libFuzzer targets (clang) built in $(BUILD_FUZZ), each run
+#                        over its seed corpus for a fixed number of inputs (~1 min)
+#   make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS='config state']
+#                        each target for FUZZ_SECONDS (default 300), keeping what it
+#                        learns in $(BUILD_FUZZ)/corpus (docs/FUZZING.md)
 #   make run [IFACE=eth1]  deps, build, run connwatchd in the foreground
 #   make package         the .deb and the .rpm (CPack), in $(BUILD)
 #   make package-test    package, then only the package tests (lint, apt in a booted
 #                        Debian container, rpm --root, the Dockerfile under podman)
 #   make demo            deps, build, a narrated scan-and-block on throwaway namespaces
-#   make clean           remove $(BUILD)
+#   make clean           remove $(BUILD), $(BUILD_ASAN) and $(BUILD_FUZZ)
 
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
+# The sanitizer and fuzz builds: clang, each in a directory of its own, and only
+# the targets their tests need, so they add little to CI.
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= config request address state
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # For ctest, e.g. CTEST_ARGS='-L bpf' or CTEST_ARGS='-R netns'.
 CTEST_ARGS ?=
@@ -26,14 +41,16 @@ CTEST_ARGS ?=
 # prometheus: promtool, for the metrics checks; rpm: CPack's .rpm; lintian, rpmlint:
 # the package checks; podman, runc, containernetworking-plugins: the container image
 # test — runc named because podman would otherwise pull in crun, which refuses this
-# machine's hybrid cgroups).
-DEPS := build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
+# machine's hybrid cgroups; libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
+# for clang, only recommended by clang, which apt skips here).
+DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev \
         zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
         debootstrap systemd-container prometheus rpm lintian rpmlint \
         podman runc containernetworking-plugins
 
-.PHONY: all build deps package test test-unit package-test run demo clean require-root
+.PHONY: all build deps package test test-unit package-test run demo clean require-root \
+        build-asan build-fuzz test-sanitizers test-fuzz fuzz
 .DEFAULT_GOAL := build
 # Prerequisites in the order written (deps before build before tests), whatever -j
 # says; the build itself runs $(JOBS) jobs.
@@ -79,8 +96,49 @@ require-root:
 	fi
 
 # --timeout: the default for a test that sets none (the integration test sets 300 s).
+# The main build's tests first; the sanitizer and fuzz layers run even when one of
+# those failed (so one run says everything), and the target fails if any did.
+# CTEST_ARGS selects among the main build's tests only: `-R netns` would leave the
+# fuzz layer without a test.
 test: require-root deps build package
-	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 $(CTEST_ARGS)
+	@rc=0; \
+	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 $(CTEST_ARGS) || rc=1; \
+	$(MAKE) --no-print-directory test-sanitizers test-fuzz CTEST_ARGS= || rc=1; \
+	exit $$rc
+
+# clang for both: the main build is g++, so these also keep the code compiling
+# with clang. Hardening is off in both (CMakeLists.txt says why). The sanitizer
+# build is Debug (-O0, asserts on): it compiles in half the time of -O2 with the
+# sanitizers, and its tests wait on the network, not on the CPU.
+build-asan:
+	@if [ ! -f "$(BUILD_ASAN)/CMakeCache.txt" ]; then \
+	  CC=clang CXX=clang++ cmake -S "$(CURDIR)" -B "$(BUILD_ASAN)" -DCMAKE_BUILD_TYPE=Debug \
+	    -DCONNWATCH_SANITIZE=ON -DCONNWATCH_BUILD_BENCH=OFF; \
+	fi
+	cmake --build "$(BUILD_ASAN)" -j $(JOBS) --target connwatchd connwatchctl unit_tests
+
+build-fuzz:
+	@if [ ! -f "$(BUILD_FUZZ)/CMakeCache.txt" ]; then \
+	  CC=clang CXX=clang++ cmake -S "$(CURDIR)" -B "$(BUILD_FUZZ)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	    -DCONNWATCH_FUZZ=ON; \
+	fi
+	cmake --build "$(BUILD_FUZZ)" -j $(JOBS)
+
+# Unit and integration tests only: the bpf tests would only instrument the test
+# program around the kernel, and the package tests install the main build's.
+test-sanitizers: require-root build-asan
+	ctest --test-dir "$(BUILD_ASAN)" --output-on-failure --no-tests=error --timeout 600 \
+	  -L 'unit|integration' $(CTEST_ARGS)
+
+test-fuzz: build-fuzz
+	ctest --test-dir "$(BUILD_FUZZ)" --output-on-failure --no-tests=error -L fuzz $(CTEST_ARGS)
+
+fuzz: build-fuzz
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+	  bash tests/fuzz/run_fuzzer.sh "$(BUILD_FUZZ)/tests/fuzz/fuzz_$$t" tests/fuzz/corpus/$$t \
+	    --seconds $(FUZZ_SECONDS) --keep "$(BUILD_FUZZ)/corpus/$$t" \
+	    --artifacts "$(BUILD_FUZZ)/artifacts" || rc=1; \
+	done; exit $$rc
 
 package-test: require-root deps build package
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 900 -L package $(CTEST_ARGS)
@@ -96,6 +154,8 @@ demo: require-root deps build
 	bash tests/integration/demo.sh "$(BUILD)/connwatchd"
 
 clean:
-	@if [ -n "$(BUILD)" ] && [ "$(BUILD)" != / ] && [ "$(BUILD)" != . ]; then \
-	  echo "rm -rf $(BUILD)"; rm -rf "$(BUILD)"; \
-	fi
+	@for d in "$(BUILD)" "$(BUILD_ASAN)" "$(BUILD_FUZZ)"; do \
+	  if [ -n "$$d" ] && [ "$$d" != / ] && [ "$$d" != . ]; then \
+	    echo "rm -rf $$d"; rm -rf "$$d"; \
+	  fi; \
+	done

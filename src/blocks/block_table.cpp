@@ -53,7 +53,7 @@ BlockTable::Restored BlockTable::restore()
         if (!meta_.count(c))
             meta_[c] = record_of(c, b);
     out.kept = kernel.size();
-    dirty_ = true;
+    mark_dirty();
     return out;
 }
 
@@ -102,7 +102,10 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
     }
     applied_ = wanted;
     // The allowlist wins: blocks an entry now covers are lifted.
-    for (const auto& [prefix, b] : maps_.blocks()) {
+    for (const auto& block : maps_.blocks()) {
+        // Not a structured binding: a lambda may capture one only from C++20 on
+        // in clang 16, and the sanitizer and fuzz builds use clang 14.
+        const Cidr& prefix = block.first;
         bool covered = std::any_of(wanted.begin(), wanted.end(),
                                    [&](const Cidr& a) { return a.covers(prefix); });
         if (covered && remove(prefix, RemovalReason::Allowlisted) && lifted)
@@ -134,7 +137,7 @@ BlockTable::AllowUpdate BlockTable::allow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        dirty_ = true;
+        mark_dirty();
     }
     return u;
 }
@@ -156,7 +159,7 @@ BlockTable::AllowUpdate BlockTable::disallow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        dirty_ = true;
+        mark_dirty();
     }
     return u;
 }
@@ -229,7 +232,7 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
                   b.expires_ns ? wall_time_of(b.expires_ns) : 0};
     meta_[prefix] = r;
     manual_added_++;
-    dirty_ = true;
+    mark_dirty();
     return r;
 }
 
@@ -245,7 +248,7 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
         maps_.reset_scan_state(prefix.address());
     meta_.erase(prefix);
     removed_[why]++;
-    dirty_ = true;
+    mark_dirty();
     return true;
 }
 
@@ -268,7 +271,7 @@ void BlockTable::record_scan_block(const Address& src, std::string reason, std::
 {
     Cidr host = Cidr::host(src);
     meta_[host] = {host, BlockOrigin::Scan, std::move(reason), created, expires};
-    dirty_ = true;
+    mark_dirty();
 }
 
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
@@ -317,21 +320,36 @@ uint64_t BlockTable::removed(RemovalReason r) const
 
 // ---- persistence -----------------------------------------------------------------
 
-std::optional<std::string> BlockTable::save_if_dirty()
+void BlockTable::mark_dirty()
+{
+    dirty_ = true;
+    unsaid_change_ = true;
+}
+
+BlockTable::Save BlockTable::save_if_dirty()
 {
     if (!dirty_)
-        return std::nullopt;
+        return {};
     State st;
     for (const auto& [c, r] : meta_)
         st.blocks.push_back(r);
     st.allow = runtime_;
+    Save out;
     try {
         save_state(state_path_, st);
     } catch (const Error& e) {
-        return e.what();
+        out.error = e.what();
+        // Retried every second: the same failure of the same changes is said once.
+        out.say = out.error != save_error_ || unsaid_change_;
+        save_error_ = out.error;
+        unsaid_change_ = false;
+        return out;
     }
     dirty_ = false;
-    return std::nullopt;
+    unsaid_change_ = false;
+    out.recovered = out.say = !save_error_.empty();
+    save_error_.clear();
+    return out;
 }
 
 } // namespace connwatch

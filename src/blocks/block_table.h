@@ -112,9 +112,18 @@ public:
     uint64_t removed(RemovalReason r) const;
 
     // ---- persistence
-    // Writes the state file if anything changed since the last write. Returns
-    // the error, if any (the table stays dirty: the next call retries).
-    std::optional<std::string> save_if_dirty();
+    // Writes the state file if anything changed since the last write. A failure
+    // leaves the table dirty: the next call (the Manager's, every second) retries.
+    struct Save {
+        std::string error; // why the write failed; empty: written, or nothing to write
+        // Worth a line in the log: a failure that is new (the first, a different
+        // error, or new changes that are not saved either), or the first write
+        // that succeeds after failures (then `recovered`). The same failure
+        // again at every retry is not: the log would repeat it every second.
+        bool say = false;
+        bool recovered = false;
+    };
+    Save save_if_dirty();
     const std::string& state_path() const { return state_path_; }
 
 private:
@@ -130,7 +139,10 @@ private:
     std::set<Cidr> applied_; // what the kernel's allowlist holds, as we made it
     uint64_t manual_added_ = 0;
     std::map<RemovalReason, uint64_t> removed_;
+    void mark_dirty();
     bool dirty_ = false;
+    bool unsaid_change_ = false; // changed since the last failure was said
+    std::string save_error_;     // the last write's failure; empty: it succeeded
 };
 
 } // namespace connwatch

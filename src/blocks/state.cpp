@@ -5,10 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <optional>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -20,57 +21,138 @@ namespace connwatch {
 namespace {
 
 constexpr int kStateVersion = 1;
+// The problems a warning names one by one; the rest are only counted, so that a
+// file of garbage records still makes one readable line.
+constexpr std::size_t kProblemsNamed = 3;
+
+// A record that cannot be used: the message says which field and why.
+struct BadRecord : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 Cidr cidr_from(const nlohmann::json& j)
 {
+    if (!j.is_string())
+        throw BadRecord("the prefix is not a string");
     std::string err;
     auto c = Cidr::parse(j.get<std::string>(), &err);
     if (!c)
-        throw std::runtime_error(err);
+        throw BadRecord(err);
     return *c;
+}
+
+// Wall-clock seconds. Only a whole number: nlohmann converts a float to an
+// integer with a plain cast, undefined behaviour when it does not fit (1e300).
+// At most 2^33 s (year 2242): an expiry is turned into a monotonic deadline in
+// nanoseconds (u64, kernel's clock), which a later one would overflow; a block
+// made today ends by 2036 + 3660 days at the latest (parse_duration's cap).
+constexpr int64_t kMaxTime = int64_t{1} << 33;
+
+std::time_t time_from(const nlohmann::json& b, const char* key)
+{
+    auto it = b.find(key);
+    if (it == b.end())
+        throw BadRecord(std::string("no \"") + key + "\"");
+    if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX) ||
+        it->get<int64_t>() < 0 || it->get<int64_t>() > kMaxTime)
+        throw BadRecord(std::string("\"") + key + "\" is not a time (Unix seconds, before 2242)");
+    return static_cast<std::time_t>(it->get<int64_t>());
+}
+
+BlockRecord block_from(const nlohmann::json& b)
+{
+    if (!b.is_object())
+        throw BadRecord("not an object");
+    BlockRecord r;
+    auto prefix = b.find("prefix");
+    if (prefix == b.end())
+        throw BadRecord("no \"prefix\"");
+    r.prefix = cidr_from(*prefix);
+    auto origin = b.find("origin");
+    if (origin == b.end() || !origin->is_string())
+        throw BadRecord("no \"origin\" string");
+    auto o = block_origin_from(origin->get<std::string>());
+    if (!o)
+        throw BadRecord("unknown block origin '" + origin->get<std::string>() + "'");
+    r.origin = *o;
+    if (auto reason = b.find("reason"); reason != b.end()) {
+        if (!reason->is_string())
+            throw BadRecord("\"reason\" is not a string");
+        r.reason = reason->get<std::string>();
+    }
+    r.created = time_from(b, "created");
+    r.expires = time_from(b, "expires");
+    return r;
+}
+
+const nlohmann::json& list_at(const nlohmann::json& j, const char* key)
+{
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_array())
+        throw std::runtime_error(std::string("no \"") + key + "\" list");
+    return *it;
+}
+
+// The whole file, none when it does not exist, or why it cannot be read.
+std::optional<std::string> read_file(const std::string& path)
+{
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        throw std::runtime_error(std::strerror(errno));
+    }
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw std::runtime_error(std::strerror(errno));
+        if (n == 0)
+            return text;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
 }
 
 } // namespace
 
-State load_state(const std::string& path, std::string* warning)
+State parse_state(std::string_view text, std::vector<std::string>* problems)
 {
+    auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded())
+        throw std::runtime_error("not JSON");
+    if (!j.is_object())
+        throw std::runtime_error("not a JSON object");
+    auto version = j.find("version");
+    if (version == j.end() || !version->is_number_integer() ||
+        *version != nlohmann::json(kStateVersion))
+        throw std::runtime_error("unknown version " +
+                                 (version == j.end() ? std::string("(none)") : version->dump()));
     State st;
-    std::ifstream in(path);
-    if (!in)
-        return st;
-    std::stringstream text;
-    text << in.rdbuf();
-    try {
-        auto j = nlohmann::json::parse(text.str());
-        if (j.at("version").get<int>() != kStateVersion)
-            throw std::runtime_error("unknown version " + j.at("version").dump());
-        for (const auto& b : j.at("blocks")) {
-            BlockRecord r;
-            r.prefix = cidr_from(b.at("prefix"));
-            auto origin = b.at("origin").get<std::string>();
-            auto o = block_origin_from(origin);
-            if (!o)
-                throw std::runtime_error("unknown block origin '" + origin + "'");
-            r.origin = *o;
-            r.reason = b.value("reason", "");
-            r.created = b.at("created").get<std::time_t>();
-            r.expires = b.at("expires").get<std::time_t>();
-            st.blocks.push_back(r);
+    const auto& blocks = list_at(j, "blocks");
+    const auto& allow = list_at(j, "allow");
+    for (std::size_t i = 0; i < blocks.size(); i++) {
+        try {
+            st.blocks.push_back(block_from(blocks[i]));
+        } catch (const BadRecord& e) {
+            if (problems)
+                problems->push_back("blocks[" + std::to_string(i) + "]: " + e.what());
         }
-        for (const auto& a : j.at("allow"))
-            st.allow.push_back(cidr_from(a));
-    } catch (const std::exception& e) {
-        std::error_code ec;
-        std::filesystem::rename(path, path + ".corrupt", ec);
-        if (warning)
-            *warning = "the state file " + path + " could not be read (" + e.what() +
-                       "); moved it to " + path + ".corrupt and started without it";
-        return State{};
+    }
+    for (std::size_t i = 0; i < allow.size(); i++) {
+        try {
+            st.allow.push_back(cidr_from(allow[i]));
+        } catch (const BadRecord& e) {
+            if (problems)
+                problems->push_back("allow[" + std::to_string(i) + "]: " + e.what());
+        }
     }
     return st;
 }
 
-void save_state(const std::string& path, const State& state)
+std::string format_state(const State& state)
 {
     nlohmann::json j{{"version", kStateVersion},
                      {"blocks", nlohmann::json::array()},
@@ -83,7 +165,52 @@ void save_state(const std::string& path, const State& state)
                                {"expires", b.expires}});
     for (const auto& a : state.allow)
         j["allow"].push_back(a.str());
-    std::string text = j.dump(1) + "\n";
+    return j.dump(1) + "\n";
+}
+
+State load_state(const std::string& path, std::string* warning)
+{
+    std::vector<std::string> problems;
+    State st;
+    try {
+        // An empty file is not a state file (save_state never writes one): it
+        // is moved aside and said, like any other.
+        auto text = read_file(path);
+        if (!text)
+            return st;
+        st = parse_state(*text, &problems);
+    } catch (const std::exception& e) {
+        std::error_code ec;
+        std::filesystem::rename(path, path + ".corrupt", ec);
+        if (warning)
+            *warning = "the state file " + path + " could not be read (" + e.what() +
+                       "); moved it to " + path + ".corrupt and started without it";
+        return State{};
+    }
+    if (problems.empty())
+        return st;
+    std::error_code ec;
+    std::filesystem::copy_file(path, path + ".corrupt",
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (warning) {
+        std::string named;
+        for (std::size_t i = 0; i < problems.size() && i < kProblemsNamed; i++)
+            named += (named.empty() ? "" : "; ") + problems[i];
+        if (problems.size() > kProblemsNamed)
+            named += "; " + std::to_string(problems.size() - kProblemsNamed) + " more";
+        *warning = "the state file " + path + " has " + std::to_string(problems.size()) +
+                   " unreadable record" + (problems.size() == 1 ? "" : "s") + " (" + named +
+                   "), skipped; kept " + std::to_string(st.blocks.size()) + " blocks and " +
+                   std::to_string(st.allow.size()) + " allow entries" +
+                   (ec ? " (copying the file aside failed: " + ec.message() + ")"
+                       : "; the file as it was is in " + path + ".corrupt");
+    }
+    return st;
+}
+
+void save_state(const std::string& path, const State& state)
+{
+    std::string text = format_state(state);
 
     auto dir = std::filesystem::path(path).parent_path();
     std::error_code ec;

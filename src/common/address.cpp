@@ -38,8 +38,11 @@ Address::Address(const cw_addr& a)
 
 std::optional<Address> Address::parse(std::string_view text, std::string* error)
 {
-    // inet_pton needs a NUL-terminated string; addresses are short.
-    if (text.empty() || text.size() >= INET6_ADDRSTRLEN) {
+    // inet_pton needs a NUL-terminated string; addresses are short. A NUL inside
+    // the text would end it early: "192.0.2.1\0junk" (a JSON "\u0000" from the
+    // control socket or the state file) must not pass as 192.0.2.1.
+    if (text.empty() || text.size() >= INET6_ADDRSTRLEN ||
+        text.find('\0') != std::string_view::npos) {
         set_error(error, "'" + std::string(text) + "' is not an IPv4 or IPv6 address");
         return std::nullopt;
     }

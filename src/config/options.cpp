@@ -5,6 +5,8 @@
 
 #include <iostream>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "common/duration.h"
@@ -238,8 +240,28 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.allow_config_extras(false);
     file->watch(app);
 
+    // CLI11 (2.1 at least) reads `--key=` as `--key` alone and takes the next
+    // argument as the value: `--metrics-listen= --threshold 5` set the endpoint
+    // to "--threshold". `--key=` means an empty value (that is how the file
+    // writes it, and what `metrics-listen`, `pin-dir` accept as "off"), so it is
+    // handed to CLI11 as `--key ""`, which CLI11 reads as meant.
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' &&
+            a.find('=') == a.size() - 1) {
+            args.push_back(a.substr(0, a.size() - 1));
+            args.emplace_back();
+        } else {
+            args.push_back(std::move(a));
+        }
+    }
+    std::vector<const char*> split{argc > 0 ? argv[0] : "connwatchd"};
+    for (const auto& a : args)
+        split.push_back(a.c_str());
+
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(split.size()), split.data());
     } catch (const CLI::Success& e) {
         return app.exit(e);
     } catch (const ConfigFileError& e) {

@@ -85,8 +85,11 @@ void Manager::attach(const std::string& name)
 
 void Manager::save_state()
 {
-    if (auto err = table_->save_if_dirty())
-        sink_->warning(*err + "; will retry");
+    auto saved = table_->save_if_dirty();
+    if (saved.say && !saved.error.empty())
+        sink_->warning(saved.error + "; will retry every second (said again if it changes)");
+    else if (saved.recovered)
+        sink_->notice("Wrote " + table_->state_path() + " again after the failures above");
 }
 
 void Manager::refresh_own_addresses()

@@ -20,6 +20,10 @@ template <class... F>
 struct Overloaded : F... {
     using F::operator()...;
 };
+// C++20 deduces this for an aggregate by itself, but clang before 17 does not
+// implement that (P1816): the guide keeps the file building with clang 14.
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 } // namespace
 

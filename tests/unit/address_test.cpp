@@ -59,6 +59,20 @@ TEST(Address, RejectsGarbageWithAReason)
     EXPECT_FALSE(Address::parse(std::string(100, '1'), &err));
 }
 
+// Found by tests/fuzz/fuzz_address: inet_pton reads a C string, so the text up
+// to an embedded NUL used to pass for the whole ("::\0...\xbc" was "::"). Such a
+// text arrives as "\u0000" in a control request or in the state file.
+TEST(Address, RejectsAnEmbeddedNul)
+{
+    using namespace std::string_literals;
+    for (const std::string& bad : {"192.0.2.1\0junk"s, "::\0\0\xbc"s, "2001:db8::1\0"s}) {
+        std::string err;
+        EXPECT_FALSE(Address::parse(bad, &err)) << bad;
+        EXPECT_FALSE(Cidr::parse(bad, &err)) << bad;
+        EXPECT_FALSE(Cidr::parse(bad + "/24", &err)) << bad;
+    }
+}
+
 TEST(Address, FormatsEndpointsWithBracketsForIpv6)
 {
     EXPECT_EQ(format_endpoint(addr("192.0.2.56"), 5973), "192.0.2.56:5973");

@@ -226,8 +226,8 @@ TEST_F(BlockTableTest, RestartKeepsRecordsOfPinnedBlocksAndRuntimeAllows)
     ASSERT_EQ(table_->set_allow_sources({}, {}).error, "");
     must_block("192.0.2.1", 1h, "why");
     ASSERT_EQ(table_->allow(P("10.0.0.0/8")).error, "");
-    EXPECT_EQ(table_->save_if_dirty(), std::nullopt);
-    EXPECT_EQ(table_->save_if_dirty(), std::nullopt) << "nothing new: no write";
+    EXPECT_EQ(table_->save_if_dirty().error, "");
+    EXPECT_EQ(table_->save_if_dirty().error, "") << "nothing new: no write";
 
     // A restart: the pinned maps are as they were, a new table reads the state.
     BlockTable next(maps_, state());
@@ -248,7 +248,7 @@ TEST_F(BlockTableTest, RebootRestoresManualBlocksOnly)
     must_block("198.51.100.0/24");
     maps_.hosts[P("192.0.2.9")] = kernel_block(BlockOrigin::Scan, 0);
     table_->record_scan_block(P("192.0.2.9").address(), "scan", 1, 0);
-    ASSERT_EQ(table_->save_if_dirty(), std::nullopt);
+    ASSERT_EQ(table_->save_if_dirty().error, "");
 
     FakeMaps empty; // bpffs is gone after a reboot
     BlockTable next(empty, state());
@@ -273,6 +273,14 @@ TEST_F(BlockTableTest, AnUnreadableStateFileIsMovedAsideNotFatal)
     EXPECT_EQ(r.restored, 0u);
 }
 
+TEST_F(BlockTableTest, AnEmptyStateFileIsMovedAsideNotFatal)
+{
+    std::ofstream{state()};
+    auto r = table_->restore();
+    EXPECT_NE(r.warning.find("could not be read (not JSON)"), std::string::npos) << r.warning;
+    EXPECT_TRUE(std::filesystem::exists(state() + ".corrupt"));
+}
+
 TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
 {
     BlockTable t(maps_, dir_ + "/missing-dir/\x01/nope/state.json");
@@ -280,8 +288,80 @@ TEST_F(BlockTableTest, AFailedWriteIsReportedAndRetried)
     std::ofstream(dir_ + "/missing-dir/\x01"); // a file where a directory must be
     auto made = t.block(P("192.0.2.1"), std::nullopt, "", false);
     ASSERT_TRUE(std::holds_alternative<BlockRecord>(made));
-    auto err = t.save_if_dirty();
-    ASSERT_TRUE(err.has_value());
-    EXPECT_NE(err->find("Failed to write"), std::string::npos) << *err;
-    EXPECT_TRUE(t.save_if_dirty().has_value()) << "still dirty: retried";
+    auto first = t.save_if_dirty();
+    EXPECT_NE(first.error.find("Failed to write"), std::string::npos) << first.error;
+    EXPECT_TRUE(first.say);
+    auto again = t.save_if_dirty();
+    EXPECT_EQ(again.error, first.error) << "still dirty: retried";
+    EXPECT_FALSE(again.say) << "the same failure is said once, not every second";
+}
+
+// The hostile review: a state file that cannot be written was warned about at
+// every tick of the loop, once a second, for as long as it lasted.
+TEST_F(BlockTableTest, AFailingWriteIsSaidOncePerChangeAndItsRecoveryOnce)
+{
+    std::string blocker = dir_ + "/sub";
+    std::ofstream{blocker}; // a file where the state directory must be
+    BlockTable t(maps_, blocker + "/state.json");
+    ASSERT_TRUE(std::holds_alternative<BlockRecord>(t.block(P("192.0.2.1"), std::nullopt, "", false)));
+    EXPECT_TRUE(t.save_if_dirty().say);
+    for (int tick = 0; tick < 5; tick++)
+        EXPECT_FALSE(t.save_if_dirty().say) << tick;
+    // Another change that cannot be saved either: said once more.
+    ASSERT_TRUE(std::holds_alternative<BlockRecord>(t.block(P("192.0.2.2"), std::nullopt, "", false)));
+    EXPECT_TRUE(t.save_if_dirty().say);
+    EXPECT_FALSE(t.save_if_dirty().say);
+    // The disk is writable again: one notice, then silence.
+    std::filesystem::remove(blocker);
+    auto ok = t.save_if_dirty();
+    EXPECT_EQ(ok.error, "");
+    EXPECT_TRUE(ok.say && ok.recovered);
+    EXPECT_TRUE(std::filesystem::exists(blocker + "/state.json"));
+    auto quiet = t.save_if_dirty();
+    EXPECT_FALSE(quiet.say || quiet.recovered);
+}
+
+// The hostile review: one record that did not parse threw the whole file away,
+// every manual block and runtime allow entry with it.
+TEST_F(BlockTableTest, ABadRecordCostsOnlyItself)
+{
+    std::ofstream(state()) << R"({"version": 1, "blocks": [
+        {"prefix": "192.0.2.1", "origin": "manual", "reason": "keep", "created": 1, "expires": 0},
+        {"prefix": "192.0.2.300", "origin": "manual", "created": 1, "expires": 0},
+        {"prefix": "198.51.100.0/24", "origin": "martian", "created": 1, "expires": 0},
+        {"prefix": "203.0.113.5", "origin": "manual", "created": 1e300, "expires": 0}],
+      "allow": ["10.0.0.0/8", 42, "2001:db8::/32"]})";
+    auto r = table_->restore();
+    EXPECT_EQ(r.restored, 1u);
+    ASSERT_EQ(table_->list().size(), 1u);
+    EXPECT_EQ(table_->list()[0].record.reason, "keep");
+    ASSERT_EQ(table_->set_allow_sources({}, {}).error, "");
+    EXPECT_EQ(table_->allow_size(), 2u);
+    for (const char* said : {"4 unreadable records", "blocks[1]: '192.0.2.300'",
+                             "blocks[2]: unknown block origin 'martian'",
+                             "blocks[3]: \"created\" is not a time", "1 more",
+                             "kept 1 blocks and 2 allow entries", ".corrupt"})
+        EXPECT_NE(r.warning.find(said), std::string::npos) << said << " in: " << r.warning;
+    // The file as it was is kept for the operator; the next save drops the bad ones.
+    std::ifstream aside(state() + ".corrupt");
+    std::string text((std::istreambuf_iterator<char>(aside)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("martian"), std::string::npos);
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    BlockTable next(maps_, state());
+    EXPECT_EQ(next.restore().warning, "");
+}
+
+// An expiry centuries away would overflow the nanosecond deadline it becomes
+// (u64 from boot) and wrap to an early one: refused as a bad record.
+TEST_F(BlockTableTest, AnExpiryBeyondTheKernelClockIsABadRecord)
+{
+    std::ofstream(state()) << R"({"version": 1, "allow": [], "blocks": [
+        {"prefix": "192.0.2.1", "origin": "manual", "created": 1, "expires": 100000000000000},
+        {"prefix": "192.0.2.2", "origin": "manual", "created": 1, "expires": 8589934592}]})";
+    auto r = table_->restore();
+    EXPECT_EQ(r.restored, 1u);
+    EXPECT_NE(r.warning.find("blocks[0]: \"expires\" is not a time"), std::string::npos) << r.warning;
+    // The one at the limit (2242) is far enough: its deadline did not wrap.
+    uint64_t left = maps_.hosts.at(P("192.0.2.2")).expires_ns - monotonic_now_ns();
+    EXPECT_GT(left, 200ull * 365 * 86400 * kNsPerSec);
 }
