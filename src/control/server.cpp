@@ -22,8 +22,7 @@ namespace connwatch {
 namespace {
 
 // A client that has not sent its request this long after connecting is cut
-// off; so is one that has not taken its whole answer this long after it was
-// ready. Neither ever makes the daemon wait: both are only ever served when
+// off; so is one that has taken none of its answer for this long. Neither ever makes the daemon wait: both are only ever served when
 // their socket is ready.
 constexpr std::chrono::seconds kRequestTimeout{5};
 constexpr std::chrono::seconds kAnswerTimeout{10};
@@ -196,6 +195,9 @@ bool ControlServer::write_some(Client& c)
         if (n == 0)
             return true; // its buffer is full: wait for EPOLLOUT
         c.off += static_cast<size_t>(n);
+        // A reader that keeps taking its answer keeps its connection, however
+        // long the answer; only one that stops reading is cut off.
+        c.started = std::chrono::steady_clock::now();
     }
     return false;
 }
