@@ -92,15 +92,27 @@ void Manager::save_state()
         sink_->notice("Wrote " + table_->state_path() + " again after the failures above");
 }
 
+std::vector<Cidr> Manager::own_addresses(bool enabled)
+{
+    if (!enabled) {
+        own_prefixes_error_.clear();
+        return {};
+    }
+    std::string why;
+    auto own = own_prefixes(&why);
+    // Said once, not at every call: a sandbox without AF_NETLINK fails the same
+    // way each time.
+    if (!why.empty() && why != own_prefixes_error_)
+        sink_->warning(why);
+    own_prefixes_error_ = why;
+    return own;
+}
+
 void Manager::refresh_own_addresses()
 {
     if (!opts_.allow_own_addresses)
         return;
-    std::string why;
-    auto own = own_prefixes(&why);
-    if (!why.empty() && why != own_prefixes_error_)
-        sink_->warning(why);
-    own_prefixes_error_ = why;
+    auto own = own_addresses(true);
     if (own == own_)
         return; // a link or address event that changed nothing of ours
     auto allowed = table_->set_allow_sources(opts_.allow, own);
@@ -185,11 +197,7 @@ void Manager::start()
     if (restored.restored)
         sink_->notice("Restored " + std::to_string(restored.restored) + " manual blocks from " +
                       table_->state_path());
-    std::string why;
-    auto own = opts_.allow_own_addresses ? own_prefixes(&why) : std::vector<Cidr>{};
-    if (!why.empty())
-        sink_->warning(why);
-    own_prefixes_error_ = why;
+    auto own = own_addresses(opts_.allow_own_addresses);
     auto allowed = table_->set_allow_sources(opts_.allow, own);
     if (!allowed.error.empty())
         throw Error("Cannot set up the allowlist: " + allowed.error);

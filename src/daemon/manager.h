@@ -73,6 +73,9 @@ private:
     // now: a link whose interface is gone (or was replaced under the same
     // name) is dropped, an interface that is back is attached again.
     void sync_interfaces();
+    // The host's own prefixes now, or none when `enabled` (allow-own-addresses)
+    // is off; a failure to list them is warned about once, not at every call.
+    std::vector<Cidr> own_addresses(bool enabled);
     // Puts the host's own addresses as they are now into the allowlist, when
     // they changed and allow-own-addresses is on.
     void refresh_own_addresses();

@@ -58,12 +58,7 @@ std::string Manager::reload()
 
     // The allowlist first: it is the one part that can still be refused (more
     // entries than the trie holds), and then nothing has changed yet.
-    std::string own_error;
-    auto own = next.allow_own_addresses ? own_prefixes(&own_error) : std::vector<Cidr>{};
-    // Said once, not at every reload: a sandbox without AF_NETLINK fails the same way each time.
-    if (!own_error.empty() && own_error != own_prefixes_error_)
-        sink_->warning(own_error);
-    own_prefixes_error_ = own_error;
+    auto own = own_addresses(next.allow_own_addresses);
     auto allowed = table_->set_allow_sources(next.allow, own);
     if (!allowed.error.empty())
         return fail(allowed.error);
