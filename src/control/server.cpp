@@ -73,7 +73,7 @@ ControlServer::ControlServer(const std::string& path, const std::string& group,
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     listen_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listen_)
-        throw Error(std::string("Failed to create the control socket: ") + std::strerror(errno));
+        throw Error("Failed to create the control socket", errno_code(errno));
     // A socket file left by a daemon that died is in the way; one that answers
     // belongs to a running daemon, which we must not steal it from.
     if (connect(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0)
@@ -85,9 +85,10 @@ ControlServer::ControlServer(const std::string& path, const std::string& group,
     // moment where another user could connect.
     mode_t old = umask(0777);
     int rc = bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    int bind_errno = errno;
     umask(old);
     if (rc != 0)
-        throw Error("Failed to create the control socket " + path + ": " + std::strerror(errno));
+        throw Error("Failed to create the control socket " + path, errno_code(bind_errno));
     if (have_group_ && chown(path.c_str(), static_cast<uid_t>(-1), gid_) != 0) {
         // Without CAP_CHOWN the owner may only hand a file to a group it is a
         // member of: the unit has SupplementaryGroups=connwatch for this.
@@ -98,14 +99,14 @@ ControlServer::ControlServer(const std::string& path, const std::string& group,
     }
     chmod(path.c_str(), have_group_ ? 0660 : 0600);
     if (listen(listen_.get(), 16) != 0)
-        throw Error(std::string("listen on the control socket: ") + std::strerror(errno));
+        throw Error("listen on the control socket", errno_code(errno));
 
     epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = listen_.get();
     if (!epoll_ || epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listen_.get(), &ev) != 0)
-        throw Error(std::string("epoll for the control socket: ") + std::strerror(errno));
+        throw Error("epoll for the control socket", errno_code(errno));
 }
 
 ControlServer::~ControlServer()
