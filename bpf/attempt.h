@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * connwatch XDP program: what happens to a TCP segment without ACK -- a
+ * connection attempt, a stealth probe or a reset: de-duplication, the scan
+ * state, events, and the automatic block. Part of connwatch.bpf.c (see maps.h).
+ */
+#pragma once
+
+/* ---- attempts, probes and automatic blocks ------------------------------------ */
+
+static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
+					  const struct cw_config *cfg, __u64 *expires)
+{
+	struct cw_block b = { .created_ns = now, .origin = CW_ORIGIN_SCAN };
+
+	if (is_allowed(src)) {
+		count(CW_STAT_BLOCK_ALLOWED);
+		return CW_ACT_ALLOWLISTED;
+	}
+	if (cfg->monitor_only) {
+		count(CW_STAT_BLOCK_MONITOR);
+		return CW_ACT_MONITOR_ONLY;
+	}
+	b.expires_ns = cfg->block_ns ? now + cfg->block_ns : 0;
+	/* BPF_ANY: an entry still present here has expired (an active one would
+	 * have dropped this packet), so overwriting it is renewing the block. */
+	if (bpf_map_update_elem(&block_addr, src, &b, BPF_ANY)) {
+		count(CW_STAT_BLOCK_FULL);
+		return CW_ACT_BLOCKLIST_FULL;
+	}
+	count(CW_STAT_BLOCK_ADDED);
+	*expires = b.expires_ns;
+	return CW_ACT_BLOCKED;
+}
+
+static __always_inline struct cw_event *event_new(const struct pkt *p, __u64 now, __u32 ifindex,
+						  __u8 type)
+{
+	struct cw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(CW_STAT_EVENTS_LOST);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = now;
+	e->saddr = p->flow.saddr;
+	e->daddr = p->flow.daddr;
+	e->sport = p->flow.sport;
+	e->dport = p->flow.dport;
+	e->ifindex = ifindex;
+	e->type = type;
+	e->tcp_flags = p->tcp_flags;
+	return e;
+}
+
+/* Was this 4-tuple seen in `map` within dedup_ns? Records it either way. */
+static __always_inline int seen_recently(void *map, const struct cw_flow_key *flow, __u64 now,
+					 const struct cw_config *cfg)
+{
+	__u64 *last = bpf_map_lookup_elem(map, flow);
+
+	if (last && now - *last < cfg->dedup_ns) {
+		/* Refresh, so a chain of retransmissions (1 s, 2 s, 4 s apart) stays one
+		 * attempt while no gap exceeds dedup_ns. */
+		*last = now;
+		return 1;
+	}
+	/* An entry that is there but old is rewritten in place: replacing it
+	 * through bpf_map_update_elem() costs an LRU node swap (~400 ns measured,
+	 * bench/results) on every SYN of a reused 4-tuple. */
+	if (last)
+		*last = now;
+	else
+		bpf_map_update_elem(map, flow, &now, BPF_ANY);
+	return 0;
+}
+
+/* A connection attempt (type CW_EV_NEW_CONN) or a stealth probe (CW_EV_PROBE)
+ * that is not a retransmission. Both count the destination port in the
+ * source's scan state, the same slots and window, so a scan may mix them.
+ * Always passes. One function for both, so scan_update() and the scan report
+ * are in the program once. */
+static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *p,
+					  const struct cw_config *cfg, __u64 now, __u8 type)
+{
+	__u32 verdict = type == CW_EV_PROBE ? CW_STAT_PASS_PROBE : CW_STAT_PASS_SYN;
+	struct scan_walk w = {};
+	__u64 expires = 0;
+	struct cw_event *e;
+	__u32 nports;
+	__u8 action;
+
+	if (type == CW_EV_PROBE) {
+		count(CW_STAT_PROBE);
+	} else {
+		count(CW_STAT_SYN);
+		count_interface(ctx->ingress_ifindex);
+	}
+
+	nports = scan_update(&p->flow, now, cfg, &w);
+
+	/* The attempt is reported before the scan it completes, matching the
+	 * order an operator expects to read them in. */
+	e = event_new(p, now, ctx->ingress_ifindex, type);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
+
+	if (nports) {
+		count(CW_STAT_SCAN);
+		action = block_scanner(&p->flow.saddr, now, cfg, &expires);
+		e = event_new(p, now, ctx->ingress_ifindex, CW_EV_SCAN);
+		if (e) {
+			e->action = action;
+			e->expires_ns = expires;
+			e->nports = nports > CW_SCAN_SLOTS ? CW_SCAN_SLOTS : nports;
+			__builtin_memcpy(e->ports, w.ports, sizeof(w.ports));
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	/* The packet that crosses the threshold is the last one that passes:
+	 * the block takes effect from the next packet on. */
+	return pass(verdict);
+}
+
+/* What a TCP segment without ACK is (segments with ACK never get here).
+ *
+ * RFC 9293 (3.10.7): once a connection is synchronized every segment carries
+ * ACK, so without ACK a real stack sends only two things:
+ *  - a SYN opening a connection (with ECE+CWR for ECN setup, rarely PSH/URG,
+ *    which Linux accepts as a connection request): an attempt, as before;
+ *  - an RST answering a segment of a connection it does not know, whose ACK
+ *    field it echoes as the RST's sequence number: <SEQ=SEG.ACK><CTL=RST>.
+ *    Legitimate, and common (a late segment after a reboot). Not counted; nor
+ *    is an RST with other bits (FIN, PSH, URG): middleboxes and odd stacks put
+ *    them there, and no stack answers an RST, so it cannot map a port.
+ * Everything else is a probe: a stack in CLOSED answers it with an RST, one in
+ * LISTEN drops it silently (RFC 9293: in LISTEN a segment without SYN "must
+ * have an ACK"), and that difference is what nmap reads:
+ *  - no flags (-sN NULL), FIN alone (-sF), FIN+PSH+URG (-sX Xmas), and any
+ *    other mix of FIN/PSH/URG/ECE/CWR without SYN, RST or ACK (nmap
+ *    --scanflags);
+ *  - SYN+FIN: a SYN that also closes; nothing opens a connection that way
+ *    (Linux's LISTEN discards it since 2012, "tcp: drop SYN+FIN messages"),
+ *    and it was the classic way past filters that compared the flag byte
+ *    with SYN;
+ *  - SYN+RST: opens and aborts at once; no stack sends it.
+ * (ACK-bearing segments, -sA/-sW/-sM included, pass untouched: without
+ * connection state they cannot be told from a live connection's traffic.) */
+enum tcp_kind { TCP_PASS, TCP_ATTEMPT, TCP_PROBE };
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+
+static __always_inline enum tcp_kind tcp_kind(__u8 flags)
+{
+	if (flags & TH_SYN)
+		return flags & (TH_FIN | TH_RST) ? TCP_PROBE : TCP_ATTEMPT;
+	if (flags & TH_RST)
+		return TCP_PASS;
+	return TCP_PROBE;
+}
+
+/* A TCP segment without ACK: an attempt, a probe, or a reset. */
+static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
+					 const struct cw_config *cfg)
+{
+	enum tcp_kind kind = tcp_kind(p->tcp_flags);
+	__u64 now;
+	__u8 type;
+
+	if (kind == TCP_PASS)
+		return pass(CW_STAT_PASS_TCP_OTHER);
+	/* After the block lookup (a blocked martian is still dropped), before
+	 * anything is recorded, for attempts and probes alike: no state, no
+	 * event, no block. */
+	if (martian_source(&p->flow.saddr, ctx->ingress_ifindex))
+		return pass(CW_STAT_PASS_MARTIAN);
+	now = now_ns();
+	if (kind == TCP_PROBE) {
+		/* nmap retransmits an unanswered probe (an open or filtered port
+		 * answers nothing): the same 4-tuple within dedup_ns is one probe. */
+		if (seen_recently(&probe_seen, &p->flow, now, cfg)) {
+			count(CW_STAT_PROBE_RETRANSMIT);
+			return pass(CW_STAT_PASS_PROBE);
+		}
+		type = CW_EV_PROBE;
+	} else {
+		if (seen_recently(&syn_seen, &p->flow, now, cfg)) {
+			count(CW_STAT_SYN_RETRANSMIT);
+			return pass(CW_STAT_PASS_SYN);
+		}
+		type = CW_EV_NEW_CONN;
+	}
+	/* One call site, so the scan path is in the program (and verified) once. */
+	return handle_attempt(ctx, p, cfg, now, type);
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * connwatch XDP program: the test clock and every map. Included once, by
+ * connwatch.bpf.c (the program is one translation unit; these headers only
+ * divide it by subject).
+ */
+#pragma once
+
+/* ---- load-time constants and the test clock ------------------------------ */
+
+/* Set only by the BPF tests (tests/bpf): time comes from fake_now_ns instead of
+ * bpf_ktime_get_ns(), so windows and expiries are tested without sleeping. As
+ * rodata it is a constant to the verifier, which removes the unused branch: the
+ * production program carries no trace of it. */
+const volatile __u8 cw_test_clock = 0;
+__u64 cw_fake_now_ns = 0;
+
+static __always_inline __u64 now_ns(void)
+{
+	if (cw_test_clock)
+		return cw_fake_now_ns;
+	return bpf_ktime_get_ns();
+}
+
+/* ---- maps ---------------------------------------------------------------- */
+
+/* Runtime knobs, one entry (struct cw_config). Written by userspace at start and
+ * on every live change; read here. Array lookups with a constant key are inlined
+ * by the verifier, so reading it costs a few instructions, no helper call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cw_config);
+} config SEC(".maps");
+
+/* Counters, indexed by enum cw_stat. Per-CPU so the fast path never contends on
+ * a cache line; userspace sums the CPUs. Never evicts (an array). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Reported connection attempts per interface (key ifindex, value a count), for
+ * connwatch_new_connections_total{interface}. Touched on the SYN path only, never
+ * for established traffic. Per-CPU, so no contention. 1024 interfaces is more
+ * than any host watches; an interface beyond that is still counted in `stats`.
+ * Never evicts (a plain hash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} if_syn SEC(".maps");
+
+/* Exact-address blocklist: key source address, value its block. A plain hash,
+ * not an LRU: nothing but an explicit delete (userspace expiry sweep, unblock)
+ * removes an entry, so a flood of new sources can never push a block out.
+ * Capacity is max-blocks (userspace sets max_entries before load; 65536 here is
+ * the default). When full, the kernel refuses the insert, the scan is still
+ * reported with action CW_ACT_BLOCKLIST_FULL and counted in BLOCK_FULL.
+ * Not preallocated: memory follows the number of blocks, not the capacity. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cw_addr);
+	__type(value, struct cw_block);
+} block_addr SEC(".maps");
+
+/* CIDR blocklist (operator blocks of whole prefixes). The fast path consults it
+ * only while config.cidr_blocks != 0, so an empty trie costs nothing. Written
+ * only by userspace; never evicts. 4096 prefixes is far beyond what an operator
+ * types by hand. LPM tries must be created with BPF_F_NO_PREALLOC. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cw_lpm_key);
+	__type(value, struct cw_block);
+} block_cidr SEC(".maps");
+
+/* Allowlist of prefixes that are never blocked automatically (loopback, the
+ * host's own addresses, configured ranges). Consulted only when a block is about
+ * to be made, and when a CIDR block matches, never on the fast path. Written only
+ * by userspace; never evicts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cw_lpm_key);
+	__type(value, __u8);
+} allow SEC(".maps");
+
+/* Per-source scan-detection state. An LRU: under a flood of spoofed sources the
+ * least recently seen states are evicted, which can only make us forget a
+ * scanner's earlier ports (a missed detection), never lose a block. 32768
+ * entries x 264-byte values is about 9 MiB, preallocated by the kernel. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct cw_addr);
+	__type(value, struct cw_scan_state);
+} scan_state SEC(".maps");
+
+/* All-zero bytes the size of a scan state, used to create one: a 264-byte value
+ * does not fit next to the rest on the 512-byte BPF stack. Never written. */
+struct scan_blank {
+	__u8 b[sizeof(struct cw_scan_state)];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scan_blank);
+} scan_zero SEC(".maps");
+
+/* Recently seen SYN 4-tuples, value the CLOCK_MONOTONIC of the latest SYN, so a
+ * retransmission is not reported twice. An LRU: eviction only means a
+ * retransmitted SYN may be reported again. 65536 x ~48 bytes = 3 MiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct cw_flow_key);
+	__type(value, __u64);
+} syn_seen SEC(".maps");
+
+/* The same for stealth probes: a separate map, so that a probe can never make
+ * a later SYN of the same 4-tuple look like a retransmission (and go
+ * unreported), nor a SYN hide a probe. Probes are rare next to SYNs; 16384 x
+ * ~48 bytes = 0.75 MiB. An LRU: eviction only means a retransmitted probe is
+ * reported again (it hits a port already counted, so no scan comes of it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct cw_flow_key);
+	__type(value, __u64);
+} probe_seen SEC(".maps");
+
+/* Events to userspace (struct cw_event, 128 bytes). 1 MiB holds 8192 events: a
+ * userspace stall of that many SYNs is counted as EVENTS_LOST, never a stall
+ * of the packet path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");

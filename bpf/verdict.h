@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * connwatch XDP program: counters, the parsed packet, and the blocklist
+ * lookups of the fast path. Part of connwatch.bpf.c (see maps.h).
+ */
+#pragma once
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_interface(__u32 ifindex)
+{
+	__u64 *v = bpf_map_lookup_elem(&if_syn, &ifindex);
+
+	if (!v) {
+		__u64 zero = 0;
+
+		bpf_map_update_elem(&if_syn, &ifindex, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&if_syn, &ifindex);
+	}
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int pass(__u32 reason)
+{
+	count(reason);
+	return XDP_PASS;
+}
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+/* A block applies while it has no deadline or the deadline is in the future.
+ * Expired entries are left for userspace to sweep (and log); until then they
+ * simply stop matching. */
+static __always_inline int block_active(const struct cw_block *b)
+{
+	return b->expires_ns == 0 || now_ns() < b->expires_ns;
+}
+
+static __always_inline int is_allowed(const struct cw_addr *a)
+{
+	struct cw_lpm_key k = { .prefixlen = 128 };
+
+	k.addr = *a;
+	return bpf_map_lookup_elem(&allow, &k) != NULL;
+}
+
+/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
+ * constant at each call (inlined), so the IPv6 path carries no trace of it. */
+static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
+				     const int v4)
+{
+	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
+
+	if (b && block_active(b))
+		return CW_STAT_DROP_BLOCKED;
+	if (cfg->cidr_blocks) {
+		struct cw_lpm_key k = { .prefixlen = 128 };
+
+		k.addr = *src;
+		b = bpf_map_lookup_elem(&block_cidr, &k);
+		/* An allow entry inside a blocked prefix wins: a CIDR block must not
+		 * lock out an administrator's address. Exact blocks need no such
+		 * check: userspace never inserts one that an allow entry covers. */
+		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src))
+			return CW_STAT_DROP_BLOCKED_CIDR;
+	}
+	return 0;
+}
+
+/* Parsed packet: what the SYN and probe paths need. */
+struct pkt {
+	struct cw_flow_key flow;
+	__u8 tcp_flags; /* byte 13 of the TCP header */
+};
