@@ -514,6 +514,73 @@ EOF
 }
 check "clients that never send are cut off and the daemon serves again" case_silent_clients
 
+# Clients that ask for a long list and never read it: the daemon serves others
+# meanwhile, cuts them off once they have taken nothing for 10 s, and keeps no
+# descriptor of theirs.
+case_unread_answers() {
+    local fd0 out
+    fd0=$(fds)
+    # 700 blocks with the longest reason, straight over the socket: a list
+    # answer of ~300 KB, more than a socket buffer holds (each manual block
+    # writes the state file, ~20 ms on a disk: no more than needed).
+    out=$("$CW_PY" - "$SOCK" <<'EOF'
+import json, socket, sys
+bad = 0
+for i in range(700):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(json.dumps({"command": "block", "prefix": f"198.18.{i // 250}.{i % 250 + 1}",
+                          "reason": "r" * 256}).encode() + b"\n")
+    answer = b""
+    while not answer.endswith(b"\n"):
+        data = s.recv(4096)
+        if not data:
+            break
+        answer += data
+    bad += not json.loads(answer or b"{}").get("ok")
+    s.close()
+print(bad)
+EOF
+) || why "the block script failed" || return 1
+    [ "$out" = 0 ] || why "$out of 700 blocks refused" || return 1
+    local size
+    size=$(ctl list --json | wc -c)
+    [ "$size" -gt 262144 ] || why "the list answer is only $size bytes" || return 1
+    "$CW_PY" - "$SOCK" "$WORK/unread.ready" "$WORK/unread.result" 9>&- <<'EOF' &
+import select, socket, sys, time
+socks = []
+for i in range(20):
+    s = socket.socket(socket.AF_UNIX)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"command": "list"}\n')
+    socks.append(s)
+open(sys.argv[2], "w").write("ready\n")
+p = select.poll()
+for s in socks:
+    p.register(s, select.POLLRDHUP)
+cut = set()
+deadline = time.monotonic() + 40
+while len(cut) < len(socks) and time.monotonic() < deadline:
+    for fd, ev in p.poll(500):
+        if ev & (select.POLLRDHUP | select.POLLHUP):
+            cut.add(fd)
+            p.unregister(fd)
+open(sys.argv[3], "w").write(f"{len(cut)}\n")
+EOF
+    local holder=$!
+    cw_wait_until 10 test -s "$WORK/unread.ready" || why "the readers did not connect" || return 1
+    ctl status >/dev/null || { kill $holder; why "status failed while 20 answers sat unread"; return 1; }
+    ctl list --json >/dev/null || { kill $holder; why "list failed while 20 answers sat unread"; return 1; }
+    wait $holder || true
+    [ "$(cat "$WORK/unread.result")" = 20 ] ||
+        why "$(cat "$WORK/unread.result") of 20 non-readers cut off within 40 s" || return 1
+    cw_wait_until 5 eval '[ "$(fds)" = "$fd0" ]' || why "descriptors $fd0 -> $(fds)" || return 1
+    ctl flush >/dev/null
+    echo "  20 unread answers of $size bytes: status and list served meanwhile, the readers cut off"
+}
+check "clients that never read their answer delay nobody and are cut off" case_unread_answers
+
 # A 100 MB request: refused after the first 64 KiB, the connection closed, the
 # daemon's peak memory barely moved.
 case_huge_request() {
