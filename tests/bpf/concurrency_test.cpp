@@ -120,16 +120,22 @@ void Concurrency::run_rounds(uint32_t threshold, unsigned scan_ports, unsigned s
     std::vector<int> cpus = usable_cpus();
     if (cpus.size() < 2)
         GTEST_SKIP() << "one CPU: nothing runs concurrently";
-    // 150 threads at most: their source ports must stay below 32768.
-    const unsigned nthreads = static_cast<unsigned>(std::min<size_t>(cpus.size(), 150));
+    // A batch's events must fit the ring buffer (8192) with room to spare: at
+    // most 6000 SYNs per batch, and one source's SYNs at least. That, and
+    // source ports below 32768, bound the threads: a machine with more than
+    // 150 CPUs runs on its first 150.
+    const unsigned per_thread = std::max(2 * threshold, scan_ports); // SYNs per source
+    const unsigned nthreads = static_cast<unsigned>(
+        std::min<size_t>({cpus.size(), 150, 6000 / per_thread}));
+    cpus.resize(nthreads);
+    const unsigned per_source = nthreads * per_thread;
+    const unsigned batch = std::max(1u, 6000 / per_source);
+    // About as many SYNs on any machine as on 2 CPUs: a bounded run.
+    sources_total = std::max(200u, sources_total * 2 / nthreads);
     cw_config cfg = default_config();
     cfg.threshold = threshold;
     prog_->set_config(cfg);
     // The clock stands still: every source's SYNs fall inside one window.
-
-    // A batch's events must fit the ring buffer (8192) with room to spare.
-    const unsigned per_source = nthreads * std::max(2 * threshold, scan_ports);
-    const unsigned batch = std::max(4u, 4096 / per_source);
 
     const int prog_fd = prog_->prog_fd();
     const int ifindex = ingress_ifindex_;
