@@ -175,6 +175,7 @@ void Manager::start()
 
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
+    ls.max_cidr_blocks = opts_.max_cidr_blocks;
     if (!opts_.pin_dir.empty()) {
         if (auto why = ensure_bpffs(opts_.pin_dir); why.empty())
             ls.pin_dir = opts_.pin_dir;
