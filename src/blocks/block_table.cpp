@@ -38,6 +38,7 @@ BlockTable::Restored BlockTable::restore()
     maps_.for_each_block(
         [&](const cw_addr& k, const cw_block& b) { hosts_.put(k, b.expires_ns, b.origin); },
         [&](const Cidr& c, const cw_block& b) { note_block(c, b); });
+    hosts_.compact();
     out.kept = hosts_.size() + cidrs_.size();
     std::time_t now = std::time(nullptr);
     uint64_t now_ns = monotonic_now_ns();
@@ -165,15 +166,26 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
         return e.what();
     }
     applied_ = wanted;
-    // The allowlist wins: blocks an entry now covers are lifted. Found in
-    // memory (the index and the prefix list), not by walking the kernel's map.
-    std::vector<Cidr> covered;
+    // The allowlist wins: blocks an entry now covers are lifted. Only the
+    // entries added now can cover any (no block is ever made that an entry in
+    // force covers), and they are found in memory, not in the kernel's map:
+    // a host entry (an own address that came up) by one lookup in the index;
+    // a wider one by a pass over the index, which at a million blocks takes
+    // tens of milliseconds.
+    std::vector<Cidr> covered, wide;
+    for (const auto& a : added) {
+        if (a.is_host()) {
+            if (hosts_.find(a.address().to_abi()))
+                covered.push_back(a);
+        } else {
+            wide.push_back(a);
+        }
+    }
     auto check = [&](const Cidr& prefix) {
-        if (std::any_of(wanted.begin(), wanted.end(),
-                        [&](const Cidr& a) { return a.covers(prefix); }))
+        if (std::any_of(wide.begin(), wide.end(), [&](const Cidr& a) { return a.covers(prefix); }))
             covered.push_back(prefix);
     };
-    if (!wanted.empty()) {
+    if (!wide.empty()) {
         hosts_.for_each([&](const HostEntry& e) { check(Cidr::host(Address(e.key))); });
         for (const auto& entry : cidrs_)
             check(entry.first);

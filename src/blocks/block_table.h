@@ -124,9 +124,11 @@ public:
     static constexpr size_t kMaxScanRecords = 16384;
     // Reconciliation: at least this many exact blocks read a tick, and enough
     // that a whole round takes at most kReconcileRounds ticks, up to kMax.
+    // (Idle at a million blocks the slice is most of connwatchd's CPU time:
+    // ~0.5 us a block, docs/SCALE.md.)
     static constexpr size_t kReconcileMinSlice = 4096;
-    static constexpr size_t kReconcileMaxSlice = 32768;
-    static constexpr size_t kReconcileRounds = 60;
+    static constexpr size_t kReconcileMaxSlice = 16384;
+    static constexpr size_t kReconcileRounds = 120;
     // Deadlines handled a tick at most (the rest at the next ones): a million
     // blocks falling due at once must not stall the loop.
     static constexpr size_t kMaxDuePerTick = 65536;

@@ -4,8 +4,8 @@
 # blocklist with bpf_map_update_batch (bench/fill_blocks), 1,000,000 of them for an
 # hour and 1,000 for a few seconds, then connwatchd takes them over at start. It
 # must count them all in status, remove the short ones when they fall due (and
-# log each), stay responsive (status, a manual block, a real connection reported)
-# and stop on SIGTERM. No timing assertions: every wait has a generous deadline.
+# log each), stay responsive (status, a manual block counted, a real connection
+# reported) and stop on SIGTERM. No timing assertions: every wait has a generous deadline.
 #
 #   root namespace                      cwsc-a
 #   cwsc-h1 10.237.1.1/24  <── veth ──> cwsc-a0 10.237.1.2
@@ -31,7 +31,7 @@ cw_pidfile_reap $PIDFILE "/tmp/cwsc."
 H1=10.237.1.1 A=10.237.1.2 PORT=9090
 SOCK=$WORK/control.sock
 PIN=/sys/fs/bpf/cwsc-scale
-LONG=1000000 SHORT=1000 SHORT_S=5
+LONG=1000000 SHORT=1000 SHORT_S=15
 TS=$CW_TS_RE
 
 cw_ns_create cwsc-a
@@ -80,17 +80,23 @@ case_counts() {
     local n
     n=$(blocks) || { WHY="status --json failed"; return 1; }
     # The short ones may already be going.
-    [ "$n" -le $((LONG + SHORT)) ] && [ "$n" -ge $LONG ] ||
-        { WHY="status counts $n blocks, expected $LONG to $((LONG + SHORT))"; return 1; }
+    if [ "$n" -gt $((LONG + SHORT)) ] || [ "$n" -lt $LONG ]; then
+        WHY="status counts $n blocks, expected $LONG to $((LONG + SHORT))"
+        return 1
+    fi
     ctl status | grep -Eq "^Blocks: +[0-9]+ of at most 1100000$" ||
         { WHY="status: $(ctl status | grep Blocks)"; return 1; }
 }
 check "status counts the million blocks taken over" case_counts
 
+blocks_are() { [ "$(blocks)" = "$1" ]; }
+expired_lines_are() {
+    [ "$(cw_count_lines "$WORK/out" "^${TS}Block expired: 11\.0\.[0-9]+\.[0-9]+$")" = "$1" ]
+}
 case_expiry() {
-    cw_wait_until 60 eval '[ "$(blocks)" = '$LONG' ]' ||
+    cw_wait_until 60 blocks_are $LONG ||
         { WHY="still $(blocks) blocks 60 s later, expected $LONG"; return 1; }
-    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/out" "^${TS}Block expired: 11\.0\.[0-9]+\.[0-9]+$")" = '$SHORT' ]' ||
+    cw_wait_until 10 expired_lines_are $SHORT ||
         { WHY="$(cw_count_lines "$WORK/out" "Block expired: 11\.") expiry lines, expected $SHORT"; return 1; }
     [ "$(cw_count_lines "$WORK/out" "Block expired: 10\.")" = 0 ] ||
         { WHY="a long block expired"; return 1; }
@@ -100,13 +106,13 @@ check "the $SHORT short blocks among them expire, each logged, the rest stay" ca
 case_responsive() {
     ctl block 192.0.2.1 --duration 1h --reason "scale test" >/dev/null || { WHY="block exited $?"; return 1; }
     [ "$(blocks)" = $((LONG + 1)) ] || { WHY="$(blocks) blocks after a manual one"; return 1; }
-    ctl list | grep -Eq "^192\.0\.2\.1/32 +manual .*scale test$" || { WHY="the manual block is not listed"; return 1; }
     ctl unblock 192.0.2.1 >/dev/null || { WHY="unblock exited $?"; return 1; }
     cw_connect cwsc-a $H1 $PORT 5 >/dev/null 2>&1 || { WHY="cwsc-a cannot connect"; return 1; }
     cw_wait_for_line "$WORK/out" "^${TS}New connection: $(cw_regex_escape $A):[0-9]+ -> $(cw_regex_escape $H1):$PORT$" 10 ||
         { WHY="the connection was not reported"; return 1; }
 }
-check "it stays responsive: a manual block, list, a real connection reported" case_responsive
+# (Not `list`: listing a million blocks is the streamed list's, issue 10's other half.)
+check "it stays responsive: a manual block counted, a real connection reported" case_responsive
 
 case_stop() {
     kill -TERM "$DPID"
