@@ -9,9 +9,18 @@
 namespace connwatch {
 
 BlockTable::BlockTable(BlockMaps& maps, std::string state_path)
-    : maps_(maps), state_path_(std::move(state_path))
+    : maps_(maps), state_path_(std::move(state_path)), file_(state_path_)
 {
 }
+
+namespace {
+
+// The journal is rewritten as a snapshot once it holds more lines than this,
+// or than there are blocks: a change costs one line, amortized, and a start
+// replays at most about as many lines as the snapshot has records.
+constexpr std::size_t kMinJournalLines = 4096;
+
+} // namespace
 
 // A kernel entry with no record (the kernel made it a moment before a crash,
 // before the state file was written): what the entry itself says.
@@ -24,7 +33,7 @@ BlockRecord BlockTable::record_of(const Cidr& prefix, const cw_block& b) const
 BlockTable::Restored BlockTable::restore()
 {
     Restored out;
-    State st = load_state(state_path_, &out.warning);
+    State st = file_.load(&out.warning);
     runtime_ = st.allow;
     auto kernel = maps_.blocks();
     std::set<Cidr> present;
@@ -53,6 +62,7 @@ BlockTable::Restored BlockTable::restore()
         if (!meta_.count(c))
             meta_[c] = record_of(c, b);
     out.kept = kernel.size();
+    rewrite_ = true; // what was read, as it is now: one snapshot, no journal
     mark_dirty();
     return out;
 }
@@ -137,7 +147,7 @@ BlockTable::AllowUpdate BlockTable::allow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        mark_dirty();
+        note(journal_allow(runtime_));
     }
     return u;
 }
@@ -159,7 +169,7 @@ BlockTable::AllowUpdate BlockTable::disallow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        mark_dirty();
+        note(journal_allow(runtime_));
     }
     return u;
 }
@@ -205,9 +215,7 @@ std::string BlockTable::danger(const Cidr& prefix) const
     return why;
 }
 
-std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
-                                                         std::optional<std::chrono::seconds> duration,
-                                                         std::string reason, bool force)
+std::string BlockTable::refusal(const Cidr& prefix, bool force) const
 {
     if (auto a = allow_covering(prefix))
         return prefix.str() + " is covered by the allow entry " + a->str() +
@@ -216,23 +224,35 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
         if (auto why = danger(prefix); !why.empty())
             return "not blocking " + prefix.str() + ": " + why +
                    "; repeat with --force (\"force\": true) if you really mean it";
+    return "";
+}
+
+std::string BlockTable::full_message(const Cidr& prefix) const
+{
+    if (prefix.is_host())
+        return "the blocklist is full (max-blocks " + std::to_string(maps_.host_block_capacity()) +
+               "): unblock entries or raise max-blocks";
+    return "the CIDR blocklist is full (" + std::to_string(maps_.cidr_block_capacity()) +
+           " prefixes): unblock entries";
+}
+
+std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
+                                                         std::optional<std::chrono::seconds> duration,
+                                                         std::string reason, bool force)
+{
+    if (auto why = refusal(prefix, force); !why.empty())
+        return why;
     cw_block b{};
     b.created_ns = monotonic_now_ns();
     b.expires_ns = deadline_ns(b.created_ns, duration.value_or(std::chrono::seconds(0)));
     b.origin = CW_ORIGIN_MANUAL;
-    if (!maps_.add_block(prefix, b)) {
-        if (prefix.is_host())
-            return "the blocklist is full (max-blocks " +
-                   std::to_string(maps_.host_block_capacity()) +
-                   "): unblock entries or raise max-blocks";
-        return "the CIDR blocklist is full (" + std::to_string(maps_.cidr_block_capacity()) +
-               " prefixes): unblock entries";
-    }
+    if (!maps_.add_block(prefix, b))
+        return full_message(prefix);
     BlockRecord r{prefix, BlockOrigin::Manual, std::move(reason), std::time(nullptr),
                   b.expires_ns ? wall_time_of(b.expires_ns) : 0};
     meta_[prefix] = r;
     manual_added_++;
-    mark_dirty();
+    note(journal_add(r));
     return r;
 }
 
@@ -240,6 +260,12 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
 {
     if (!maps_.remove_block(prefix))
         return false;
+    forget(prefix, why);
+    return true;
+}
+
+void BlockTable::forget(const Cidr& prefix, RemovalReason why)
+{
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
     // window" and let it scan again unseen. (Prefix blocks are never made by
@@ -248,8 +274,7 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
         maps_.reset_scan_state(prefix.address());
     meta_.erase(prefix);
     removed_[why]++;
-    mark_dirty();
-    return true;
+    note(journal_remove(prefix));
 }
 
 bool BlockTable::unblock(const Cidr& prefix)
@@ -271,7 +296,7 @@ void BlockTable::record_scan_block(const Address& src, std::string reason, std::
 {
     Cidr host = Cidr::host(src);
     meta_[host] = {host, BlockOrigin::Scan, std::move(reason), created, expires};
-    mark_dirty();
+    note(journal_add(meta_[host]));
 }
 
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
@@ -285,6 +310,80 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
         (block_origin_of(b.origin) == BlockOrigin::Manual ? s.left.manual : s.left.scan)++;
     }
     return s;
+}
+
+// ---- many at once ---------------------------------------------------------------
+
+BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items, bool force)
+{
+    BulkResult out;
+    // The entries the kernel is asked for, and their index in items.
+    std::vector<std::pair<Cidr, cw_block>> batch;
+    std::vector<size_t> index;
+    std::set<Cidr> seen;
+    const uint64_t now_ns = monotonic_now_ns();
+    for (size_t i = 0; i < items.size(); i++) {
+        const auto& it = items[i];
+        // An existing block is left as it is (its expiry, its reason): an
+        // import run again changes nothing.
+        if (meta_.count(it.prefix) || !seen.insert(it.prefix).second) {
+            out.present++;
+            continue;
+        }
+        if (auto why = refusal(it.prefix, force); !why.empty()) {
+            out.refused.emplace_back(i, std::move(why));
+            continue;
+        }
+        cw_block b{};
+        b.created_ns = now_ns;
+        b.expires_ns = deadline_ns(now_ns, it.duration.value_or(std::chrono::seconds(0)));
+        b.origin = CW_ORIGIN_MANUAL;
+        batch.emplace_back(it.prefix, b);
+        index.push_back(i);
+    }
+    auto done = maps_.add_blocks(batch);
+    const std::time_t now = std::time(nullptr);
+    for (size_t k = 0; k < batch.size(); k++) {
+        const auto& [prefix, b] = batch[k];
+        if (k >= done.size() || !done[k]) {
+            out.refused.emplace_back(index[k], full_message(prefix));
+            continue;
+        }
+        BlockRecord r{prefix, BlockOrigin::Manual, items[index[k]].reason, now,
+                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+        meta_[prefix] = r;
+        note(journal_add(r));
+        out.added.push_back(std::move(r));
+        manual_added_++;
+    }
+    std::sort(out.refused.begin(), out.refused.end());
+    return out;
+}
+
+BlockTable::BulkRemoval BlockTable::unblock_many(const std::vector<Cidr>& prefixes)
+{
+    BulkRemoval out;
+    // Only what the table knows of goes into the batch: a batch delete stops
+    // at the first key that is not there.
+    std::vector<Cidr> known;
+    std::set<Cidr> seen;
+    for (const auto& p : prefixes) {
+        if (!seen.insert(p).second)
+            continue;
+        if (meta_.count(p))
+            known.push_back(p);
+        else if (maps_.remove_block(p)) // in the kernel all the same (no record yet)
+            forget(p, RemovalReason::Unblocked), out.removed.push_back(p);
+    }
+    auto done = maps_.remove_blocks(known);
+    for (size_t k = 0; k < known.size(); k++) {
+        if (k < done.size() && done[k]) {
+            forget(known[k], RemovalReason::Unblocked);
+            out.removed.push_back(known[k]);
+        }
+    }
+    out.absent = prefixes.size() - out.removed.size();
+    return out;
 }
 
 // ---- views -----------------------------------------------------------------------
@@ -304,6 +403,34 @@ std::vector<BlockView> BlockTable::list() const
     return rows;
 }
 
+bool BlockTable::ListFilter::passes(const BlockRecord& r) const
+{
+    if (origin && r.origin != *origin)
+        return false;
+    // Two prefixes overlap exactly when one covers the other.
+    if (match && !match->covers(r.prefix) && !r.prefix.covers(*match))
+        return false;
+    return true;
+}
+
+BlockTable::ListPage BlockTable::list_page(const ListFilter& filter,
+                                           const std::optional<Cidr>& after, size_t max,
+                                           size_t budget) const
+{
+    ListPage page;
+    page.last = after;
+    // meta_ is ordered by prefix: a page resumes in O(log n), whatever was
+    // added or removed since the last one.
+    auto it = after ? meta_.upper_bound(*after) : meta_.begin();
+    for (; it != meta_.end() && page.records.size() < max && budget > 0; ++it, budget--) {
+        page.last = it->first;
+        if (filter.passes(it->second))
+            page.records.push_back(it->second);
+    }
+    page.end = it == meta_.end();
+    return page;
+}
+
 BlockCounts BlockTable::counts() const
 {
     BlockCounts n;
@@ -320,6 +447,16 @@ uint64_t BlockTable::removed(RemovalReason r) const
 
 // ---- persistence -----------------------------------------------------------------
 
+void BlockTable::note(std::string line)
+{
+    // A snapshot is due anyway: the lines would only be thrown away.
+    if (!rewrite_) {
+        pending_ += line;
+        pending_lines_++;
+    }
+    mark_dirty();
+}
+
 void BlockTable::mark_dirty()
 {
     dirty_ = true;
@@ -330,14 +467,37 @@ BlockTable::Save BlockTable::save_if_dirty()
 {
     if (!dirty_)
         return {};
-    State st;
-    for (const auto& [c, r] : meta_)
-        st.blocks.push_back(r);
-    st.allow = runtime_;
+    if (file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, meta_.size()))
+        rewrite_ = true;
     Save out;
     try {
-        save_state(state_path_, st);
+        auto snapshot = [&] {
+            State st;
+            st.blocks.reserve(meta_.size());
+            for (const auto& [c, r] : meta_)
+                st.blocks.push_back(r);
+            st.allow = runtime_;
+            file_.rewrite(st);
+        };
+        if (!rewrite_) {
+            try {
+                file_.append(pending_, pending_lines_);
+            } catch (const Error&) {
+                // What the journal got of it is unknown (half a line?): a
+                // snapshot, which empties it, or the snapshot's error.
+                rewrite_ = true;
+            }
+        }
+        if (rewrite_)
+            snapshot();
+        rewrite_ = false;
+        pending_.clear();
+        pending_lines_ = 0;
     } catch (const Error& e) {
+        rewrite_ = true; // the retry writes a snapshot
+
+        pending_.clear();
+        pending_lines_ = 0;
         out.error = e.what();
         // Retried every second: the same failure of the same changes is said once.
         out.say = out.error != save_error_ || unsaid_change_;

@@ -104,16 +104,56 @@ public:
     };
     Sweep sweep_expired(uint64_t now_ns);
 
+    // ---- many at once (connwatchctl block --file): block()'s policy entry by
+    // entry, the kernel's maps written in batches.
+    struct BulkItem {
+        Cidr prefix;
+        std::optional<std::chrono::seconds> duration; // absent or 0: until removed
+        std::string reason;
+    };
+    struct BulkResult {
+        std::vector<BlockRecord> added;
+        size_t present = 0; // already blocked (or twice in the list): left as they are
+        std::vector<std::pair<size_t, std::string>> refused; // index in items, why
+    };
+    BulkResult block_many(const std::vector<BulkItem>& items, bool force);
+    struct BulkRemoval {
+        std::vector<Cidr> removed;
+        size_t absent = 0; // not blocked
+    };
+    BulkRemoval unblock_many(const std::vector<Cidr>& prefixes);
+
     // ---- views
     // Every block, soonest expiry first, blocks without one last.
     std::vector<BlockView> list() const;
+    // A page of the blocks in address order (Cidr's), from the records the
+    // table keeps: at most `max` that pass the filter, after `after` (none:
+    // from the first), looking at no more than `budget` records so that a
+    // page of a rare filter costs a bounded time. The next page starts after
+    // `last`, the last record looked at; `end`: no record is left after it.
+    struct ListFilter {
+        std::optional<BlockOrigin> origin;
+        // Blocks overlapping it: inside it, or covering it.
+        std::optional<Cidr> match;
+        bool passes(const BlockRecord& r) const;
+    };
+    struct ListPage {
+        std::vector<BlockRecord> records;
+        std::optional<Cidr> last;
+        bool end = false;
+    };
+    ListPage list_page(const ListFilter& filter, const std::optional<Cidr>& after, size_t max,
+                       size_t budget) const;
     BlockCounts counts() const;
     uint64_t manual_added() const { return manual_added_; }
     uint64_t removed(RemovalReason r) const;
 
     // ---- persistence
-    // Writes the state file if anything changed since the last write. A failure
-    // leaves the table dirty: the next call (the Manager's, every second) retries.
+    // Writes what changed since the last write: its lines appended to the
+    // journal, or -- when the journal has outgrown the blocks (or a write
+    // failed, or after restore) -- a new snapshot and an empty journal. A
+    // failure leaves the table dirty: the next call (the Manager's, every
+    // second) retries, with a snapshot.
     struct Save {
         std::string error; // why the write failed; empty: written, or nothing to write
         // Worth a line in the log: a failure that is new (the first, a different
@@ -128,12 +168,23 @@ public:
 
 private:
     bool remove(const Cidr& prefix, RemovalReason why);
+    // What follows a block's removal from the kernel.
+    void forget(const Cidr& prefix, RemovalReason why);
+    // Why block() refuses prefix before it asks the kernel, or "".
+    std::string refusal(const Cidr& prefix, bool force) const;
+    std::string full_message(const Cidr& prefix) const;
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
 
     BlockMaps& maps_;
     std::string state_path_;
+    StateFile file_;
+    // Journal lines not written yet (save_if_dirty writes them), and how many.
+    std::string pending_;
+    std::size_t pending_lines_ = 0;
+    bool rewrite_ = false; // the next save writes a snapshot, not journal lines
+    void note(std::string line);
     std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
     std::vector<Cidr> configured_, runtime_, own_;
     std::set<Cidr> applied_; // what the kernel's allowlist holds, as we made it
