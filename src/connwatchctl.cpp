@@ -177,7 +177,8 @@ void print_answer(const Request& req, const nlohmann::json& answer)
 // ---- block --file, unblock --file ------------------------------------------------------
 
 // A request stays under the daemon's limit (kMaxRequestBytes) with room to
-// spare: an entry's JSON is its texts plus at most this much.
+// spare: an entry's JSON is its texts plus at most this much
+// ({"duration":"","prefix":"","reason":""}, and a comma).
 constexpr size_t kEntryOverhead = 48;
 constexpr size_t kBatchBytes = kMaxRequestBytes - 4096;
 
@@ -265,6 +266,7 @@ int apply_file(const std::string& socket_path, const std::string& path, bool unb
         auto* e = std::get_if<BulkBlock>(&parsed);
         if (!e)
             continue;
+        bytes += kEntryOverhead + e->prefix.str().size();
         if (unblock) {
             unblocks.prefixes.push_back(e->prefix);
         } else {
@@ -279,10 +281,10 @@ int apply_file(const std::string& socket_path, const std::string& path, bool unb
                     continue;
                 }
             }
-            bytes += 2 * e->reason.size(); // escaped quotes and backslashes at worst
+            // Escaped quotes and backslashes at worst; the duration as text.
+            bytes += 2 * e->reason.size() + (e->duration ? format_duration(*e->duration).size() : 0);
             blocks.entries.push_back(std::move(*e));
         }
-        bytes += kEntryOverhead;
         lines.push_back(number);
         if (lines.size() >= kMaxBulkEntries || bytes >= kBatchBytes)
             ok = flush();
