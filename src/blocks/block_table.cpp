@@ -465,7 +465,7 @@ void BlockTable::mark_dirty()
 
 BlockTable::Save BlockTable::save_if_dirty()
 {
-    if (!dirty_)
+    if (!dirty_ && !file_.unsynced())
         return {};
     if (file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, meta_.size()))
         rewrite_ = true;
@@ -482,6 +482,11 @@ BlockTable::Save BlockTable::save_if_dirty()
         if (!rewrite_) {
             try {
                 file_.append(pending_, pending_lines_);
+                const uint64_t now = monotonic_now_ns();
+                if (now - synced_ns_ >= kNsPerSec) {
+                    file_.sync();
+                    synced_ns_ = now;
+                }
             } catch (const Error&) {
                 // What the journal got of it is unknown (half a line?): a
                 // snapshot, which empties it, or the snapshot's error.

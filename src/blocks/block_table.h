@@ -153,7 +153,10 @@ public:
     // journal, or -- when the journal has outgrown the blocks (or a write
     // failed, or after restore) -- a new snapshot and an empty journal. A
     // failure leaves the table dirty: the next call (the Manager's, every
-    // second) retries, with a snapshot.
+    // second) retries, with a snapshot. Journal lines are synced to the disk
+    // at most once a second (an fdatasync costs milliseconds: one per block
+    // made one by one cost seconds per thousand): a call a second later, or
+    // the Manager's tick, syncs what the calls before wrote.
     struct Save {
         std::string error; // why the write failed; empty: written, or nothing to write
         // Worth a line in the log: a failure that is new (the first, a different
@@ -184,6 +187,7 @@ private:
     std::string pending_;
     std::size_t pending_lines_ = 0;
     bool rewrite_ = false; // the next save writes a snapshot, not journal lines
+    uint64_t synced_ns_ = 0; // when the journal was last synced (monotonic)
     void note(std::string line);
     std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
     std::vector<Cidr> configured_, runtime_, own_;

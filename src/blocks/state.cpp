@@ -386,28 +386,46 @@ void StateFile::append(const std::string& lines, std::size_t count)
     if (lines.empty())
         return;
     std::string path = journal_path();
-    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!fd) {
+    if (!fd_) {
         std::error_code ec;
         std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-        fd = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!fd_)
+            throw Error("Failed to write " + path, errno_code(errno));
     }
-    if (!fd)
-        throw Error("Failed to write " + path, errno_code(errno));
     size_t off = 0;
     while (off < lines.size()) {
-        ssize_t n = write(fd.get(), lines.data() + off, lines.size() - off);
+        ssize_t n = write(fd_.get(), lines.data() + off, lines.size() - off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            throw Error("Failed to write " + path, errno_code(errno));
+            int err = errno;
+            fd_ = UniqueFd();
+            throw Error("Failed to write " + path, errno_code(err));
         }
         off += static_cast<size_t>(n);
     }
-    // The data, not the metadata's times: a line is durable once this returns.
-    if (fdatasync(fd.get()) != 0)
-        throw Error("Failed to write " + path, errno_code(errno));
+    unsynced_ = true;
     journal_lines_ += count;
+}
+
+StateFile::~StateFile()
+{
+    if (unsynced_ && fd_)
+        fdatasync(fd_.get());
+}
+
+void StateFile::sync()
+{
+    if (!unsynced_ || !fd_)
+        return;
+    // The data, not the file's times: the lines are durable once this returns.
+    if (fdatasync(fd_.get()) != 0) {
+        int err = errno;
+        fd_ = UniqueFd();
+        throw Error("Failed to write " + journal_path(), errno_code(err));
+    }
+    unsynced_ = false;
 }
 
 void StateFile::rewrite(const State& st)
@@ -415,10 +433,14 @@ void StateFile::rewrite(const State& st)
     save_state(path_, st);
     // Emptied, not removed: the next append needs no directory sync to exist.
     std::string path = journal_path();
-    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd || fsync(fd.get()) != 0)
-        throw Error("Failed to empty " + path, errno_code(errno));
+    fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd_ || fsync(fd_.get()) != 0) {
+        int err = errno;
+        fd_ = UniqueFd();
+        throw Error("Failed to empty " + path, errno_code(err));
+    }
     journal_lines_ = 0;
+    unsynced_ = false;
 }
 
 } // namespace connwatch

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "common/address.h"
 #include "common/block_kinds.h"
 
@@ -79,13 +80,21 @@ void apply_journal(std::string_view text, State& st, std::vector<std::string>* p
 class StateFile {
 public:
     explicit StateFile(std::string path) : path_(std::move(path)) {}
+    // Syncs what is not yet: a clean exit leaves every line on the disk.
+    ~StateFile();
+    StateFile(StateFile&&) = default;
     // The snapshot (load_state's rules: a missing file is an empty state, an
     // unreadable one moved aside) with the journal's changes applied; a journal
     // with bad lines is copied to PATH.journal.corrupt. `warning` says what
     // was wrong.
     State load(std::string* warning);
-    // Appends the lines (journal_add(), ...) and syncs them. Throws Error.
+    // Appends the lines (journal_add(), ...): in the kernel's page cache when
+    // this returns, so a crash of connwatchd loses none of them; on the disk
+    // after sync(). Throws Error.
     void append(const std::string& lines, std::size_t count);
+    // fdatasync()s what append() wrote since the last sync. Throws Error.
+    void sync();
+    bool unsynced() const { return unsynced_; }
     // A new snapshot of st, then an empty journal. A crash between the two
     // leaves a journal that the new snapshot already holds: replayed, it
     // changes nothing. Throws Error.
@@ -97,6 +106,8 @@ public:
 private:
     std::string path_;
     std::size_t journal_lines_ = 0;
+    UniqueFd fd_; // the journal, open for appending once something was
+    bool unsynced_ = false;
 };
 
 } // namespace connwatch

@@ -105,5 +105,7 @@ nlohmann::json dispatch(Handler& handler, const Request& request, const Peer& pe
 
 // The text of one value as the daemon writes it: compact, invalid UTF-8 replaced.
 std::string compact(const nlohmann::json& j);
+// A block's text, the same as compact(nlohmann::json(e)), appended to out.
+void append_json(std::string& out, const BlockEntry& e);
 
 } // namespace connwatch::protocol
