@@ -221,7 +221,10 @@ bool ControlServer::write_some(Client& c)
             if (!c.answer->more(c.out, kPieceBytes))
                 c.answer.reset();
             if (c.out.empty())
-                return false;
+                // Nothing this round but more to come: EPOLLOUT (level-
+                // triggered, the socket is writable) brings us back at once,
+                // after whatever else the event loop has to do.
+                return c.answer != nullptr;
         }
         ssize_t n = send_some(c.fd.get(), c.out, c.off);
         if (n < 0)

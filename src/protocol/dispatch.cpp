@@ -69,6 +69,11 @@ public:
                     left_--;
                 }
                 done_ = !more || left_ == 0;
+                // The cursor looked at its budget of entries and none matched:
+                // back to the event loop before looking at more (the socket is
+                // writable, so the server is called again at once).
+                if (!done_ && page.empty())
+                    break;
             }
             if (done_) {
                 out += "],\"ok\":true}\n";

@@ -79,8 +79,9 @@ Answer<T> answer_from(const nlohmann::json& j)
 class AnswerStream {
 public:
     virtual ~AnswerStream() = default;
-    // Appends the next piece of the line to out (at least about `want` bytes
-    // when there is that much left). False when nothing is left: the line,
+    // Appends the next piece of the line to out (about `want` bytes, or less
+    // -- even nothing -- when making more would hold the caller's event loop
+    // too long: a filter that matches little). False when nothing is left: the line,
     // with its '\n', is complete -- or cut short, when the handler's cursor
     // failed after the first piece was sent (the connection is closed then,
     // and the client sees an answer that ends early).

@@ -284,6 +284,43 @@ TEST(ListAnswer, PiecesMakeTheWholeAnswersLine)
     }
 }
 
+// A cursor whose pages often match nothing (a rare filter): the answer comes
+// back to the caller between them, and is whole at the end.
+TEST(ListAnswer, EmptyPagesReturnToTheCaller)
+{
+    class Sparse final : public BlockCursor {
+    public:
+        int calls = 0;
+        bool next(std::vector<BlockEntry>& out, size_t) override
+        {
+            if (++calls % 3 == 0)
+                out.push_back({Cidr::host(*Address::parse("10.0.0." + std::to_string(calls))),
+                               BlockOrigin::Scan, "", 1, 2, 3});
+            return calls < 30;
+        }
+    };
+    ListStream s;
+    auto sparse = std::make_unique<Sparse>();
+    auto* cursor = sparse.get();
+    s.blocks = std::move(sparse);
+    class One final : public ListOnly {
+    public:
+        ListStream* s;
+        Answer<ListStream> list(const ListRequest&, const Peer&) override { return std::move(*s); }
+    } h;
+    h.s = &s;
+    auto a = answer(h, ListRequest{}, Peer{});
+    std::string text;
+    int rounds = 0;
+    while (a->more(text, 1 << 20))
+        rounds++;
+    EXPECT_GE(rounds, 10) << "each empty page ends a round";
+    EXPECT_EQ(cursor->calls, 30);
+    auto j = nlohmann::json::parse(text);
+    EXPECT_EQ(j["blocks"].size(), 10u);
+    EXPECT_EQ(j["ok"], true);
+}
+
 // ---- the journal --------------------------------------------------------------------------
 
 TEST(StateJournal, RecordsReplayInOrderAndATornTailIsIgnored)
