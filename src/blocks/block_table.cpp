@@ -372,8 +372,10 @@ BlockTable::BulkRemoval BlockTable::unblock_many(const std::vector<Cidr>& prefix
             continue;
         if (meta_.count(p))
             known.push_back(p);
-        else if (maps_.remove_block(p)) // in the kernel all the same (no record yet)
-            forget(p, RemovalReason::Unblocked), out.removed.push_back(p);
+        else if (maps_.remove_block(p)) { // in the kernel all the same (no record yet)
+            forget(p, RemovalReason::Unblocked);
+            out.removed.push_back(p);
+        }
     }
     auto done = maps_.remove_blocks(known);
     for (size_t k = 0; k < known.size(); k++) {
