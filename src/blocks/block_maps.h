@@ -25,6 +25,25 @@ public:
     virtual bool add_block(const Cidr& prefix, const cw_block& b) = 0;
     virtual bool remove_block(const Cidr& prefix) = 0; // false: not there
     virtual std::vector<std::pair<Cidr, cw_block>> blocks() const = 0;
+    // Many at once (bulk imports): entry i added or removed as add_block or
+    // remove_block would, result[i] what it returned. One call each here;
+    // KernelMaps writes the exact addresses in batches.
+    virtual std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
+    {
+        std::vector<bool> done;
+        done.reserve(entries.size());
+        for (const auto& [c, b] : entries)
+            done.push_back(add_block(c, b));
+        return done;
+    }
+    virtual std::vector<bool> remove_blocks(const std::vector<Cidr>& prefixes)
+    {
+        std::vector<bool> done;
+        done.reserve(prefixes.size());
+        for (const auto& c : prefixes)
+            done.push_back(remove_block(c));
+        return done;
+    }
     virtual uint32_t host_block_capacity() const = 0;
 
     // What BlockTable uses to follow a million blocks without walking them

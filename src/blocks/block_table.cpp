@@ -9,9 +9,18 @@
 namespace connwatch {
 
 BlockTable::BlockTable(BlockMaps& maps, std::string state_path)
-    : maps_(maps), state_path_(std::move(state_path))
+    : maps_(maps), state_path_(std::move(state_path)), file_(state_path_)
 {
 }
+
+namespace {
+
+// The journal is rewritten as a snapshot once it holds more lines than this,
+// or than there are blocks: a change costs one line, amortized, and a start
+// replays at most about as many lines as the snapshot has records.
+constexpr std::size_t kMinJournalLines = 4096;
+
+} // namespace
 
 // A kernel entry with no record (the kernel made it a moment before a crash,
 // before the state file was written): what the entry itself says.
@@ -24,7 +33,7 @@ BlockRecord BlockTable::record_of(const Cidr& prefix, const cw_block& b) const
 BlockTable::Restored BlockTable::restore()
 {
     Restored out;
-    State st = load_state(state_path_, &out.warning);
+    State st = file_.load(&out.warning);
     runtime_ = st.allow;
     hosts_.clear();
     cidrs_.clear();
@@ -43,9 +52,7 @@ BlockTable::Restored BlockTable::restore()
     std::time_t now = std::time(nullptr);
     uint64_t now_ns = monotonic_now_ns();
     for (auto& r : st.blocks) {
-        bool present = r.prefix.is_host() ? hosts_.find(r.prefix.address().to_abi()) != nullptr
-                                          : cidrs_.count(r.prefix) != 0;
-        if (present) {
+        if (present(r.prefix)) {
             keep_record(std::move(r));
             continue;
         }
@@ -62,6 +69,7 @@ BlockTable::Restored BlockTable::restore()
             out.restored++;
         }
     }
+    rewrite_ = true; // what was read, as it is now: one snapshot, no journal
     mark_dirty();
     return out;
 }
@@ -91,7 +99,13 @@ void BlockTable::forget(const Cidr& prefix)
         cidrs_.erase(it);
     }
     if (erase_record(prefix))
-        mark_dirty();
+        note(journal_remove(prefix));
+}
+
+bool BlockTable::present(const Cidr& prefix) const
+{
+    return prefix.is_host() ? hosts_.find(prefix.address().to_abi()) != nullptr
+                            : cidrs_.count(prefix) != 0;
 }
 
 bool BlockTable::keep_record(BlockRecord r)
@@ -219,7 +233,7 @@ BlockTable::AllowUpdate BlockTable::allow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        mark_dirty();
+        note(journal_allow(runtime_));
     }
     return u;
 }
@@ -241,7 +255,7 @@ BlockTable::AllowUpdate BlockTable::disallow(const Cidr& prefix)
     u.error = apply(wanted(runtime), &u.lifted);
     if (u.error.empty()) {
         runtime_ = std::move(runtime);
-        mark_dirty();
+        note(journal_allow(runtime_));
     }
     return u;
 }
@@ -287,9 +301,7 @@ std::string BlockTable::danger(const Cidr& prefix) const
     return why;
 }
 
-std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
-                                                         std::optional<std::chrono::seconds> duration,
-                                                         std::string reason, bool force)
+std::string BlockTable::refusal(const Cidr& prefix, bool force) const
 {
     if (auto a = allow_covering(prefix))
         return prefix.str() + " is covered by the allow entry " + a->str() +
@@ -298,24 +310,37 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
         if (auto why = danger(prefix); !why.empty())
             return "not blocking " + prefix.str() + ": " + why +
                    "; repeat with --force (\"force\": true) if you really mean it";
+    return "";
+}
+
+std::string BlockTable::full_message(const Cidr& prefix) const
+{
+    if (prefix.is_host())
+        return "the blocklist is full (max-blocks " + std::to_string(maps_.host_block_capacity()) +
+               "): unblock entries or raise max-blocks";
+    return "the CIDR blocklist is full (max-cidr-blocks " +
+           std::to_string(maps_.cidr_block_capacity()) +
+           "): unblock entries or raise max-cidr-blocks";
+}
+
+std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
+                                                         std::optional<std::chrono::seconds> duration,
+                                                         std::string reason, bool force)
+{
+    if (auto why = refusal(prefix, force); !why.empty())
+        return why;
     cw_block b{};
     b.created_ns = monotonic_now_ns();
     b.expires_ns = deadline_ns(b.created_ns, duration.value_or(std::chrono::seconds(0)));
     b.origin = CW_ORIGIN_MANUAL;
-    if (!maps_.add_block(prefix, b)) {
-        if (prefix.is_host())
-            return "the blocklist is full (max-blocks " +
-                   std::to_string(maps_.host_block_capacity()) +
-                   "): unblock entries or raise max-blocks";
-        return "the CIDR blocklist is full (max-cidr-blocks " +
-               std::to_string(maps_.cidr_block_capacity()) + "): unblock entries or raise max-cidr-blocks";
-    }
+    if (!maps_.add_block(prefix, b))
+        return full_message(prefix);
     BlockRecord r{prefix, BlockOrigin::Manual, std::move(reason), std::time(nullptr),
                   b.expires_ns ? wall_time_of(b.expires_ns) : 0};
     note_block(prefix, b);
     keep_record(r);
     manual_added_++;
-    mark_dirty();
+    note(journal_add(r));
     return r;
 }
 
@@ -325,16 +350,20 @@ bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
         forget(prefix); // not in the kernel (any more): nor here
         return false;
     }
+    forget_removed(prefix, why);
+    return true;
+}
+
+void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
+{
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
     // window" and let it scan again unseen. (Prefix blocks are never made by
     // a scan, and the state is per address.)
     if (prefix.is_host())
         maps_.reset_scan_state(prefix.address());
-    forget(prefix);
+    forget(prefix); // the record, and its journal line
     removed_[why]++;
-    mark_dirty();
-    return true;
 }
 
 bool BlockTable::unblock(const Cidr& prefix)
@@ -366,8 +395,9 @@ void BlockTable::record_scan_block(const Address& src, std::string reason, std::
         return;
     hosts_.put(key, b->expires_ns, b->origin);
     Cidr host = Cidr::host(src);
-    if (keep_record({host, BlockOrigin::Scan, std::move(reason), created, expires}))
-        mark_dirty();
+    BlockRecord r{host, BlockOrigin::Scan, std::move(reason), created, expires};
+    if (keep_record(r))
+        note(journal_add(r));
 }
 
 void BlockTable::reconcile()
@@ -392,9 +422,11 @@ void BlockTable::reconcile()
     // The round is complete: what it never saw is not in the kernel any more
     // (deleted behind connwatchd's back, bpftool, another process).
     round_open_ = false;
-    for (const auto& k : hosts_.end_round())
-        if (erase_record(Cidr::host(Address(k))))
-            mark_dirty();
+    for (const auto& k : hosts_.end_round()) {
+        Cidr host = Cidr::host(Address(k));
+        if (erase_record(host))
+            note(journal_remove(host));
+    }
 }
 
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
@@ -449,6 +481,83 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
     return s;
 }
 
+// ---- many at once ---------------------------------------------------------------
+
+BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items, bool force)
+{
+    BulkResult out;
+    // The entries the kernel is asked for, and their index in items.
+    std::vector<std::pair<Cidr, cw_block>> batch;
+    std::vector<size_t> index;
+    std::set<Cidr> seen;
+    const uint64_t now_ns = monotonic_now_ns();
+    for (size_t i = 0; i < items.size(); i++) {
+        const auto& it = items[i];
+        // An existing block is left as it is (its expiry, its reason): an
+        // import run again changes nothing.
+        if (present(it.prefix) || !seen.insert(it.prefix).second) {
+            out.present++;
+            continue;
+        }
+        if (auto why = refusal(it.prefix, force); !why.empty()) {
+            out.refused.emplace_back(i, std::move(why));
+            continue;
+        }
+        cw_block b{};
+        b.created_ns = now_ns;
+        b.expires_ns = deadline_ns(now_ns, it.duration.value_or(std::chrono::seconds(0)));
+        b.origin = CW_ORIGIN_MANUAL;
+        batch.emplace_back(it.prefix, b);
+        index.push_back(i);
+    }
+    auto done = maps_.add_blocks(batch);
+    const std::time_t now = std::time(nullptr);
+    for (size_t k = 0; k < batch.size(); k++) {
+        const auto& [prefix, b] = batch[k];
+        if (k >= done.size() || !done[k]) {
+            out.refused.emplace_back(index[k], full_message(prefix));
+            continue;
+        }
+        BlockRecord r{prefix, BlockOrigin::Manual, items[index[k]].reason, now,
+                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+        note_block(prefix, b);
+        keep_record(r);
+        note(journal_add(r));
+        out.added.push_back(std::move(r));
+        manual_added_++;
+    }
+    std::sort(out.refused.begin(), out.refused.end());
+    return out;
+}
+
+BlockTable::BulkRemoval BlockTable::unblock_many(const std::vector<Cidr>& prefixes)
+{
+    BulkRemoval out;
+    // Only what the table knows of goes into the batch: a batch delete stops
+    // at the first key that is not there.
+    std::vector<Cidr> known;
+    std::set<Cidr> seen;
+    for (const auto& p : prefixes) {
+        if (!seen.insert(p).second)
+            continue;
+        if (present(p))
+            known.push_back(p);
+        else if (maps_.remove_block(p)) { // in the kernel all the same (not indexed yet)
+            forget_removed(p, RemovalReason::Unblocked);
+            out.removed.push_back(p);
+        }
+    }
+    auto done = maps_.remove_blocks(known);
+    for (size_t k = 0; k < known.size(); k++) {
+        if (k < done.size() && done[k]) {
+            forget_removed(known[k], RemovalReason::Unblocked);
+            out.removed.push_back(known[k]);
+        }
+    }
+    out.absent = prefixes.size() - out.removed.size();
+    return out;
+}
+
 // ---- views -----------------------------------------------------------------------
 
 std::vector<BlockView> BlockTable::list() const
@@ -466,6 +575,56 @@ std::vector<BlockView> BlockTable::list() const
         return ea != eb ? ea < eb : a.record.prefix < b.record.prefix;
     });
     return rows;
+}
+
+bool BlockTable::ListFilter::passes(const BlockRecord& r) const
+{
+    if (origin && r.origin != *origin)
+        return false;
+    // Two prefixes overlap exactly when one covers the other.
+    if (match && !match->covers(r.prefix) && !r.prefix.covers(*match))
+        return false;
+    return true;
+}
+
+BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListCursor& from,
+                                           size_t max, size_t budget) const
+{
+    ListPage page;
+    page.next = from;
+    auto take = [&](BlockRecord r) {
+        if (filter.passes(r))
+            page.records.push_back(std::move(r));
+    };
+    if (!from.hosts) {
+        // cidrs_ is ordered by prefix: a page resumes in O(log n).
+        auto it = from.after ? cidrs_.upper_bound(*from.after) : cidrs_.begin();
+        for (; it != cidrs_.end() && page.records.size() < max && budget > 0; ++it, budget--) {
+            page.next.after = it->first;
+            auto m = meta_.find(it->first);
+            take(m != meta_.end() ? m->second : record_of(it->first, it->second));
+        }
+        if (it != cidrs_.end())
+            return page;
+        page.next.hosts = true;
+        page.next.bucket = 0;
+        if (hosts_.size() == 0) {
+            page.end = true;
+            return page;
+        }
+        if (!page.records.empty() || budget == 0)
+            return page; // the addresses from the next page on
+    }
+    uint64_t next = maps_.host_block_slice(
+        page.next.bucket, std::max<size_t>(std::min(budget, max), 1), [&](const cw_addr& k, const cw_block& b) {
+            Cidr host = Cidr::host(Address(k));
+            auto m = meta_.find(host);
+            take(m != meta_.end() ? m->second : record_of(host, b));
+        });
+    // A failed walk ends the list: resuming it could list entries twice.
+    page.end = next == 0 || next == BlockMaps::kSliceFailed;
+    page.next.bucket = next;
+    return page;
 }
 
 BlockCounts BlockTable::counts() const
@@ -495,6 +654,16 @@ uint64_t BlockTable::removed(RemovalReason r) const
 
 // ---- persistence -----------------------------------------------------------------
 
+void BlockTable::note(std::string line)
+{
+    // A snapshot is due anyway: the lines would only be thrown away.
+    if (!rewrite_) {
+        pending_ += line;
+        pending_lines_++;
+    }
+    mark_dirty();
+}
+
 void BlockTable::mark_dirty()
 {
     dirty_ = true;
@@ -503,16 +672,44 @@ void BlockTable::mark_dirty()
 
 BlockTable::Save BlockTable::save_if_dirty()
 {
-    if (!dirty_)
+    if (!dirty_ && !file_.unsynced())
         return {};
-    State st;
-    for (const auto& [c, r] : meta_)
-        st.blocks.push_back(r);
-    st.allow = runtime_;
+    if (file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, meta_.size()))
+        rewrite_ = true;
     Save out;
     try {
-        save_state(state_path_, st);
+        auto snapshot = [&] {
+            State st;
+            st.blocks.reserve(meta_.size());
+            for (const auto& [c, r] : meta_)
+                st.blocks.push_back(r);
+            st.allow = runtime_;
+            file_.rewrite(st);
+        };
+        if (!rewrite_) {
+            try {
+                file_.append(pending_, pending_lines_);
+                const uint64_t now = monotonic_now_ns();
+                if (now - synced_ns_ >= kNsPerSec) {
+                    file_.sync();
+                    synced_ns_ = now;
+                }
+            } catch (const Error&) {
+                // What the journal got of it is unknown (half a line?): a
+                // snapshot, which empties it, or the snapshot's error.
+                rewrite_ = true;
+            }
+        }
+        if (rewrite_)
+            snapshot();
+        rewrite_ = false;
+        pending_.clear();
+        pending_lines_ = 0;
     } catch (const Error& e) {
+        rewrite_ = true; // the retry writes a snapshot
+
+        pending_.clear();
+        pending_lines_ = 0;
         out.error = e.what();
         // Retried every second: the same failure of the same changes is said once.
         out.say = out.error != save_error_ || unsaid_change_;

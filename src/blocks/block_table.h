@@ -109,9 +109,54 @@ public:
     };
     Sweep sweep_expired(uint64_t now_ns);
 
+    // ---- many at once (connwatchctl block --file): block()'s policy entry by
+    // entry, the kernel's maps written in batches.
+    struct BulkItem {
+        Cidr prefix;
+        std::optional<std::chrono::seconds> duration; // absent or 0: until removed
+        std::string reason;
+    };
+    struct BulkResult {
+        std::vector<BlockRecord> added;
+        size_t present = 0; // already blocked (or twice in the list): left as they are
+        std::vector<std::pair<size_t, std::string>> refused; // index in items, why
+    };
+    BulkResult block_many(const std::vector<BulkItem>& items, bool force);
+    struct BulkRemoval {
+        std::vector<Cidr> removed;
+        size_t absent = 0; // not blocked
+    };
+    BulkRemoval unblock_many(const std::vector<Cidr>& prefixes);
+
     // ---- views
     // Every block, soonest expiry first, blocks without one last.
     std::vector<BlockView> list() const;
+    // A page of the blocks: the prefix blocks first, in address order (Cidr's),
+    // then the single addresses in the kernel's own order (its hash buckets:
+    // a walk that resumes where it stopped, whatever was added or removed
+    // meanwhile, with no copy of a million entries). Those that pass the
+    // filter, from `from` on; `budget` bounds the entries looked at, so that
+    // a page of a rare filter costs a bounded time. A page may hold more than
+    // `max` (the kernel hands out whole buckets); the caller keeps the rest.
+    // Blocks added or removed during a listing are listed or not, none twice.
+    struct ListFilter {
+        std::optional<BlockOrigin> origin;
+        // Blocks overlapping it: inside it, or covering it.
+        std::optional<Cidr> match;
+        bool passes(const BlockRecord& r) const;
+    };
+    struct ListCursor {
+        bool hosts = false;        // past the prefix blocks
+        std::optional<Cidr> after; // the last prefix block looked at
+        uint64_t bucket = 0;       // where the kernel walk goes on (BlockMaps' slice cursor)
+    };
+    struct ListPage {
+        std::vector<BlockRecord> records;
+        ListCursor next;
+        bool end = false;
+    };
+    ListPage list_page(const ListFilter& filter, const ListCursor& from, size_t max,
+                       size_t budget) const;
     // Kept, not walked: what the index and the prefix list hold.
     BlockCounts counts() const;
     // The userspace memory the blocks take (index, prefix list, records), in
@@ -136,8 +181,14 @@ public:
     uint64_t removed(RemovalReason r) const;
 
     // ---- persistence
-    // Writes the state file if anything changed since the last write. A failure
-    // leaves the table dirty: the next call (the Manager's, every second) retries.
+    // Writes what changed since the last write: its lines appended to the
+    // journal, or -- when the journal has outgrown the blocks (or a write
+    // failed, or after restore) -- a new snapshot and an empty journal. A
+    // failure leaves the table dirty: the next call (the Manager's, every
+    // second) retries, with a snapshot. Journal lines are synced to the disk
+    // at most once a second (an fdatasync costs milliseconds: one per block
+    // made one by one cost seconds per thousand): a call a second later, or
+    // the Manager's tick, syncs what the calls before wrote.
     struct Save {
         std::string error; // why the write failed; empty: written, or nothing to write
         // Worth a line in the log: a failure that is new (the first, a different
@@ -156,9 +207,15 @@ private:
     void note_block(const Cidr& prefix, const cw_block& b);
     // It is gone from the kernel: forget it and its record.
     void forget(const Cidr& prefix);
+    bool present(const Cidr& prefix) const; // indexed: the kernel holds it
     bool keep_record(BlockRecord r); // false: a scan record past kMaxScanRecords
     bool erase_record(const Cidr& prefix);
     void reconcile();
+    // What follows a block's removal from the kernel.
+    void forget_removed(const Cidr& prefix, RemovalReason why);
+    // Why block() refuses prefix before it asks the kernel, or "".
+    std::string refusal(const Cidr& prefix, bool force) const;
+    std::string full_message(const Cidr& prefix) const;
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
@@ -181,6 +238,13 @@ private:
     size_t scan_records_ = 0;
     uint64_t reconcile_cursor_ = 0;
     bool round_open_ = false;
+    StateFile file_;
+    // Journal lines not written yet (save_if_dirty writes them), and how many.
+    std::string pending_;
+    std::size_t pending_lines_ = 0;
+    bool rewrite_ = false; // the next save writes a snapshot, not journal lines
+    uint64_t synced_ns_ = 0; // when the journal was last synced (monotonic)
+    void note(std::string line);
     std::vector<Cidr> configured_, runtime_, own_;
     std::set<Cidr> applied_; // what the kernel's allowlist holds, as we made it
     uint64_t manual_added_ = 0;

@@ -29,4 +29,49 @@ std::vector<std::pair<Cidr, cw_block>> KernelMaps::blocks() const
     return out;
 }
 
+// The exact addresses in one batch each way; what the batch did not do (a
+// full map, a key not there, an old kernel) and the CIDR trie's entries (the
+// LPM trie has no batch operations) one by one.
+std::vector<bool> KernelMaps::add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
+{
+    std::vector<bool> done(entries.size(), false);
+    std::vector<std::size_t> hosts;
+    std::vector<cw_addr> keys;
+    std::vector<cw_block> values;
+    for (std::size_t i = 0; i < entries.size(); i++) {
+        if (!entries[i].first.is_host())
+            continue;
+        hosts.push_back(i);
+        keys.push_back(entries[i].first.address().to_abi());
+        values.push_back(entries[i].second);
+    }
+    std::size_t n = prog_.block_add_batch(keys, values);
+    for (std::size_t k = 0; k < hosts.size(); k++)
+        done[hosts[k]] = k < n || prog_.block_add(entries[hosts[k]].first.address(), values[k]);
+    for (std::size_t i = 0; i < entries.size(); i++)
+        if (!entries[i].first.is_host())
+            done[i] = prog_.cidr_block_add(entries[i].first, entries[i].second);
+    return done;
+}
+
+std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
+{
+    std::vector<bool> done(prefixes.size(), false);
+    std::vector<std::size_t> hosts;
+    std::vector<cw_addr> keys;
+    for (std::size_t i = 0; i < prefixes.size(); i++) {
+        if (!prefixes[i].is_host())
+            continue;
+        hosts.push_back(i);
+        keys.push_back(prefixes[i].address().to_abi());
+    }
+    std::size_t n = prog_.block_remove_batch(keys);
+    for (std::size_t k = 0; k < hosts.size(); k++)
+        done[hosts[k]] = k < n || prog_.block_remove(prefixes[hosts[k]].address());
+    for (std::size_t i = 0; i < prefixes.size(); i++)
+        if (!prefixes[i].is_host())
+            done[i] = prog_.cidr_block_remove(prefixes[i]);
+    return done;
+}
+
 } // namespace connwatch

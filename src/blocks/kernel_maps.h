@@ -27,6 +27,8 @@ public:
     {
         return prog_.block_remove_many(keys);
     }
+    std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries) override;
+    std::vector<bool> remove_blocks(const std::vector<Cidr>& prefixes) override;
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
     uint32_t cidr_block_capacity() const override { return prog_.cidr_block_capacity(); }
     void reset_scan_state(const Address& source) override { prog_.scan_state_remove(source); }

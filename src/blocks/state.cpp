@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -120,7 +122,36 @@ std::optional<std::string> read_file(const std::string& path)
 
 State parse_state(std::string_view text, std::vector<std::string>* problems)
 {
-    auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    // Each record is read as soon as it is whole and then dropped from the
+    // parser's tree: a million-block file costs its records, not a JSON
+    // document of them (several times their size).
+    State st;
+    std::string section;
+    std::size_t index[2] = {0, 0}; // blocks, allow
+    auto cb = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        using E = nlohmann::json::parse_event_t;
+        if (event == E::key && depth == 1) {
+            section = parsed.get<std::string>();
+            index[0] = index[1] = 0;
+        }
+        bool element_end = depth == 2 && (event == E::object_end || event == E::array_end ||
+                                          event == E::value);
+        if (!element_end || (section != "blocks" && section != "allow"))
+            return true;
+        bool blocks = section == "blocks";
+        std::size_t i = index[blocks ? 0 : 1]++;
+        try {
+            if (blocks)
+                st.blocks.push_back(block_from(parsed));
+            else
+                st.allow.push_back(cidr_from(parsed));
+        } catch (const BadRecord& e) {
+            if (problems)
+                problems->push_back(section + "[" + std::to_string(i) + "]: " + e.what());
+        }
+        return false;
+    };
+    auto j = nlohmann::json::parse(text, cb, /*allow_exceptions=*/false);
     if (j.is_discarded())
         throw std::runtime_error("not JSON");
     if (!j.is_object())
@@ -130,42 +161,116 @@ State parse_state(std::string_view text, std::vector<std::string>* problems)
         *version != nlohmann::json(kStateVersion))
         throw std::runtime_error("unknown version " +
                                  (version == j.end() ? std::string("(none)") : version->dump()));
-    State st;
-    const auto& blocks = list_at(j, "blocks");
-    const auto& allow = list_at(j, "allow");
-    for (std::size_t i = 0; i < blocks.size(); i++) {
-        try {
-            st.blocks.push_back(block_from(blocks[i]));
-        } catch (const BadRecord& e) {
-            if (problems)
-                problems->push_back("blocks[" + std::to_string(i) + "]: " + e.what());
-        }
-    }
-    for (std::size_t i = 0; i < allow.size(); i++) {
-        try {
-            st.allow.push_back(cidr_from(allow[i]));
-        } catch (const BadRecord& e) {
-            if (problems)
-                problems->push_back("allow[" + std::to_string(i) + "]: " + e.what());
-        }
-    }
+    list_at(j, "blocks");
+    list_at(j, "allow");
     return st;
 }
 
+namespace {
+
+nlohmann::json record_json(const BlockRecord& b)
+{
+    return {{"prefix", b.prefix.str()},
+            {"origin", to_string(b.origin)},
+            {"reason", b.reason},
+            {"created", b.created},
+            {"expires", b.expires}};
+}
+
+std::string dump(const nlohmann::json& j)
+{
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace
+
 std::string format_state(const State& state)
 {
-    nlohmann::json j{{"version", kStateVersion},
-                     {"blocks", nlohmann::json::array()},
-                     {"allow", nlohmann::json::array()}};
-    for (const auto& b : state.blocks)
-        j["blocks"].push_back({{"prefix", b.prefix.str()},
-                               {"origin", to_string(b.origin)},
-                               {"reason", b.reason},
-                               {"created", b.created},
-                               {"expires", b.expires}});
-    for (const auto& a : state.allow)
-        j["allow"].push_back(a.str());
-    return j.dump(1) + "\n";
+    // Record by record, as parse_state reads it: never one tree of them all.
+    std::string out = "{\n \"version\": " + std::to_string(kStateVersion) + ",\n \"blocks\": [";
+    for (std::size_t i = 0; i < state.blocks.size(); i++)
+        out += (i ? ",\n  " : "\n  ") + dump(record_json(state.blocks[i]));
+    out += state.blocks.empty() ? "],\n \"allow\": [" : "\n ],\n \"allow\": [";
+    for (std::size_t i = 0; i < state.allow.size(); i++)
+        out += (i ? ",\n  " : "\n  ") + dump(state.allow[i].str());
+    out += state.allow.empty() ? "]\n}\n" : "\n ]\n}\n";
+    return out;
+}
+
+// ---- the journal --------------------------------------------------------------------
+
+std::string journal_add(const BlockRecord& r)
+{
+    // By hand, not through a JSON object: a bulk import writes a million of
+    // these. Only the reason needs the library's escaping.
+    std::string out = "{\"add\":{\"prefix\":\"";
+    out += r.prefix.str();
+    out += "\",\"origin\":\"";
+    out += to_string(r.origin);
+    out += "\",\"reason\":";
+    out += dump(r.reason);
+    out += ",\"created\":";
+    out += std::to_string(r.created);
+    out += ",\"expires\":";
+    out += std::to_string(r.expires);
+    out += "}}\n";
+    return out;
+}
+
+std::string journal_remove(const Cidr& prefix)
+{
+    return dump({{"remove", prefix.str()}}) + "\n";
+}
+
+std::string journal_allow(const std::vector<Cidr>& runtime)
+{
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : runtime)
+        list.push_back(c.str());
+    return dump({{"allow", list}}) + "\n";
+}
+
+void apply_journal(std::string_view text, State& st, std::vector<std::string>* problems)
+{
+    std::map<Cidr, BlockRecord> blocks;
+    for (auto& b : st.blocks)
+        blocks[b.prefix] = std::move(b);
+    std::size_t number = 0;
+    while (!text.empty()) {
+        auto nl = text.find('\n');
+        if (nl == std::string_view::npos)
+            break; // torn: the crash came while this line was written
+        auto line = text.substr(0, nl);
+        text.remove_prefix(nl + 1);
+        number++;
+        try {
+            auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+            if (j.is_discarded() || !j.is_object() || j.size() != 1)
+                throw BadRecord("not a journal record");
+            if (auto a = j.find("add"); a != j.end()) {
+                auto r = block_from(*a);
+                blocks[r.prefix] = std::move(r);
+            } else if (auto d = j.find("remove"); d != j.end()) {
+                blocks.erase(cidr_from(*d));
+            } else if (auto l = j.find("allow"); l != j.end()) {
+                if (!l->is_array())
+                    throw BadRecord("\"allow\" is not a list");
+                std::vector<Cidr> allow;
+                for (const auto& c : *l)
+                    allow.push_back(cidr_from(c));
+                st.allow = std::move(allow);
+            } else {
+                throw BadRecord("unknown record " + dump(j.begin().key()));
+            }
+        } catch (const BadRecord& e) {
+            if (problems)
+                problems->push_back("journal line " + std::to_string(number) + ": " + e.what());
+        }
+    }
+    st.blocks.clear();
+    st.blocks.reserve(blocks.size());
+    for (auto& [c, r] : blocks)
+        st.blocks.push_back(std::move(r));
 }
 
 State load_state(const std::string& path, std::string* warning)
@@ -237,6 +342,118 @@ void save_state(const std::string& path, const State& state)
     UniqueFd dfd(open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dfd)
         fsync(dfd.get());
+}
+
+} // namespace connwatch
+
+namespace connwatch {
+
+State StateFile::load(std::string* warning)
+{
+    std::string w;
+    State st = load_state(path_, &w);
+    journal_lines_ = 0;
+    std::optional<std::string> text;
+    try {
+        text = read_file(journal_path());
+    } catch (const std::exception& e) {
+        w += (w.empty() ? "" : "; ") + std::string("the journal ") + journal_path() +
+             " could not be read (" + e.what() + "): the changes since the last snapshot are "
+             "lost";
+    }
+    if (text) {
+        std::vector<std::string> problems;
+        apply_journal(*text, st, &problems);
+        journal_lines_ = static_cast<std::size_t>(std::count(text->begin(), text->end(), '\n'));
+        // A torn last line goes, or the next line appended would join it
+        // and be lost with it.
+        if (!text->empty() && text->back() != '\n') {
+            auto keep = text->rfind('\n');
+            if (truncate(journal_path().c_str(),
+                         keep == std::string::npos ? 0 : static_cast<off_t>(keep + 1)) != 0)
+                w += (w.empty() ? "" : "; ") + std::string("cannot cut the torn last line off ") +
+                     journal_path() + ": " + std::strerror(errno);
+        }
+        if (!problems.empty()) {
+            std::error_code ec;
+            std::filesystem::copy_file(journal_path(), journal_path() + ".corrupt",
+                                       std::filesystem::copy_options::overwrite_existing, ec);
+            std::string named;
+            for (std::size_t i = 0; i < problems.size() && i < kProblemsNamed; i++)
+                named += (named.empty() ? "" : "; ") + problems[i];
+            if (problems.size() > kProblemsNamed)
+                named += "; " + std::to_string(problems.size() - kProblemsNamed) + " more";
+            w += (w.empty() ? "" : "; ") + std::string("the journal ") + journal_path() + " has " +
+                 std::to_string(problems.size()) + " unreadable record" +
+                 (problems.size() == 1 ? "" : "s") + " (" + named + "), skipped" +
+                 (ec ? "" : "; the file as it was is in " + journal_path() + ".corrupt");
+        }
+    }
+    if (warning)
+        *warning = w;
+    return st;
+}
+
+void StateFile::append(const std::string& lines, std::size_t count)
+{
+    if (lines.empty())
+        return;
+    std::string path = journal_path();
+    if (!fd_) {
+        std::error_code ec;
+        std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+        fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!fd_)
+            throw Error("Failed to write " + path, errno_code(errno));
+    }
+    size_t off = 0;
+    while (off < lines.size()) {
+        ssize_t n = write(fd_.get(), lines.data() + off, lines.size() - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            fd_ = UniqueFd();
+            throw Error("Failed to write " + path, errno_code(err));
+        }
+        off += static_cast<size_t>(n);
+    }
+    unsynced_ = true;
+    journal_lines_ += count;
+}
+
+StateFile::~StateFile()
+{
+    if (unsynced_ && fd_)
+        fdatasync(fd_.get());
+}
+
+void StateFile::sync()
+{
+    if (!unsynced_ || !fd_)
+        return;
+    // The data, not the file's times: the lines are durable once this returns.
+    if (fdatasync(fd_.get()) != 0) {
+        int err = errno;
+        fd_ = UniqueFd();
+        throw Error("Failed to write " + journal_path(), errno_code(err));
+    }
+    unsynced_ = false;
+}
+
+void StateFile::rewrite(const State& st)
+{
+    save_state(path_, st);
+    // Emptied, not removed: the next append needs no directory sync to exist.
+    std::string path = journal_path();
+    fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd_ || fsync(fd_.get()) != 0) {
+        int err = errno;
+        fd_ = UniqueFd();
+        throw Error("Failed to empty " + path, errno_code(err));
+    }
+    journal_lines_ = 0;
+    unsynced_ = false;
 }
 
 } // namespace connwatch

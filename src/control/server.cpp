@@ -28,11 +28,31 @@ constexpr std::chrono::seconds kRequestTimeout{5};
 constexpr std::chrono::seconds kAnswerTimeout{10};
 constexpr std::size_t kMaxClients = 32;
 
-// Replacing invalid UTF-8 (an interface name may hold any bytes) rather than
-// throwing: process() must not throw.
+// How much of an answer is made ahead of the client: about one socket
+// buffer's worth, so that a fast reader is fed in few rounds of the loop and a
+// slow one costs this much.
+constexpr std::size_t kPieceBytes = 64 * 1024;
+
 std::string line_of(const nlohmann::json& response)
 {
-    return response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return protocol::compact(response) + "\n";
+}
+
+std::unique_ptr<protocol::AnswerStream> error_answer(const std::string& message)
+{
+    class Line final : public protocol::AnswerStream {
+    public:
+        explicit Line(std::string t) : text_(std::move(t)) {}
+        bool more(std::string& out, std::size_t) override
+        {
+            out += text_;
+            return false;
+        }
+
+    private:
+        std::string text_;
+    };
+    return std::make_unique<Line>(line_of(protocol::error_response(message)));
 }
 
 // What fits in the socket's buffer now; -1 when the peer is gone.
@@ -137,7 +157,7 @@ void ControlServer::accept_clients()
         int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        Client c{UniqueFd(fd), {}, {}, {}, 0, std::chrono::steady_clock::now()};
+        Client c{UniqueFd(fd), {}, {}, nullptr, {}, 0, false, std::chrono::steady_clock::now()};
         ucred cred{};
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -169,9 +189,11 @@ void ControlServer::accept_clients()
 // Queues the answer and sends what the socket takes now; the rest goes out as
 // the client reads (EPOLLOUT), however large the answer and slow the reader.
 // Returns false when the client is done with (answered in full, or gone).
-bool ControlServer::reply(int fd, Client& c, const nlohmann::json& response)
+bool ControlServer::reply(int fd, Client& c, std::unique_ptr<protocol::AnswerStream> answer)
 {
-    c.out = line_of(response);
+    c.answer = std::move(answer);
+    c.answering = true;
+    c.out.clear();
     c.off = 0;
     c.in.clear();
     c.started = std::chrono::steady_clock::now(); // the answer's deadline counts from here
@@ -189,7 +211,21 @@ bool ControlServer::reply(int fd, Client& c, const nlohmann::json& response)
 // False when there is nothing more to do for this client.
 bool ControlServer::write_some(Client& c)
 {
-    while (c.off < c.out.size()) {
+    for (;;) {
+        if (c.off == c.out.size()) {
+            // The client has all of the piece: make the next one, if any.
+            if (!c.answer)
+                return false;
+            c.out.clear();
+            c.off = 0;
+            if (!c.answer->more(c.out, kPieceBytes))
+                c.answer.reset();
+            if (c.out.empty())
+                // Nothing this round but more to come: EPOLLOUT (level-
+                // triggered, the socket is writable) brings us back at once,
+                // after whatever else the event loop has to do.
+                return c.answer != nullptr;
+        }
         ssize_t n = send_some(c.fd.get(), c.out, c.off);
         if (n < 0)
             return false; // the client went away
@@ -200,7 +236,6 @@ bool ControlServer::write_some(Client& c)
         // long the answer; only one that stops reading is cut off.
         c.started = std::chrono::steady_clock::now();
     }
-    return false;
 }
 
 void ControlServer::drop(int fd)
@@ -215,7 +250,7 @@ void ControlServer::serve(int fd, uint32_t events)
     if (it == clients_.end())
         return;
     Client& c = it->second;
-    if (!c.out.empty()) {
+    if (c.answering) {
         // Answering: only the rest of the answer matters now.
         if ((events & (EPOLLERR | EPOLLHUP)) || !write_some(c))
             drop(fd);
@@ -227,8 +262,8 @@ void ControlServer::serve(int fd, uint32_t events)
         if (n > 0) {
             c.in.append(buf, static_cast<size_t>(n));
             if (c.in.size() > kMaxRequestBytes + 1) {
-                if (!reply(fd, c, error_response("request too large (at most " +
-                                                 std::to_string(kMaxRequestBytes) + " bytes)")))
+                if (!reply(fd, c, error_answer("request too large (at most " +
+                                               std::to_string(kMaxRequestBytes) + " bytes)")))
                     drop(fd);
                 return;
             }
@@ -246,10 +281,10 @@ void ControlServer::serve(int fd, uint32_t events)
     auto parsed = protocol::parse_request(line);
     bool more = false;
     if (auto* err = std::get_if<std::string>(&parsed))
-        more = reply(fd, c, error_response(*err));
+        more = reply(fd, c, error_answer(*err));
     else
         more = reply(fd, c,
-                     protocol::dispatch(handler_, std::get<protocol::Request>(parsed), c.peer));
+                     protocol::answer(handler_, std::get<protocol::Request>(parsed), c.peer));
     if (!more)
         drop(fd);
 }
@@ -259,7 +294,7 @@ void ControlServer::expire_slow_clients()
     auto now = std::chrono::steady_clock::now();
     std::vector<int> slow;
     for (const auto& [fd, c] : clients_)
-        if (now - c.started > (c.out.empty() ? kRequestTimeout : kAnswerTimeout))
+        if (now - c.started > (c.answering ? kAnswerTimeout : kRequestTimeout))
             slow.push_back(fd);
     for (int fd : slow)
         drop(fd);

@@ -8,12 +8,14 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "base/unique_fd.h"
 #include "protocol/protocol.h"
+#include "protocol/wire.h"
 
 namespace connwatch {
 
@@ -21,8 +23,9 @@ namespace connwatch {
 // (root, or a member of the control group), reads one request line with a size
 // limit and answers it. All non-blocking, driven by the daemon's epoll loop
 // through fd(): a slow, silent or non-reading client never stalls the daemon.
-// An answer waits in the client's own buffer until it is read (at most
-// kMaxClients of them, each the size of one answer).
+// An answer is made a piece at a time as the client reads it (at most
+// kMaxClients of them, each holding one piece: a page of a long list), so a
+// million-block list costs the daemon a page per reader, not the list.
 class ControlServer {
 public:
     // Creates the socket (replacing a stale one), mode 0660, owned by `group`
@@ -49,13 +52,18 @@ private:
         UniqueFd fd;
         protocol::Peer peer;
         std::string in;  // the request, as it arrives
-        std::string out; // the answer, once there is one
-        size_t off = 0;  // how much of it was sent
+        // The answer, made a piece at a time as the client takes it: `out`
+        // holds one piece (a page of a long list), `off` how much of it was
+        // sent; the next piece is made only when the client has taken it all.
+        std::unique_ptr<protocol::AnswerStream> answer;
+        std::string out;
+        size_t off = 0;
+        bool answering = false;
         std::chrono::steady_clock::time_point started; // connected, or answer ready
     };
     void accept_clients();
     void serve(int fd, uint32_t events);
-    bool reply(int fd, Client& c, const nlohmann::json& response);
+    bool reply(int fd, Client& c, std::unique_ptr<protocol::AnswerStream> answer);
     bool write_some(Client& c);
     void drop(int fd);
     void expire_slow_clients();

@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <ctime>
+
 #include "base/clock.h"
 #include "common/duration.h"
 #include "daemon/manager.h"
@@ -45,21 +48,101 @@ Answer<StatusResponse> ControlHandler::status(const Peer&)
     return r;
 }
 
-Answer<ListResponse> ControlHandler::list(const Peer&)
-{
-    ListResponse r;
-    uint64_t now = monotonic_now_ns();
-    for (const auto& v : m_.table().list()) {
-        const auto& m = v.record;
-        // Due but not swept yet (the sweep runs once a tick): 0, never a wrapped count.
-        int64_t in = !v.expires_ns      ? -1
-                     : v.expires_ns <= now ? 0
-                                           : static_cast<int64_t>((v.expires_ns - now) / kNsPerSec);
-        r.blocks.push_back({m.prefix, m.origin, m.reason, m.created, m.expires, in});
+namespace {
+
+// Records looked at for one page at most: a filter that matches little costs
+// the event loop a bounded time per page, however long the table.
+constexpr size_t kPageBudget = 16384;
+
+// A list answer's blocks, read from the table a page at a time, each page
+// where the one before stopped (BlockTable::list_page): blocks added or
+// removed meanwhile are listed or not, none twice. A page of the kernel's
+// walk may bring more than asked: the rest waits here for the next call. The
+// table outlives the server and its clients (the Manager destroys the server
+// first).
+class TableCursor final : public BlockCursor {
+public:
+    TableCursor(const BlockTable& table, BlockTable::ListFilter filter)
+        : table_(table), filter_(std::move(filter))
+    {
     }
+    bool next(std::vector<BlockEntry>& out, size_t max) override
+    {
+        if (carry_.empty() && !end_) {
+            auto page = table_.list_page(filter_, at_, max, kPageBudget);
+            at_ = page.next;
+            end_ = page.end;
+            carry_ = std::move(page.records);
+            taken_ = 0;
+        }
+        const std::time_t now = std::time(nullptr);
+        for (; taken_ < carry_.size() && max > 0; taken_++, max--) {
+            auto& r = carry_[taken_];
+            // Due but not swept yet (the sweep runs once a tick): 0, never negative.
+            int64_t in = r.expires == 0 ? -1 : std::max<int64_t>(0, r.expires - now);
+            out.push_back({r.prefix, r.origin, std::move(r.reason), r.created, r.expires, in});
+        }
+        if (taken_ == carry_.size()) {
+            carry_.clear();
+            taken_ = 0;
+        }
+        return !(end_ && carry_.empty());
+    }
+
+private:
+    const BlockTable& table_;
+    BlockTable::ListFilter filter_;
+    BlockTable::ListCursor at_;
+    std::vector<BlockRecord> carry_;
+    size_t taken_ = 0;
+    bool end_ = false;
+};
+
+} // namespace
+
+Answer<ListStream> ControlHandler::list(const ListRequest& req, const Peer&)
+{
+    ListStream r;
     for (const auto& [prefix, source] : m_.table().allow_entries())
         r.allow.push_back({prefix, source});
+    r.blocks = std::make_unique<TableCursor>(m_.table(),
+                                             BlockTable::ListFilter{req.origin, req.match});
     return r;
+}
+
+Answer<BlockManyResponse> ControlHandler::block_many(const BlockManyRequest& req, const Peer& p)
+{
+    std::vector<BlockTable::BulkItem> items;
+    items.reserve(req.entries.size());
+    for (const auto& e : req.entries)
+        items.push_back({e.prefix, e.duration, e.reason});
+    auto done = m_.table().block_many(items, req.force);
+    BlockManyResponse r;
+    r.added = done.added.size();
+    r.present = done.present;
+    for (auto& [i, why] : done.refused)
+        r.refused.push_back({i, std::move(why)});
+    if (r.added)
+        m_.save_state();
+    // One line a request, not one a block: an import of a million would
+    // flood the journal (and its rate limit would drop the rest).
+    m_.sink().notice("Blocked " + std::to_string(r.added) + " of " +
+                     std::to_string(req.entries.size()) + " prefixes at once" + by(p) + ": " +
+                     std::to_string(r.present) + " already blocked, " +
+                     std::to_string(r.refused.size()) + " refused");
+    return r;
+}
+
+Answer<UnblockManyResponse> ControlHandler::unblock_many(const UnblockManyRequest& req,
+                                                         const Peer& p)
+{
+    auto done = m_.table().unblock_many(req.prefixes);
+    if (!done.removed.empty())
+        m_.save_state();
+    m_.sink().notice("Unblocked " + std::to_string(done.removed.size()) + " of " +
+                     std::to_string(req.prefixes.size()) + " prefixes at once" + by(p) + ": " +
+                     std::to_string(done.absent) + " were not blocked");
+    return UnblockManyResponse{done.removed.size(), done.absent};
 }
 
 Answer<BlockResponse> ControlHandler::block(const BlockRequest& req, const Peer& p)

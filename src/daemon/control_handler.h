@@ -15,7 +15,8 @@ public:
     explicit ControlHandler(Manager& m) : m_(m) {}
 
     protocol::Answer<protocol::StatusResponse> status(const protocol::Peer&) override;
-    protocol::Answer<protocol::ListResponse> list(const protocol::Peer&) override;
+    protocol::Answer<protocol::ListStream> list(const protocol::ListRequest& r,
+                                                const protocol::Peer&) override;
     protocol::Answer<protocol::BlockResponse> block(const protocol::BlockRequest& r,
                                                     const protocol::Peer& p) override;
     protocol::Answer<protocol::PrefixResponse> unblock(const protocol::UnblockRequest& r,
@@ -26,6 +27,10 @@ public:
                                                         const protocol::Peer& p) override;
     protocol::Answer<protocol::FlushResponse> flush(const protocol::Peer& p) override;
     protocol::Answer<protocol::ReloadResponse> reload(const protocol::Peer&) override;
+    protocol::Answer<protocol::BlockManyResponse> block_many(const protocol::BlockManyRequest& r,
+                                                             const protocol::Peer& p) override;
+    protocol::Answer<protocol::UnblockManyResponse>
+    unblock_many(const protocol::UnblockManyRequest& r, const protocol::Peer& p) override;
 
 private:
     Manager& m_;

@@ -343,6 +343,45 @@ size_t XdpProgram::block_remove_many(const std::vector<cw_addr>& keys)
     return removed;
 }
 
+namespace {
+
+// A batch call refused before it did anything (a kernel without batch
+// operations for the map): its count is left as passed in, not set to 0.
+// ENOTSUPP (524) is the kernel's own, not in userspace's errno.h.
+bool batch_unsupported(int err)
+{
+    return err == EINVAL || err == EOPNOTSUPP || err == 524 || err == EPERM || err == EFAULT;
+}
+
+} // namespace
+
+std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
+                                        const std::vector<cw_block>& values)
+{
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    uint32_t n = static_cast<uint32_t>(std::min(keys.size(), values.size()));
+    if (n == 0)
+        return 0;
+    // On failure `n` says how many were written before the one that failed.
+    if (bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), values.data(), &n,
+                             &opts) != 0 &&
+        batch_unsupported(errno))
+        return 0;
+    return n;
+}
+
+std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys)
+{
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint32_t n = static_cast<uint32_t>(keys.size());
+    if (n == 0)
+        return 0;
+    if (bpf_map_delete_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), &n, &opts) != 0 &&
+        batch_unsupported(errno))
+        return 0;
+    return n;
+}
+
 uint32_t XdpProgram::allow_capacity() const
 {
     return bpf_map__max_entries(skel_->maps.allow);

@@ -74,6 +74,13 @@ public:
     void block_for_each(const BlockVisitor& fn) const; // every entry, in slices
     // Deletes these keys; returns how many were there.
     size_t block_remove_many(const std::vector<cw_addr>& keys);
+    // The same for many addresses in one bpf() call each way (bulk imports).
+    // Returns how many, from the first, were done: fewer than asked when one
+    // failed (the map is full; a key to remove is not there; a kernel without
+    // batch operations does none) -- the caller goes on one by one from there.
+    std::size_t block_add_batch(const std::vector<cw_addr>& keys,
+                                const std::vector<cw_block>& values);
+    std::size_t block_remove_batch(const std::vector<cw_addr>& keys);
 
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <istream>
+#include <streambuf>
 
 #include "base/unique_fd.h"
 #include "protocol/wire.h"
@@ -41,17 +43,102 @@ UniqueFd connect_to(const std::string& path)
     return fd;
 }
 
+// Sends the request line; an error text when it could not (the daemon may
+// have answered and closed before reading it: a refused peer).
+std::string send_request(int fd, const Request& request)
+{
+    std::string out = request_json(request).dump() + "\n";
+    size_t off = 0;
+    while (off < out.size()) {
+        ssize_t n = send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return std::string("sending to connwatchd: ") + std::strerror(errno);
+        off += static_cast<size_t>(n);
+    }
+    return "";
+}
+
+// The socket as a stream for nlohmann's parser, read in large pieces; a
+// silence of kAnswerTimeoutMs ends it (and sets timed_out).
+class SocketBuf final : public std::streambuf {
+public:
+    explicit SocketBuf(int fd) : fd_(fd) {}
+    bool timed_out = false;
+
+protected:
+    int_type underflow() override
+    {
+        pollfd p{fd_, POLLIN, 0};
+        int r;
+        while ((r = poll(&p, 1, kAnswerTimeoutMs)) < 0 && errno == EINTR) {
+        }
+        if (r == 0) {
+            timed_out = true;
+            return traits_type::eof();
+        }
+        ssize_t n;
+        while ((n = recv(fd_, buf_, sizeof buf_, 0)) < 0 && errno == EINTR) {
+        }
+        if (n <= 0)
+            return traits_type::eof();
+        setg(buf_, buf_, buf_ + n);
+        return traits_type::to_int_type(buf_[0]);
+    }
+
+private:
+    int fd_;
+    char buf_[65536];
+};
+
 } // namespace
+
+nlohmann::json call_list(const std::string& socket_path, const ListRequest& request,
+                         const EntryCallback& on_allow, const EntryCallback& on_block)
+{
+    UniqueFd fd = connect_to(socket_path);
+    std::string send_error = send_request(fd.get(), request);
+    SocketBuf buf(fd.get());
+    std::istream in(&buf);
+    // Depth 1 is the answer's keys; depth 2 the entries of its lists.
+    std::string section;
+    bool any = false;
+    auto cb = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        any = true;
+        using E = nlohmann::json::parse_event_t;
+        if (event == E::key && depth == 1)
+            section = parsed.get<std::string>();
+        if (event == E::object_end && depth == 2 && (section == "allow" || section == "blocks")) {
+            (section == "allow" ? on_allow : on_block)(parsed);
+            return false; // handed over: not kept
+        }
+        return true;
+    };
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in, cb);
+    } catch (const nlohmann::json::parse_error&) {
+        if (buf.timed_out)
+            throw CallError(CallError::Kind::NotRunning, "connwatchd did not answer within 30 s");
+        if (!any)
+            throw CallError(CallError::Kind::NotRunning,
+                            send_error.empty() ? "connwatchd sent no valid answer" : send_error);
+        throw CallError(CallError::Kind::NotRunning,
+                        "connwatchd's answer ended early (did it stop?): the list above is "
+                        "incomplete");
+    }
+    if (!j.is_object())
+        throw CallError(CallError::Kind::NotRunning, "connwatchd sent no valid answer");
+    return j;
+}
 
 nlohmann::json call(const std::string& socket_path, const Request& request)
 {
     UniqueFd fd = connect_to(socket_path);
-    std::string out = request_json(request).dump() + "\n";
     // The daemon may answer and close before reading a word (a refused peer):
     // then the send fails, and the answer is waiting to be read all the same.
-    std::string send_error;
-    if (send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
-        send_error = std::string("sending to connwatchd: ") + std::strerror(errno);
+    std::string send_error = send_request(fd.get(), request);
     std::string in;
     char buf[65536];
     for (;;) {

@@ -2,6 +2,7 @@
 // The client's side of the control socket: one request, one answer line.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -32,5 +33,16 @@ private:
 // into types). Waits at most 30 s: a reload may attach interfaces, but a stuck
 // daemon must not hang a script forever. Throws CallError.
 nlohmann::json call(const std::string& socket_path, const Request& request);
+
+// A list answer, read as it arrives: every allow entry and every block is
+// handed to its callback as soon as it is whole, and then dropped, so the
+// client holds one entry at a time however long the list. Returns the rest of
+// the answer ({"allow":[],"blocks":[],"ok":true}, or the refusal). The 30 s
+// limit is for silence: a long list that keeps coming is read to its end.
+// Throws CallError, and what a callback throws; an answer that ends early (the
+// daemon stopped mid-list) is a CallError after the entries that did arrive.
+using EntryCallback = std::function<void(const nlohmann::json&)>;
+nlohmann::json call_list(const std::string& socket_path, const ListRequest& request,
+                         const EntryCallback& on_allow, const EntryCallback& on_block);
 
 } // namespace connwatch::protocol

@@ -19,6 +19,8 @@ std::string_view to_string(Command c)
     case Command::Disallow: return "disallow";
     case Command::Flush: return "flush";
     case Command::Reload: return "reload";
+    case Command::BlockMany: return "block-many";
+    case Command::UnblockMany: return "unblock-many";
     }
     return "?";
 }
@@ -49,7 +51,9 @@ static_assert(alternative_is<Command::Status, StatusRequest>() &&
               alternative_is<Command::Allow, AllowRequest>() &&
               alternative_is<Command::Disallow, DisallowRequest>() &&
               alternative_is<Command::Flush, FlushRequest>() &&
-              alternative_is<Command::Reload, ReloadRequest>());
+              alternative_is<Command::Reload, ReloadRequest>() &&
+              alternative_is<Command::BlockMany, BlockManyRequest>() &&
+              alternative_is<Command::UnblockMany, UnblockManyRequest>());
 
 } // namespace
 
@@ -77,6 +81,8 @@ Request make_request(Command c, const std::optional<Cidr>& prefix,
     case Command::Disallow: return DisallowRequest{need_prefix()};
     case Command::Flush: return FlushRequest{};
     case Command::Reload: return ReloadRequest{};
+    case Command::BlockMany: return BlockManyRequest{};
+    case Command::UnblockMany: return UnblockManyRequest{};
     }
     throw std::invalid_argument("unknown command");
 }

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,10 +32,18 @@ inline constexpr int kVersion = 1;
 // A request larger than this is refused: every real request is under 1 KiB.
 inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
 
-enum class Command { Status, List, Block, Unblock, Allow, Disallow, Flush, Reload };
-inline constexpr Command kCommands[] = {Command::Status, Command::List,     Command::Block,
-                                        Command::Unblock, Command::Allow,  Command::Disallow,
-                                        Command::Flush,  Command::Reload};
+enum class Command {
+    Status, List, Block, Unblock, Allow, Disallow, Flush, Reload, BlockMany, UnblockMany
+};
+inline constexpr Command kCommands[] = {Command::Status,   Command::List,     Command::Block,
+                                        Command::Unblock,  Command::Allow,    Command::Disallow,
+                                        Command::Flush,    Command::Reload,   Command::BlockMany,
+                                        Command::UnblockMany};
+
+// The most entries one block-many or unblock-many request carries. With the
+// request size limit, it bounds the work one request makes the daemon's event
+// loop do: a long list is sent as many requests (connwatchctl does).
+inline constexpr std::size_t kMaxBulkEntries = 4096;
 
 std::string_view to_string(Command c); // "status", ...
 std::optional<Command> command_from(std::string_view s);
@@ -47,7 +56,16 @@ struct Peer {
 };
 
 struct StatusRequest {};
-struct ListRequest {};
+// Which blocks a list answer holds; every field optional (absent: all).
+struct ListRequest {
+    std::optional<BlockOrigin> origin;
+    // Blocks that overlap this prefix: inside it (it covers them) or covering it
+    // (a wider block that applies to its addresses).
+    std::optional<Cidr> match;
+    std::optional<uint64_t> limit; // at most this many blocks
+
+    bool operator==(const ListRequest&) const = default;
+};
 struct FlushRequest {};
 struct ReloadRequest {};
 struct BlockRequest {
@@ -68,8 +86,25 @@ struct AllowRequest {
 struct DisallowRequest {
     Cidr prefix;
 };
+// One line of a bulk block: the block request's fields, without force (which
+// the request gives for all of them).
+struct BulkBlock {
+    Cidr prefix;
+    std::optional<std::chrono::seconds> duration; // absent or 0: until removed
+    std::string reason;
+
+    bool operator==(const BulkBlock&) const = default;
+};
+struct BlockManyRequest {
+    std::vector<BulkBlock> entries; // at most kMaxBulkEntries
+    bool force = false;             // sent only when true, as for block
+};
+struct UnblockManyRequest {
+    std::vector<Cidr> prefixes; // at most kMaxBulkEntries
+};
 using Request = std::variant<StatusRequest, ListRequest, BlockRequest, UnblockRequest,
-                             AllowRequest, DisallowRequest, FlushRequest, ReloadRequest>;
+                             AllowRequest, DisallowRequest, FlushRequest, ReloadRequest,
+                             BlockManyRequest, UnblockManyRequest>;
 Command command_of(const Request& r);
 
 // The request of command c from the fields a client has (the parser and
@@ -112,9 +147,26 @@ struct AllowEntry {
     Cidr prefix;
     AllowSource source = AllowSource::Configuration;
 };
+// The list answer read whole (small lists, tests). The daemon writes it in
+// pieces (ListStream), and connwatchctl reads it so (protocol/client.h).
 struct ListResponse {
-    std::vector<BlockEntry> blocks; // soonest expiry first
+    std::vector<BlockEntry> blocks; // as listed: prefix blocks by address, then addresses
     std::vector<AllowEntry> allow;
+};
+// The blocks of a list answer, handed out a page at a time as the client takes
+// the answer: the daemon never holds the whole list.
+class BlockCursor {
+public:
+    virtual ~BlockCursor() = default;
+    // Appends at most `max` blocks, after those handed out before, to `out`.
+    // False when there are no more (out may have got some all the same).
+    // May append none and return true: it looked at a bounded number of
+    // entries, none of which matched.
+    virtual bool next(std::vector<BlockEntry>& out, std::size_t max) = 0;
+};
+struct ListStream {
+    std::vector<AllowEntry> allow; // small: the allowlist's capacity bounds it
+    std::unique_ptr<BlockCursor> blocks;
 };
 struct BlockResponse {
     Cidr prefix;
@@ -122,6 +174,22 @@ struct BlockResponse {
 };
 struct PrefixResponse { // unblock, allow, disallow
     Cidr prefix;
+};
+// A bulk request's entries are answered by their index in it (0-based).
+struct BulkRefusal {
+    uint64_t index = 0;
+    std::string error;
+
+    bool operator==(const BulkRefusal&) const = default;
+};
+struct BlockManyResponse {
+    uint64_t added = 0;
+    uint64_t present = 0; // already blocked: left as they are
+    std::vector<BulkRefusal> refused;
+};
+struct UnblockManyResponse {
+    uint64_t removed = 0;
+    uint64_t absent = 0; // were not blocked
 };
 struct FlushResponse {
     uint64_t removed = 0;
@@ -141,13 +209,15 @@ class Handler {
 public:
     virtual ~Handler() = default;
     virtual Answer<StatusResponse> status(const Peer&) = 0;
-    virtual Answer<ListResponse> list(const Peer&) = 0;
+    virtual Answer<ListStream> list(const ListRequest&, const Peer&) = 0;
     virtual Answer<BlockResponse> block(const BlockRequest&, const Peer&) = 0;
     virtual Answer<PrefixResponse> unblock(const UnblockRequest&, const Peer&) = 0;
     virtual Answer<PrefixResponse> allow(const AllowRequest&, const Peer&) = 0;
     virtual Answer<PrefixResponse> disallow(const DisallowRequest&, const Peer&) = 0;
     virtual Answer<FlushResponse> flush(const Peer&) = 0;
     virtual Answer<ReloadResponse> reload(const Peer&) = 0;
+    virtual Answer<BlockManyResponse> block_many(const BlockManyRequest&, const Peer&) = 0;
+    virtual Answer<UnblockManyResponse> unblock_many(const UnblockManyRequest&, const Peer&) = 0;
 };
 
 } // namespace connwatch::protocol

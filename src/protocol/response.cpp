@@ -158,6 +158,40 @@ void to_json(nlohmann::json& j, const ReloadResponse&)
 
 void from_json(const nlohmann::json&, ReloadResponse&) {}
 
+void to_json(nlohmann::json& j, const BulkRefusal& v)
+{
+    j = {{"index", v.index}, {"error", v.error}};
+}
+
+void from_json(const nlohmann::json& j, BulkRefusal& v)
+{
+    j.at("index").get_to(v.index);
+    j.at("error").get_to(v.error);
+}
+
+void to_json(nlohmann::json& j, const BlockManyResponse& v)
+{
+    j = {{"added", v.added}, {"present", v.present}, {"refused", v.refused}};
+}
+
+void from_json(const nlohmann::json& j, BlockManyResponse& v)
+{
+    j.at("added").get_to(v.added);
+    j.at("present").get_to(v.present);
+    j.at("refused").get_to(v.refused);
+}
+
+void to_json(nlohmann::json& j, const UnblockManyResponse& v)
+{
+    j = {{"removed", v.removed}, {"absent", v.absent}};
+}
+
+void from_json(const nlohmann::json& j, UnblockManyResponse& v)
+{
+    j.at("removed").get_to(v.removed);
+    j.at("absent").get_to(v.absent);
+}
+
 nlohmann::json error_response(const std::string& message)
 {
     return {{"ok", false}, {"error", message}};

@@ -5,6 +5,7 @@
 // drift apart.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,9 @@ CONNWATCH_WIRE_TYPE(BlockResponse);  // {"prefix","expires"}
 CONNWATCH_WIRE_TYPE(PrefixResponse); // {"prefix"}
 CONNWATCH_WIRE_TYPE(FlushResponse);  // {"removed"}
 CONNWATCH_WIRE_TYPE(ReloadResponse); // {}
+CONNWATCH_WIRE_TYPE(BulkRefusal);    // {"index","error"}
+CONNWATCH_WIRE_TYPE(BlockManyResponse);   // {"added","present","refused":[BulkRefusal...]}
+CONNWATCH_WIRE_TYPE(UnblockManyResponse); // {"removed","absent"}
 
 #undef CONNWATCH_WIRE_TYPE
 
@@ -69,9 +73,40 @@ Answer<T> answer_from(const nlohmann::json& j)
     return j.get<T>();
 }
 
-// Calls the handler's method for the request and returns the whole answer line's
-// object, with "ok". Lets no exception out: a Refusal and an exception alike
-// become {"ok":false,"error":...}, so one bad request cannot hurt the daemon.
+// One answer line, made as the client takes it. Most answers are one piece;
+// a list's blocks come a page at a time from its BlockCursor, so that the
+// daemon holds one page per client, never the whole list.
+class AnswerStream {
+public:
+    virtual ~AnswerStream() = default;
+    // Appends the next piece of the line to out (about `want` bytes, or less
+    // -- even nothing -- when making more would hold the caller's event loop
+    // too long: a filter that matches little). False when nothing is left: the line,
+    // with its '\n', is complete -- or cut short, when the handler's cursor
+    // failed after the first piece was sent (the connection is closed then,
+    // and the client sees an answer that ends early).
+    virtual bool more(std::string& out, std::size_t want) = 0;
+};
+
+// A list whole, as a ListStream (tests, and handlers whose lists are short).
+ListStream list_stream(ListResponse whole);
+
+// Calls the handler's method for the request and returns its answer line.
+// Lets no exception out: a Refusal and an exception alike become
+// {"ok":false,"error":...}, so one bad request cannot hurt the daemon.
+//
+// A list answer is the object {"allow":[...],"blocks":[...],"ok":true}, written
+// exactly as nlohmann's dump() would write it whole: the same line as before it
+// was written in pieces.
+std::unique_ptr<AnswerStream> answer(Handler& handler, const Request& request, const Peer& peer);
+
+// The whole answer as one object (what a test or a small answer wants):
+// answer() run to its end and parsed.
 nlohmann::json dispatch(Handler& handler, const Request& request, const Peer& peer);
+
+// The text of one value as the daemon writes it: compact, invalid UTF-8 replaced.
+std::string compact(const nlohmann::json& j);
+// A block's text, the same as compact(nlohmann::json(e)), appended to out.
+void append_json(std::string& out, const BlockEntry& e);
 
 } // namespace connwatch::protocol

@@ -196,12 +196,26 @@ public:
     Cidr prefix;
     Peer peer;
     bool forced = false; // the block request's force
+    ListRequest listed;  // the list request's filters
 
     Answer<StatusResponse> status(const Peer& p) override
     {
         return act("status", {}, p, sample_status());
     }
-    Answer<ListResponse> list(const Peer& p) override { return act("list", {}, p, sample_list()); }
+    Answer<ListStream> list(const ListRequest& r, const Peer& p) override
+    {
+        listed = r;
+        return act("list", {}, p, list_stream(sample_list()));
+    }
+    Answer<BlockManyResponse> block_many(const BlockManyRequest& r, const Peer& p) override
+    {
+        forced = r.force;
+        return act("block-many", {}, p, BlockManyResponse{2, 1, {{2, "no"}}});
+    }
+    Answer<UnblockManyResponse> unblock_many(const UnblockManyRequest&, const Peer& p) override
+    {
+        return act("unblock-many", {}, p, UnblockManyResponse{4, 1});
+    }
     Answer<BlockResponse> block(const BlockRequest& r, const Peer& p) override
     {
         forced = r.force;
@@ -230,7 +244,7 @@ public:
 
 private:
     template <class T>
-    Answer<T> act(const char* name, const Cidr& c, const Peer& p, T response)
+    Answer<T> act(const char* name, const Cidr& c, const Peer& p, T&& response)
     {
         called = name;
         prefix = c;
@@ -241,7 +255,7 @@ private:
             throw std::runtime_error(std::string(name) + " broke");
         if (mode == Mode::ThrowOther)
             throw 42;
-        return response;
+        return std::move(response);
     }
 };
 

@@ -59,7 +59,13 @@ std::vector<Request> samples()
             DisallowRequest{cidr("10.0.0.0/8")},
             FlushRequest{},
             ReloadRequest{},
-            BlockRequest{cidr("0.0.0.0/0"), std::nullopt, "", true}};
+            BlockRequest{cidr("0.0.0.0/0"), std::nullopt, "", true},
+            ListRequest{BlockOrigin::Manual, cidr("10.0.0.0/8"), 20},
+            BlockManyRequest{{{cidr("192.0.2.1"), std::nullopt, ""},
+                              {cidr("198.51.100.0/24"), std::chrono::seconds(3600), "list x"}},
+                             false},
+            BlockManyRequest{{{cidr("0.0.0.0/0"), std::nullopt, ""}}, true},
+            UnblockManyRequest{{cidr("192.0.2.1"), cidr("2001:db8::/32")}}};
 }
 
 } // namespace
@@ -73,7 +79,8 @@ TEST(ProtocolCommand, NamesRoundTrip)
         EXPECT_EQ(command_of(make_request(c, cidr("192.0.2.1"))), c);
     }
     EXPECT_EQ(names, (std::vector<std::string>{"status", "list", "block", "unblock", "allow",
-                                               "disallow", "flush", "reload"}));
+                                               "disallow", "flush", "reload", "block-many",
+                                               "unblock-many"}));
     EXPECT_EQ(command_from("Status"), std::nullopt);
     EXPECT_EQ(command_from(""), std::nullopt);
 }
@@ -132,7 +139,7 @@ TEST(ProtocolRequest, RefusesMalformedRequestsWordForWord)
     EXPECT_EQ(err(R"({"command":42})"), "malformed request: \"command\" (a string) is missing");
     EXPECT_EQ(err(R"({"command":"shutdown"})"),
               "unknown command 'shutdown' (known: status, list, block, unblock, allow, "
-              "disallow, flush, reload)");
+              "disallow, flush, reload, block-many, unblock-many)");
     EXPECT_EQ(err(R"({"command":"list","extra":1})"), "malformed request: unknown field \"extra\"");
     // An unknown field is refused before a known field's value is looked at.
     EXPECT_EQ(err(R"({"command":"block","prefix":7,"zzz":1})"),

@@ -53,7 +53,18 @@ public:
         s.pid = p.pid;
         return s;
     }
-    Answer<ListResponse> list(const Peer&) override { return ListResponse{}; }
+    Answer<ListStream> list(const ListRequest&, const Peer&) override
+    {
+        return list_stream(ListResponse{});
+    }
+    Answer<BlockManyResponse> block_many(const BlockManyRequest&, const Peer&) override
+    {
+        return BlockManyResponse{};
+    }
+    Answer<UnblockManyResponse> unblock_many(const UnblockManyRequest&, const Peer&) override
+    {
+        return UnblockManyResponse{};
+    }
     Answer<BlockResponse> block(const BlockRequest& r, const Peer&) override
     {
         return Refusal{r.prefix.str() + " is covered by the allow entry"};
@@ -194,7 +205,7 @@ namespace {
 class BigListHandler : public TestHandler {
 public:
     explicit BigListHandler(size_t n) : n_(n) {}
-    Answer<ListResponse> list(const Peer&) override
+    Answer<ListStream> list(const ListRequest&, const Peer&) override
     {
         lists++;
         ListResponse r;
@@ -203,7 +214,7 @@ public:
                                                            "." + std::to_string(i >> 8 & 255) +
                                                            "." + std::to_string(i & 255))),
                                 BlockOrigin::Manual, std::string(40, 'r'), 1, 2, 3});
-        return r;
+        return list_stream(std::move(r));
     }
     int lists = 0;
 
