@@ -37,16 +37,18 @@ BlockTable::Restored BlockTable::restore()
             meta_[r.prefix] = r;
             continue;
         }
-        // Only manual blocks outlive a reboot; scan blocks end with the pins.
-        if (r.origin != BlockOrigin::Manual || (r.expires != 0 && r.expires <= now))
+        // Manual blocks and mirrored CrowdSec decisions outlive a reboot (the
+        // decisions until the first pull from the LAPI says which still
+        // stand); scan blocks end with the pins.
+        if (r.origin == BlockOrigin::Scan || (r.expires != 0 && r.expires <= now))
             continue;
         cw_block b{};
         b.created_ns = now_ns;
         b.expires_ns = monotonic_deadline_of(r.expires, now, now_ns);
-        b.origin = CW_ORIGIN_MANUAL;
+        b.origin = static_cast<uint8_t>(r.origin);
         if (maps_.add_block(r.prefix, b)) {
             meta_[r.prefix] = r;
-            out.restored++;
+            (r.origin == BlockOrigin::Manual ? out.restored : out.restored_crowdsec)++;
         }
     }
     for (const auto& [c, b] : kernel)
@@ -274,6 +276,66 @@ void BlockTable::record_scan_block(const Address& src, std::string reason, std::
     mark_dirty();
 }
 
+// ---- CrowdSec decisions ---------------------------------------------------------
+
+BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds remaining,
+                                      std::string reason)
+{
+    Mirror m;
+    if (auto a = allow_covering(prefix)) {
+        m.why = "covered by the allow entry " + a->str();
+        return m;
+    }
+    if (auto why = danger(prefix); !why.empty()) {
+        m.why = why;
+        return m;
+    }
+    cw_block b{};
+    b.created_ns = monotonic_now_ns();
+    b.expires_ns = deadline_ns(b.created_ns, std::max(remaining, std::chrono::seconds(1)));
+    b.origin = CW_ORIGIN_CROWDSEC;
+    std::time_t expires = wall_time_of(b.expires_ns);
+    // The records, not the kernel's maps: a community blocklist brings tens of
+    // thousands of decisions, and each must not walk the lists.
+    auto it = meta_.find(prefix);
+    bool existed = it != meta_.end();
+    if (existed && (it->second.origin == BlockOrigin::Manual ||
+                    (it->second.origin == BlockOrigin::Scan &&
+                     (it->second.expires == 0 || it->second.expires >= expires)))) {
+        m.outcome = Mirror::Outcome::Kept;
+        return m;
+    }
+    if (!maps_.add_block(prefix, b)) {
+        m.why = prefix.is_host() ? "the blocklist is full (max-blocks " +
+                                       std::to_string(maps_.host_block_capacity()) + ")"
+                                 : "the CIDR blocklist is full (" +
+                                       std::to_string(maps_.cidr_block_capacity()) +
+                                       " prefixes)";
+        return m;
+    }
+    meta_[prefix] = {prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr),
+                     expires};
+    mark_dirty();
+    m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
+    return m;
+}
+
+bool BlockTable::withdraw(const Cidr& prefix)
+{
+    auto it = meta_.find(prefix);
+    return it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec &&
+           remove(prefix, RemovalReason::Withdrawn);
+}
+
+std::vector<Cidr> BlockTable::mirrored() const
+{
+    std::vector<Cidr> out;
+    for (const auto& [c, r] : meta_)
+        if (r.origin == BlockOrigin::Crowdsec)
+            out.push_back(c);
+    return out;
+}
+
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
 {
     Sweep s;
@@ -282,7 +344,7 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
             s.expired.push_back({prefix, wall_time_of(b.expires_ns)});
             continue;
         }
-        (block_origin_of(b.origin) == BlockOrigin::Manual ? s.left.manual : s.left.scan)++;
+        s.left.count(block_origin_of(b.origin));
     }
     return s;
 }
@@ -308,7 +370,7 @@ BlockCounts BlockTable::counts() const
 {
     BlockCounts n;
     for (const auto& [prefix, b] : maps_.blocks())
-        (block_origin_of(b.origin) == BlockOrigin::Manual ? n.manual : n.scan)++;
+        n.count(block_origin_of(b.origin));
     return n;
 }
 
