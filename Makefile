@@ -30,7 +30,7 @@ BUILD_TYPE ?= RelWithDebInfo
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= config request address state
+FUZZ_TARGETS ?= config request address state crowdsec
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # For ctest, e.g. CTEST_ARGS='-L bpf' or CTEST_ARGS='-R netns'.
 CTEST_ARGS ?=
@@ -44,7 +44,7 @@ CTEST_ARGS ?=
 # machine's hybrid cgroups; libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
 # for clang, only recommended by clang, which apt skips here).
 DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev \
-        zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
+        zlib1g-dev libsystemd-dev libcurl4-openssl-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
         debootstrap systemd-container prometheus rpm lintian rpmlint \
         podman runc containernetworking-plugins
