@@ -21,7 +21,7 @@
 # an nmap scan seen by host 1 → blocked by host 2; the LAPI stopped: decisions
 # kept, an alert queued and delivered when it is back; connwatchd restarted while
 # the LAPI is down: a decision deleted meanwhile keeps dropping until the first
-# pull lifts it.
+# pull lifts it; a reload refuses a key file every user may read.
 #
 # Usage: crowdsec_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl CACHE_DIR   (root)
 set -euo pipefail
@@ -315,12 +315,33 @@ case_e() {
     dropped $A2_4 $X2_4 || why "host 2 lost the block of $A2_4" || return 1
 }
 
+# ---- f: reload -----------------------------------------------------------------------
+
+case_f() {
+    local out n_before n_after
+    n_before=$(cw_count_lines "$WORK/cw1.err" 'CrowdSec: bouncer pulling decisions')
+    chmod 644 "$WORK/h1.key"
+    if out=$(ctl reload 2>&1); then
+        chmod 600 "$WORK/h1.key"
+        why "a reload with a key file every user may read succeeded: $out"
+        return 1
+    fi
+    chmod 600 "$WORK/h1.key"
+    [[ $out == *"chmod o-r $WORK/h1.key"* ]] || why "the refused reload does not say the fix: $out" || return 1
+    out=$(ctl reload 2>&1) || why "reload failed: $out" || return 1
+    n_after=$(cw_count_lines "$WORK/cw1.err" 'CrowdSec: bouncer pulling decisions')
+    [ "$n_after" = "$n_before" ] ||
+        why "an unchanged configuration restarted the LAPI client ($n_before -> $n_after starts)" || return 1
+    cscli decisions add --ip $D_4 --duration 1h >/dev/null 2>&1 || why "cscli decisions add failed" || return 1
+    cw_wait_until 10 dropped $D_4 $H1_4 || why "$D_4 not dropped after the reloads" || return 1
+}
 
 check "a: cscli decisions add --ip, --range and an IPv6 address: dropped in XDP, listed as crowdsec" case_a
 check "b: cscli decisions delete: passes again" case_b
 check "c: an nmap scan seen by host 1 becomes an alert, and host 2 blocks the scanner" case_c
 check "d: LAPI down: decisions kept, an alert queued, both fine when it is back" case_d
 check "e: connwatchd restarted with the LAPI down: the pinned decision keeps dropping; the first pull lifts what was deleted" case_e
+check "f: reload: a key file every user may read is refused with the fix; an unchanged one keeps the client running" case_f
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
