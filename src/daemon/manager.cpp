@@ -370,8 +370,6 @@ void Manager::update_metrics(const BlockCounts& n)
     s.blocks_crowdsec = n.crowdsec;
     if (crowdsec_) {
         const auto& c = crowdsec_->counters();
-        s.crowdsec.bouncer = !crowdsec_->settings().lapi_url.empty();
-        s.crowdsec.watcher = crowdsec_->settings().machine.has_value();
         s.crowdsec.pulls = c.pulls;
         s.crowdsec.pull_failures = c.pull_failures;
         s.crowdsec.decisions = crowdsec_decisions_;

@@ -88,8 +88,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
     add(entries, static_cast<double>(s.blocks_crowdsec), {{"origin", "crowdsec"}});
     out.push_back(std::move(entries));
 
+    // Exported whether or not CrowdSec is configured (0 then), so that a query
+    // or an alert rule finds a series either way.
     const auto& cs = s.crowdsec;
-    if (cs.bouncer) {
+    {
         auto pulls = family("connwatch_crowdsec_pulls_total",
                             "Decision pulls from the CrowdSec LAPI, failed ones included",
                             MetricType::Counter);
@@ -111,7 +113,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
         }
         out.push_back(std::move(decisions));
     }
-    if (cs.watcher) {
+    {
         auto counter = [&](const char* name, const char* help, uint64_t v) {
             auto f = family(name, help, MetricType::Counter);
             add(f, static_cast<double>(v));

@@ -27,9 +27,8 @@ struct MetricsSnapshot {
     uint64_t allow_entries = 0;
     uint64_t manual_blocks_added = 0;
     std::map<RemovalReason, uint64_t> blocks_removed;
-    // CrowdSec (docs/CROWDSEC.md); exported only when a bouncer or watcher is set.
+    // CrowdSec (docs/CROWDSEC.md); zeros when neither bouncer nor watcher is set.
     struct Crowdsec {
-        bool bouncer = false, watcher = false;
         uint64_t pulls = 0, pull_failures = 0;
         // Decisions of the stream, by what became of them: added, updated,
         // withdrawn, refused (allowlisted, too wide, list full), ignored (not a
