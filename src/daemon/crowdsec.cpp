@@ -37,6 +37,12 @@ std::string named(const std::vector<std::string>& items)
     return out;
 }
 
+// An address alone for a host prefix, as the scan and block lines write it.
+std::string text_of(const Cidr& c)
+{
+    return c.is_host() ? c.address().str() : c.str();
+}
+
 } // namespace
 
 std::optional<crowdsec::Settings> crowdsec_settings(const Options& o)
@@ -64,7 +70,9 @@ std::optional<crowdsec::Settings> crowdsec_settings(const Options& o)
                              [](const std::string& t) { return crowdsec::parse_bouncer_key(t); });
     if (!o.crowdsec_machine_credentials_file.empty())
         s.machine = read("crowdsec-machine-credentials-file", o.crowdsec_machine_credentials_file,
-                         [](const std::string& t) { return crowdsec::parse_machine_credentials(t); });
+                         [](const std::string& t) {
+                             return crowdsec::parse_machine_credentials(t);
+                         });
     return s;
 }
 
@@ -137,7 +145,7 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
     for (const auto& c : changes) {
         if (!c.remaining) {
             if (table_->withdraw(c.prefix))
-                lifted.push_back(c.prefix.str());
+                lifted.push_back(text_of(c.prefix));
             continue;
         }
         auto it = why.find(c.prefix);
@@ -145,10 +153,12 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
         auto m = table_->mirror(c.prefix, *c.remaining, std::move(reason));
         using O = BlockTable::Mirror::Outcome;
         switch (m.outcome) {
-        case O::Added: added.push_back(c.prefix.str() + " (" + format_duration(*c.remaining) + ")"); break;
-        case O::Updated: updated.push_back(c.prefix.str()); break;
+        case O::Added:
+            added.push_back(text_of(c.prefix) + " (" + format_duration(*c.remaining) + ")");
+            break;
+        case O::Updated: updated.push_back(text_of(c.prefix)); break;
         case O::Kept: break;
-        case O::Refused: refused.push_back(c.prefix.str() + ": " + m.why); break;
+        case O::Refused: refused.push_back(text_of(c.prefix) + ": " + m.why); break;
         }
     }
     size_t stale = 0;
@@ -158,7 +168,7 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
         // restart) ends here; until now it kept dropping.
         for (const auto& p : table_->mirrored())
             if (!ledger_.holds(p) && table_->withdraw(p)) {
-                lifted.push_back(p.str());
+                lifted.push_back(text_of(p));
                 stale++;
             }
     }
@@ -171,21 +181,25 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
 
     if (startup)
         sink_->notice("CrowdSec: first pull: " + std::to_string(ledger_.prefixes()) +
-                      " prefixes decided (" + std::to_string(batch.added.size()) + " ban decisions), " +
-                      std::to_string(stale) + " mirrored blocks no longer decided lifted");
+                      " prefixes decided (" + std::to_string(batch.added.size()) +
+                      " ban decisions), " + std::to_string(stale) + " mirrored blocks no longer decided lifted");
     if (!added.empty())
         sink_->notice("CrowdSec: blocked " + named(added));
     if (!lifted.empty())
         sink_->notice("CrowdSec: lifted " + named(lifted));
     // Once a poll, whatever the number: the LAPI sends them again only when
     // they change.
+    auto decisions = [](size_t n) {
+        return std::to_string(n) + (n == 1 ? " decision" : " decisions");
+    };
     if (!refused.empty())
-        sink_->warning("CrowdSec: refused " + std::to_string(refused.size()) +
-                       " decisions (never blocked: allowlisted, this host's, too wide, or the "
-                       "list is full): " + named(refused));
+        sink_->warning("CrowdSec: refused " + decisions(refused.size()) +
+                       " (never blocked: allowlisted, this host's, too wide, or the list is "
+                       "full): " +
+                       named(refused));
     if (batch.bad)
-        sink_->warning("CrowdSec: " + std::to_string(batch.bad) +
-                       " decisions could not be read, ignoring them: " + named(batch.problems));
+        sink_->warning("CrowdSec: " + decisions(batch.bad) +
+                       " could not be read, ignoring them: " + named(batch.problems));
     save_state();
 }
 

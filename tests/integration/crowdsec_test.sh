@@ -94,6 +94,17 @@ lapi_stop() {
 cscli() {
     timeout 30 "$CS/usr/bin/cscli" -c "$D/config.yaml" "$@"
 }
+# decide ARGS...: `cscli decisions ARGS`, tried up to three times (cscli and the LAPI
+# share one SQLite file, and cscli gives up at once when it is locked); its output
+# is in WHY when it fails.
+decide() {
+    local out i
+    for i in 1 2 3; do
+        out=$(cscli decisions "$@" 2>&1) && return 0
+        sleep 0.5
+    done
+    why "cscli decisions $* failed 3 times: $out"
+}
 
 # ---- namespaces and links ---------------------------------------------------------------
 
@@ -221,9 +232,9 @@ listed() { ctl list | grep -Eq "^$(cw_regex_escape "$1")( |/[0-9]+ ).*crowdsec";
 # ---- a: decisions added with cscli are dropped within a poll -----------------------
 
 case_a() {
-    cscli decisions add --ip $D_4 --duration 1h >/dev/null 2>&1 || why "cscli decisions add --ip failed" || return 1
-    cscli decisions add --range $RANGE --duration 1h >/dev/null 2>&1 || why "cscli decisions add --range failed" || return 1
-    cscli decisions add --ip $D_6 --duration 1h >/dev/null 2>&1 || why "cscli decisions add --ip (IPv6) failed" || return 1
+    decide add --ip $D_4 --duration 1h || return 1
+    decide add --range $RANGE --duration 1h || return 1
+    decide add --ip $D_6 --duration 1h || return 1
     cw_wait_until 10 dropped $D_4 $H1_4 || why "$D_4 still reaches $H1_4:8080 10 s after the decision" || return 1
     cw_wait_until 10 dropped $R_4 $H1_4 || why "$R_4 (in $RANGE) still reaches $H1_4:8080 10 s after the decision" || return 1
     cw_wait_until 10 dropped $D_6 $H1_6 || why "$D_6 still reaches [$H1_6]:8080 10 s after the decision" || return 1
@@ -234,9 +245,9 @@ case_a() {
 }
 
 case_b() {
-    cscli decisions delete --ip $D_4 >/dev/null 2>&1 || why "cscli decisions delete --ip failed" || return 1
-    cscli decisions delete --range $RANGE >/dev/null 2>&1 || why "cscli decisions delete --range failed" || return 1
-    cscli decisions delete --ip $D_6 >/dev/null 2>&1 || why "cscli decisions delete --ip (IPv6) failed" || return 1
+    decide delete --ip $D_4 || return 1
+    decide delete --range $RANGE || return 1
+    decide delete --ip $D_6 || return 1
     cw_wait_until 10 passes $D_4 $H1_4 || why "$D_4 still dropped 10 s after the delete" || return 1
     cw_wait_until 10 passes $R_4 $H1_4 || why "$R_4 still dropped 10 s after the delete" || return 1
     cw_wait_until 10 passes $D_6 $H1_6 || why "$D_6 still dropped 10 s after the delete" || return 1
@@ -266,7 +277,7 @@ case_c() {
 # ---- d: the LAPI stopped and started again ----------------------------------------------
 
 case_d() {
-    cscli decisions add --ip $D_4 --duration 1h >/dev/null 2>&1 || why "cscli decisions add failed" || return 1
+    decide add --ip $D_4 --duration 1h || return 1
     cw_wait_until 10 dropped $D_4 $H1_4 || why "$D_4 not dropped after the decision" || return 1
     lapi_stop
     for n in 1 2; do
@@ -301,7 +312,7 @@ case_d() {
 
 case_e() {
     cw_kill $PID1 10
-    cscli decisions delete --ip $D_4 >/dev/null 2>&1 || why "cscli decisions delete failed" || return 1
+    decide delete --ip $D_4 || return 1
     lapi_stop
     start1
     cw_wait_for_line "$WORK/cw1.err" 'Kept [0-9]+ blocks from the previous run' 5 ||
@@ -332,8 +343,31 @@ case_f() {
     n_after=$(cw_count_lines "$WORK/cw1.err" 'CrowdSec: bouncer pulling decisions')
     [ "$n_after" = "$n_before" ] ||
         why "an unchanged configuration restarted the LAPI client ($n_before -> $n_after starts)" || return 1
-    cscli decisions add --ip $D_4 --duration 1h >/dev/null 2>&1 || why "cscli decisions add failed" || return 1
+    decide add --ip $D_4 --duration 1h || return 1
     cw_wait_until 10 dropped $D_4 $H1_4 || why "$D_4 not dropped after the reloads" || return 1
+}
+
+# ---- g: what is never blocked --------------------------------------------------------------
+
+# refused_at_least N: host 1 counts at least N refused decisions.
+refused_at_least() {
+    local n
+    n=$(metric 'connwatch_crowdsec_decisions_total{result="refused"}')
+    [ "${n:-0}" -ge "$1" ]
+}
+case_g() {
+    decide add --ip $H1_4 --duration 1h || return 1
+    decide add --range 10.0.0.0/7 --duration 1h || return 1
+    cw_wait_for_line "$WORK/cw1.err" "CrowdSec: refused [0-9]+ decisions? .*$(cw_regex_escape $H1_4): covered by the allow entry" 10 ||
+        why "no 'CrowdSec: refused ... decision' line naming $H1_4, this host's own address; its CrowdSec lines: $(grep CrowdSec "$WORK/cw1.err")" || return 1
+    cw_wait_for_line "$WORK/cw1.err" "CrowdSec: refused [0-9]+ decisions? .*10\\.0\\.0\\.0/7: it is wider than /8" 10 ||
+        why "no refusal line naming 10.0.0.0/7 as too wide" || return 1
+    listed $H1_4 && { why "this host's own address is listed as blocked"; return 1; }
+    listed 10.0.0.0/7 && { why "10.0.0.0/7 is listed as blocked"; return 1; }
+    # The metrics follow within a tick (1 s).
+    cw_wait_until 5 refused_at_least 2 ||
+        why "connwatch_crowdsec_decisions_total{result=\"refused\"} is '$(metric 'connwatch_crowdsec_decisions_total{result="refused"}')'" || return 1
+    return 0
 }
 
 check "a: cscli decisions add --ip, --range and an IPv6 address: dropped in XDP, listed as crowdsec" case_a
@@ -342,6 +376,7 @@ check "c: an nmap scan seen by host 1 becomes an alert, and host 2 blocks the sc
 check "d: LAPI down: decisions kept, an alert queued, both fine when it is back" case_d
 check "e: connwatchd restarted with the LAPI down: the pinned decision keeps dropping; the first pull lifts what was deleted" case_e
 check "f: reload: a key file every user may read is refused with the fix; an unchanged one keeps the client running" case_f
+check "g: a decision for this host's own address or wider than /8 is refused, logged and counted, never blocked" case_g
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
