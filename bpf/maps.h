@@ -59,9 +59,11 @@ struct {
  * not an LRU: nothing but an explicit delete (userspace expiry sweep, unblock)
  * removes an entry, so a flood of new sources can never push a block out.
  * Capacity is max-blocks (userspace sets max_entries before load; 65536 here is
- * the default). When full, the kernel refuses the insert, the scan is still
- * reported with action CW_ACT_BLOCKLIST_FULL and counted in BLOCK_FULL.
- * Not preallocated: memory follows the number of blocks, not the capacity. */
+ * the default, 16,777,216 the limit). When full, the kernel refuses the insert,
+ * the scan is still reported with action CW_ACT_BLOCKLIST_FULL and counted in
+ * BLOCK_FULL. Not preallocated: the entries' memory follows the number of
+ * blocks; only the bucket array (16 bytes per slot, the capacity rounded up
+ * to a power of two) is allocated at creation (docs/SCALE.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -72,8 +74,10 @@ struct {
 
 /* CIDR blocklist (operator blocks of whole prefixes). The fast path consults it
  * only while config.cidr_blocks != 0, so an empty trie costs nothing. Written
- * only by userspace; never evicts. 4096 prefixes is far beyond what an operator
- * types by hand. LPM tries must be created with BPF_F_NO_PREALLOC. */
+ * only by userspace; never evicts. Capacity is max-cidr-blocks (set before
+ * load; 4096 here is the default). A lookup walks at most 129 nodes (one per
+ * prefix length that branches), whatever the trie holds. LPM tries must be
+ * created with BPF_F_NO_PREALLOC: memory follows the entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);

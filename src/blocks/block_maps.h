@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -24,6 +26,25 @@ public:
     virtual bool remove_block(const Cidr& prefix) = 0; // false: not there
     virtual std::vector<std::pair<Cidr, cw_block>> blocks() const = 0;
     virtual uint32_t host_block_capacity() const = 0;
+
+    // What BlockTable uses to follow a million blocks without walking them
+    // every second. The defaults go through blocks(), enough for a fake with
+    // tiny capacities; KernelMaps batches them (bpf_map_*_batch).
+    using HostVisitor = std::function<void(const cw_addr&, const cw_block&)>;
+    using CidrVisitor = std::function<void(const Cidr&, const cw_block&)>;
+    // Every exact block, then every prefix block.
+    virtual void for_each_block(const HostVisitor& host, const CidrVisitor& cidr) const;
+    // About `max` exact blocks from `cursor` on (0: the start); returns the
+    // cursor to go on from, 0 once the walk has reached the end, kSliceFailed
+    // when it cannot go on (the walk is incomplete). An entry present during a
+    // whole walk is visited exactly once.
+    static constexpr uint64_t kSliceFailed = UINT64_MAX;
+    virtual uint64_t host_block_slice(uint64_t cursor, size_t max, const HostVisitor& fn) const;
+    // The kernel's entry of an exact block, if there is one.
+    virtual std::optional<cw_block> find_host_block(const cw_addr& key) const;
+    // Removes these exact blocks; returns how many were there.
+    virtual size_t remove_host_blocks(const std::vector<cw_addr>& keys);
+
     virtual uint32_t cidr_block_capacity() const = 0;
     // Forgets a source's scan-detection state, so that its next port starts a
     // fresh count: called when its block ends, or the kernel's "reported in

@@ -26,15 +26,27 @@ BlockTable::Restored BlockTable::restore()
     Restored out;
     State st = load_state(state_path_, &out.warning);
     runtime_ = st.allow;
-    auto kernel = maps_.blocks();
-    std::set<Cidr> present;
-    for (const auto& [c, b] : kernel)
-        present.insert(c);
+    hosts_.clear();
+    cidrs_.clear();
+    cidr_due_.clear();
+    cidr_scan_ = cidr_crowdsec_ = 0;
+    meta_.clear();
+    scan_records_ = 0;
+    round_open_ = false;
+    reconcile_cursor_ = 0;
+    // The one walk of the blocklist: batched, straight into the index.
+    maps_.for_each_block(
+        [&](const cw_addr& k, const cw_block& b) { hosts_.put(k, b.expires_ns, b.origin); },
+        [&](const Cidr& c, const cw_block& b) { note_block(c, b); });
+    hosts_.compact();
+    out.kept = hosts_.size() + cidrs_.size();
     std::time_t now = std::time(nullptr);
     uint64_t now_ns = monotonic_now_ns();
-    for (const auto& r : st.blocks) {
-        if (present.count(r.prefix)) {
-            meta_[r.prefix] = r;
+    for (auto& r : st.blocks) {
+        bool present = r.prefix.is_host() ? hosts_.find(r.prefix.address().to_abi()) != nullptr
+                                          : cidrs_.count(r.prefix) != 0;
+        if (present) {
+            keep_record(std::move(r));
             continue;
         }
         // Manual blocks and mirrored CrowdSec decisions outlive a reboot (the
@@ -47,16 +59,72 @@ BlockTable::Restored BlockTable::restore()
         b.expires_ns = monotonic_deadline_of(r.expires, now, now_ns);
         b.origin = static_cast<uint8_t>(r.origin);
         if (maps_.add_block(r.prefix, b)) {
-            meta_[r.prefix] = r;
             (r.origin == BlockOrigin::Manual ? out.restored : out.restored_crowdsec)++;
+            note_block(r.prefix, b);
+            keep_record(std::move(r));
         }
     }
-    for (const auto& [c, b] : kernel)
-        if (!meta_.count(c))
-            meta_[c] = record_of(c, b);
-    out.kept = kernel.size();
     mark_dirty();
     return out;
+}
+
+void BlockTable::note_block(const Cidr& prefix, const cw_block& b)
+{
+    if (prefix.is_host()) {
+        hosts_.put(prefix.address().to_abi(), b.expires_ns, b.origin);
+        return;
+    }
+    auto [it, added] = cidrs_.try_emplace(prefix, b);
+    if (!added) {
+        cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
+        cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
+        it->second = b;
+    }
+    cidr_scan_ += b.origin == CW_ORIGIN_SCAN ? 1 : 0;
+    cidr_crowdsec_ += b.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
+    if (b.expires_ns)
+        cidr_due_.insert({b.expires_ns, prefix});
+}
+
+void BlockTable::forget(const Cidr& prefix)
+{
+    if (prefix.is_host()) {
+        hosts_.erase(prefix.address().to_abi());
+    } else if (auto it = cidrs_.find(prefix); it != cidrs_.end()) {
+        cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
+        cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
+        cidrs_.erase(it);
+    }
+    if (erase_record(prefix))
+        mark_dirty();
+}
+
+bool BlockTable::keep_record(BlockRecord r)
+{
+    bool scan = r.origin == BlockOrigin::Scan;
+    auto it = meta_.find(r.prefix);
+    if (it == meta_.end()) {
+        if (scan && scan_records_ >= kMaxScanRecords)
+            return false;
+        scan_records_ += scan ? 1 : 0;
+        Cidr key = r.prefix;
+        meta_.emplace(key, std::move(r));
+        return true;
+    }
+    scan_records_ -= it->second.origin == BlockOrigin::Scan ? 1 : 0;
+    scan_records_ += scan ? 1 : 0;
+    it->second = std::move(r);
+    return true;
+}
+
+bool BlockTable::erase_record(const Cidr& prefix)
+{
+    auto it = meta_.find(prefix);
+    if (it == meta_.end())
+        return false;
+    scan_records_ -= it->second.origin == BlockOrigin::Scan ? 1 : 0;
+    meta_.erase(it);
+    return true;
 }
 
 // ---- the allowlist ---------------------------------------------------------------
@@ -103,16 +171,33 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
         return e.what();
     }
     applied_ = wanted;
-    // The allowlist wins: blocks an entry now covers are lifted.
-    for (const auto& block : maps_.blocks()) {
-        // Not a structured binding: a lambda may capture one only from C++20 on
-        // in clang 16, and the sanitizer and fuzz builds use clang 14.
-        const Cidr& prefix = block.first;
-        bool covered = std::any_of(wanted.begin(), wanted.end(),
-                                   [&](const Cidr& a) { return a.covers(prefix); });
-        if (covered && remove(prefix, RemovalReason::Allowlisted) && lifted)
-            lifted->push_back(prefix);
+    // The allowlist wins: blocks an entry now covers are lifted. Only the
+    // entries added now can cover any (no block is ever made that an entry in
+    // force covers), and they are found in memory, not in the kernel's map:
+    // a host entry (an own address that came up) by one lookup in the index;
+    // a wider one by a pass over the index, which at a million blocks takes
+    // tens of milliseconds.
+    std::vector<Cidr> covered, wide;
+    for (const auto& a : added) {
+        if (a.is_host()) {
+            if (hosts_.find(a.address().to_abi()))
+                covered.push_back(a);
+        } else {
+            wide.push_back(a);
+        }
     }
+    auto check = [&](const Cidr& prefix) {
+        if (std::any_of(wide.begin(), wide.end(), [&](const Cidr& a) { return a.covers(prefix); }))
+            covered.push_back(prefix);
+    };
+    if (!wide.empty()) {
+        hosts_.for_each([&](const HostEntry& e) { check(Cidr::host(Address(e.key))); });
+        for (const auto& entry : cidrs_)
+            check(entry.first);
+    }
+    for (const auto& prefix : covered)
+        if (remove(prefix, RemovalReason::Allowlisted) && lifted)
+            lifted->push_back(prefix);
     return "";
 }
 
@@ -227,12 +312,13 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
             return "the blocklist is full (max-blocks " +
                    std::to_string(maps_.host_block_capacity()) +
                    "): unblock entries or raise max-blocks";
-        return "the CIDR blocklist is full (" + std::to_string(maps_.cidr_block_capacity()) +
-               " prefixes): unblock entries";
+        return "the CIDR blocklist is full (max-cidr-blocks " +
+               std::to_string(maps_.cidr_block_capacity()) + "): unblock entries or raise max-cidr-blocks";
     }
     BlockRecord r{prefix, BlockOrigin::Manual, std::move(reason), std::time(nullptr),
                   b.expires_ns ? wall_time_of(b.expires_ns) : 0};
-    meta_[prefix] = r;
+    note_block(prefix, b);
+    keep_record(r);
     manual_added_++;
     mark_dirty();
     return r;
@@ -240,15 +326,17 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
 
 bool BlockTable::remove(const Cidr& prefix, RemovalReason why)
 {
-    if (!maps_.remove_block(prefix))
+    if (!maps_.remove_block(prefix)) {
+        forget(prefix); // not in the kernel (any more): nor here
         return false;
+    }
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
     // window" and let it scan again unseen. (Prefix blocks are never made by
     // a scan, and the state is per address.)
     if (prefix.is_host())
         maps_.reset_scan_state(prefix.address());
-    meta_.erase(prefix);
+    forget(prefix);
     removed_[why]++;
     mark_dirty();
     return true;
@@ -261,8 +349,12 @@ bool BlockTable::unblock(const Cidr& prefix)
 
 std::vector<Cidr> BlockTable::flush()
 {
-    std::vector<Cidr> out;
-    for (const auto& [prefix, b] : maps_.blocks())
+    // Everything the kernel holds, known to the index or not.
+    std::vector<Cidr> all, out;
+    maps_.for_each_block(
+        [&](const cw_addr& k, const cw_block&) { all.push_back(Cidr::host(Address(k))); },
+        [&](const Cidr& c, const cw_block&) { all.push_back(c); });
+    for (const auto& prefix : all)
         if (remove(prefix, RemovalReason::Flushed))
             out.push_back(prefix);
     return out;
@@ -271,9 +363,43 @@ std::vector<Cidr> BlockTable::flush()
 void BlockTable::record_scan_block(const Address& src, std::string reason, std::time_t created,
                                    std::time_t expires)
 {
+    // The kernel's own entry says the deadline to the nanosecond (and whether
+    // it is still there: an event can be read after the block went).
+    cw_addr key = src.to_abi();
+    auto b = maps_.find_host_block(key);
+    if (!b)
+        return;
+    hosts_.put(key, b->expires_ns, b->origin);
     Cidr host = Cidr::host(src);
-    meta_[host] = {host, BlockOrigin::Scan, std::move(reason), created, expires};
-    mark_dirty();
+    if (keep_record({host, BlockOrigin::Scan, std::move(reason), created, expires}))
+        mark_dirty();
+}
+
+void BlockTable::reconcile()
+{
+    if (!round_open_) {
+        hosts_.start_round();
+        round_open_ = true;
+        reconcile_cursor_ = 0;
+    }
+    size_t slice = std::clamp(hosts_.size() / kReconcileRounds, kReconcileMinSlice,
+                              kReconcileMaxSlice);
+    reconcile_cursor_ = maps_.host_block_slice(
+        reconcile_cursor_, slice,
+        [&](const cw_addr& k, const cw_block& b) { hosts_.put(k, b.expires_ns, b.origin); });
+    if (reconcile_cursor_ == BlockMaps::kSliceFailed) {
+        // An incomplete round proves nothing vanished: start a new one.
+        round_open_ = false;
+        return;
+    }
+    if (reconcile_cursor_)
+        return;
+    // The round is complete: what it never saw is not in the kernel any more
+    // (deleted behind connwatchd's back, bpftool, another process).
+    round_open_ = false;
+    for (const auto& k : hosts_.end_round())
+        if (erase_record(Cidr::host(Address(k))))
+            mark_dirty();
 }
 
 // ---- CrowdSec decisions ---------------------------------------------------------
@@ -308,13 +434,12 @@ BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds r
     if (!maps_.add_block(prefix, b)) {
         m.why = prefix.is_host() ? "the blocklist is full (max-blocks " +
                                        std::to_string(maps_.host_block_capacity()) + ")"
-                                 : "the CIDR blocklist is full (" +
-                                       std::to_string(maps_.cidr_block_capacity()) +
-                                       " prefixes)";
+                                 : "the CIDR blocklist is full (max-cidr-blocks " +
+                                       std::to_string(maps_.cidr_block_capacity()) + ")";
         return m;
     }
-    meta_[prefix] = {prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr),
-                     expires};
+    note_block(prefix, b);
+    keep_record({prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires});
     mark_dirty();
     m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
     return m;
@@ -339,13 +464,52 @@ std::vector<Cidr> BlockTable::mirrored() const
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
 {
     Sweep s;
-    for (const auto& [prefix, b] : maps_.blocks()) {
-        if (b.expires_ns != 0 && b.expires_ns <= now_ns && remove(prefix, RemovalReason::Expired)) {
-            s.expired.push_back({prefix, wall_time_of(b.expires_ns)});
+    reconcile();
+
+    // Prefix blocks: few, in a set ordered by deadline.
+    while (!cidr_due_.empty() && cidr_due_.begin()->first <= now_ns) {
+        auto [expires_ns, prefix] = *cidr_due_.begin();
+        cidr_due_.erase(cidr_due_.begin());
+        auto it = cidrs_.find(prefix);
+        if (it == cidrs_.end() || it->second.expires_ns != expires_ns)
+            continue; // gone, or renewed: a later item has it
+        if (remove(prefix, RemovalReason::Expired))
+            s.expired.push_back({prefix, wall_time_of(expires_ns)});
+    }
+
+    // Exact blocks: the index says which may be due; the kernel's entry has
+    // the last word (it may have been renewed by a new scan since).
+    std::vector<cw_addr> gone;
+    std::vector<uint64_t> when;
+    for (const auto& k : hosts_.due(due_second(now_ns), kMaxDuePerTick)) {
+        auto b = maps_.find_host_block(k);
+        if (!b) {
+            forget(Cidr::host(Address(k))); // removed behind our back
             continue;
         }
-        s.left.count(block_origin_of(b.origin));
+        if (b->expires_ns == 0 || b->expires_ns > now_ns) {
+            const HostEntry* e = hosts_.find(k);
+            if (e && e->due_s == due_second(b->expires_ns))
+                hosts_.requeue(k); // due within this second: at the next tick
+            else
+                hosts_.put(k, b->expires_ns, b->origin);
+            continue;
+        }
+        gone.push_back(k);
+        when.push_back(b->expires_ns);
     }
+    if (!gone.empty()) {
+        maps_.remove_host_blocks(gone);
+        for (size_t i = 0; i < gone.size(); i++) {
+            Cidr host = Cidr::host(Address(gone[i]));
+            // Judged afresh from its next port (see remove()).
+            maps_.reset_scan_state(host.address());
+            forget(host);
+            removed_[RemovalReason::Expired]++;
+            s.expired.push_back({host, wall_time_of(when[i])});
+        }
+    }
+    s.left = counts();
     return s;
 }
 
@@ -354,10 +518,12 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
 std::vector<BlockView> BlockTable::list() const
 {
     std::vector<BlockView> rows;
-    for (const auto& [prefix, b] : maps_.blocks()) {
+    auto row = [&](const Cidr& prefix, const cw_block& b) {
         auto it = meta_.find(prefix);
         rows.push_back({it != meta_.end() ? it->second : record_of(prefix, b), b.expires_ns});
-    }
+    };
+    maps_.for_each_block([&](const cw_addr& k, const cw_block& b) { row(Cidr::host(Address(k)), b); },
+                         row);
     std::sort(rows.begin(), rows.end(), [](const BlockView& a, const BlockView& b) {
         uint64_t ea = a.expires_ns ? a.expires_ns : UINT64_MAX;
         uint64_t eb = b.expires_ns ? b.expires_ns : UINT64_MAX;
@@ -369,9 +535,21 @@ std::vector<BlockView> BlockTable::list() const
 BlockCounts BlockTable::counts() const
 {
     BlockCounts n;
-    for (const auto& [prefix, b] : maps_.blocks())
-        n.count(block_origin_of(b.origin));
+    n.scan = hosts_.scan() + cidr_scan_;
+    n.crowdsec = hosts_.crowdsec() + cidr_crowdsec_;
+    n.manual = hosts_.manual() + (cidrs_.size() - cidr_scan_ - cidr_crowdsec_);
     return n;
+}
+
+size_t BlockTable::memory_bytes() const
+{
+    // Estimates for the node-based containers: a red-black tree node is 32
+    // bytes of links and colour, plus the value, rounded by malloc.
+    size_t records = 0;
+    for (const auto& [c, r] : meta_)
+        records += 32 + sizeof(c) + sizeof(r) + (r.reason.capacity() > 15 ? r.reason.capacity() + 1 : 0);
+    return hosts_.bytes() + cidrs_.size() * (32 + sizeof(Cidr) + sizeof(cw_block)) +
+           cidr_due_.size() * (32 + sizeof(uint64_t) + sizeof(Cidr)) + records;
 }
 
 uint64_t BlockTable::removed(RemovalReason r) const

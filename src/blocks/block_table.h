@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "blocks/block_index.h"
 #include "blocks/block_maps.h"
 #include "blocks/state.h"
 #include "common/block_kinds.h"
@@ -120,8 +121,12 @@ public:
     // The prefixes blocked by mirrored decisions.
     std::vector<Cidr> mirrored() const;
 
-    // Removes the blocks due at now_ns (the kernel already ignores them; this
-    // frees their room), and counts what is left, in the same walk.
+    // Once a tick: removes the blocks due at now_ns (the kernel already
+    // ignores them; this frees their room), found in the deadline index, not
+    // by walking the map; and reads one slice of the kernel's blocklist to
+    // learn the blocks whose events were lost (a full ring buffer) and forget
+    // those that vanished (reconciliation: a whole round takes
+    // kReconcileRounds ticks or more). `left` is the maintained count.
     struct Sweep {
         std::vector<Expired> expired;
         BlockCounts left;
@@ -131,7 +136,26 @@ public:
     // ---- views
     // Every block, soonest expiry first, blocks without one last.
     std::vector<BlockView> list() const;
+    // Kept, not walked: what the index and the prefix list hold.
     BlockCounts counts() const;
+    // The userspace memory the blocks take (index, prefix list, records), in
+    // bytes: docs/SCALE.md, the bench.
+    size_t memory_bytes() const;
+
+    // Scan blocks whose reason (the scan's line) is kept for list and the state
+    // file; past it a scan block is listed without one (it was logged when
+    // made). Manual and prefix blocks always keep theirs.
+    static constexpr size_t kMaxScanRecords = 16384;
+    // Reconciliation: at least this many exact blocks read a tick, and enough
+    // that a whole round takes at most kReconcileRounds ticks, up to kMax.
+    // (Idle at a million blocks the slice is most of connwatchd's CPU time:
+    // ~0.5 us a block, docs/SCALE.md.)
+    static constexpr size_t kReconcileMinSlice = 4096;
+    static constexpr size_t kReconcileMaxSlice = 16384;
+    static constexpr size_t kReconcileRounds = 120;
+    // Deadlines handled a tick at most (the rest at the next ones): a million
+    // blocks falling due at once must not stall the loop.
+    static constexpr size_t kMaxDuePerTick = 65536;
     uint64_t manual_added() const { return manual_added_; }
     uint64_t removed(RemovalReason r) const;
 
@@ -152,13 +176,35 @@ public:
 
 private:
     bool remove(const Cidr& prefix, RemovalReason why);
+    // The kernel holds (or just got) this block: index it.
+    void note_block(const Cidr& prefix, const cw_block& b);
+    // It is gone from the kernel: forget it and its record.
+    void forget(const Cidr& prefix);
+    bool keep_record(BlockRecord r); // false: a scan record past kMaxScanRecords
+    bool erase_record(const Cidr& prefix);
+    void reconcile();
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
 
     BlockMaps& maps_;
     std::string state_path_;
-    std::map<Cidr, BlockRecord> meta_; // what the kernel's entries do not say
+    // Every exact block the kernel holds, as far as connwatchd knows: address,
+    // deadline, origin (24 bytes; block_index.h). Every prefix block, with its
+    // kernel value (only userspace makes them; at most max-cidr-blocks), and
+    // their deadlines.
+    BlockIndex hosts_;
+    std::map<Cidr, cw_block> cidrs_;
+    std::set<std::pair<uint64_t, Cidr>> cidr_due_; // (expires_ns, prefix); stale ones skipped
+    size_t cidr_scan_ = 0, cidr_crowdsec_ = 0;
+    // What the kernel's entries do not say (reason, wall-clock times), for the
+    // blocks that have it: manual and prefix blocks, and up to
+    // kMaxScanRecords scan blocks. A block without a record is listed from
+    // its kernel entry.
+    std::map<Cidr, BlockRecord> meta_;
+    size_t scan_records_ = 0;
+    uint64_t reconcile_cursor_ = 0;
+    bool round_open_ = false;
     std::vector<Cidr> configured_, runtime_, own_;
     std::set<Cidr> applied_; // what the kernel's allowlist holds, as we made it
     uint64_t manual_added_ = 0;

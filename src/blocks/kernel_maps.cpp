@@ -14,13 +14,18 @@ bool KernelMaps::remove_block(const Cidr& prefix)
                             : prog_.cidr_block_remove(prefix);
 }
 
+void KernelMaps::for_each_block(const HostVisitor& host, const CidrVisitor& cidr) const
+{
+    prog_.block_for_each(host);
+    for (const auto& [c, b] : prog_.cidr_block_list())
+        cidr(c, b);
+}
+
 std::vector<std::pair<Cidr, cw_block>> KernelMaps::blocks() const
 {
     std::vector<std::pair<Cidr, cw_block>> out;
-    for (const auto& [a, b] : prog_.block_list())
-        out.emplace_back(Cidr::host(a), b);
-    for (auto& e : prog_.cidr_block_list())
-        out.push_back(std::move(e));
+    for_each_block([&](const cw_addr& k, const cw_block& b) { out.emplace_back(Cidr::host(Address(k)), b); },
+                   [&](const Cidr& c, const cw_block& b) { out.emplace_back(c, b); });
     return out;
 }
 

@@ -14,6 +14,19 @@ public:
     bool add_block(const Cidr& prefix, const cw_block& b) override;
     bool remove_block(const Cidr& prefix) override;
     std::vector<std::pair<Cidr, cw_block>> blocks() const override;
+    void for_each_block(const HostVisitor& host, const CidrVisitor& cidr) const override;
+    uint64_t host_block_slice(uint64_t cursor, size_t max, const HostVisitor& fn) const override
+    {
+        return prog_.block_slice(cursor, max, fn);
+    }
+    std::optional<cw_block> find_host_block(const cw_addr& key) const override
+    {
+        return prog_.block_get(Address(key));
+    }
+    size_t remove_host_blocks(const std::vector<cw_addr>& keys) override
+    {
+        return prog_.block_remove_many(keys);
+    }
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
     uint32_t cidr_block_capacity() const override { return prog_.cidr_block_capacity(); }
     void reset_scan_state(const Address& source) override { prog_.scan_state_remove(source); }

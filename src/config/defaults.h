@@ -23,6 +23,7 @@ inline constexpr std::chrono::seconds kBlockDuration = std::chrono::hours{1}; //
 inline constexpr bool kMonitorOnly = false;
 inline constexpr bool kAllowOwnAddresses = true;
 inline constexpr uint32_t kMaxBlocks = 65536;
+inline constexpr uint32_t kMaxCidrBlocks = 4096;
 inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
 inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
 inline constexpr const char* kControlGroup = "connwatch";
@@ -44,7 +45,13 @@ inline constexpr std::chrono::seconds kDedupInterval{5};
 // ports live in CW_SCAN_SLOTS slots, and crossing the threshold needs one more.
 inline constexpr uint32_t kMaxThreshold = CW_SCAN_SLOTS - 1;
 inline constexpr std::chrono::seconds kMaxWindow = std::chrono::days{1};
-inline constexpr uint32_t kMaxBlocksLimit = 1'000'000;
+// 2^24: every address of an IPv4 /8, CrowdSec's XDP bouncer's size. The kernel
+// allocates a bucket array of 16 bytes per power-of-two slot up front
+// (256 MiB at this limit), the entries as they come (docs/SCALE.md).
+inline constexpr uint32_t kMaxBlocksLimit = 16'777'216;
+// The CIDR trie's lookup costs the same whatever it holds (a walk of at most
+// 128 bits of prefix); its memory follows its entries. 2^20 prefixes.
+inline constexpr uint32_t kMaxCidrBlocksLimit = 1'048'576;
 
 // connwatchd.conf holds a dozen keys; anything larger is not a configuration
 // file, and reading it whole (/dev/zero never ends) must not be attempted.
@@ -53,5 +60,6 @@ inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1} << 20;
 static_assert(defaults::kThreshold >= 1 && defaults::kThreshold <= kMaxThreshold);
 static_assert(defaults::kWindow.count() >= 1 && defaults::kWindow <= kMaxWindow);
 static_assert(defaults::kMaxBlocks >= 1 && defaults::kMaxBlocks <= kMaxBlocksLimit);
+static_assert(defaults::kMaxCidrBlocks >= 1 && defaults::kMaxCidrBlocks <= kMaxCidrBlocksLimit);
 
 } // namespace connwatch

@@ -191,6 +191,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "Capacity of the blocklist; when full, a new automatic block is refused, "
                    "counted and logged")
         ->check(CLI::Range(1u, kMaxBlocksLimit));
+    app.add_option("--max-cidr-blocks", o.max_cidr_blocks,
+                   "Capacity of the CIDR blocklist (prefixes blocked with connwatchctl); when "
+                   "full, a new prefix block is refused")
+        ->check(CLI::Range(1u, kMaxCidrBlocksLimit));
 
     app.add_option("--metrics-listen", o.metrics_listen,
                    "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "

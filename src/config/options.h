@@ -30,6 +30,7 @@ struct Options {
     bool allow_own_addresses = defaults::kAllowOwnAddresses;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
+    uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;

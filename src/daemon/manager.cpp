@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "daemon/manager.h"
 
+#include <malloc.h>
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -176,6 +177,7 @@ void Manager::start()
 
     LoadSettings ls;
     ls.max_blocks = opts_.max_blocks;
+    ls.max_cidr_blocks = opts_.max_cidr_blocks;
     if (!opts_.pin_dir.empty()) {
         if (auto why = ensure_bpffs(opts_.pin_dir); why.empty())
             ls.pin_dir = opts_.pin_dir;
@@ -190,6 +192,9 @@ void Manager::start()
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
     auto restored = table_->restore();
+    // The walk of a large blocklist and the state file's parse leave freed
+    // memory in malloc's arenas: give it back now, not at some later free.
+    malloc_trim(0);
     if (!restored.warning.empty())
         sink_->warning(restored.warning);
     if (restored.kept)

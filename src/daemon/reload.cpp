@@ -55,6 +55,7 @@ std::string Manager::reload()
         }
     };
     restart_only("max-blocks", next.max_blocks, opts_.max_blocks);
+    restart_only("max-cidr-blocks", next.max_cidr_blocks, opts_.max_cidr_blocks);
     restart_only("control-socket", next.control_socket, opts_.control_socket);
     restart_only("control-group", next.control_group, opts_.control_group);
     restart_only("state-dir", next.state_dir, opts_.state_dir);

@@ -9,6 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -100,6 +101,8 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
         throw Error("Failed to open the XDP program", errno_code(errno));
     skel_->rodata->cw_test_clock = settings.test_clock ? 1 : 0;
     int err = bpf_map__set_max_entries(skel_->maps.block_addr, settings.max_blocks);
+    if (!err)
+        err = bpf_map__set_max_entries(skel_->maps.block_cidr, settings.max_cidr_blocks);
     if (!err && !settings.pin_dir.empty())
         adopt_pins(settings.pin_dir);
     if (!err)
@@ -116,7 +119,8 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     // Defaults until the caller sets its own: never a zero window or threshold.
     set_config(kernel_config(Options{}));
     // A pinned CIDR blocklist taken over may hold entries: the fast path must
-    // know, or it would skip the trie.
+    // know, or it would skip the trie. Counted once here, then kept.
+    cidr_count_ = static_cast<uint32_t>(cidr_block_list().size());
     update_cidr_count();
     // IPv6 prefixes pinned by a connwatch from before cw_block.v6_prefix read
     // 0 there, and would go on covering IPv4 (::/0): mark them.
@@ -268,6 +272,77 @@ bool XdpProgram::block_remove(const Address& a)
     return bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
 }
 
+std::optional<cw_block> XdpProgram::block_get(const Address& a) const
+{
+    cw_addr k = a.to_abi();
+    cw_block b{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b) != 0)
+        return std::nullopt;
+    return b;
+}
+
+uint64_t XdpProgram::block_slice(uint64_t cursor, size_t max, const BlockVisitor& fn) const
+{
+    // A hash map's batch position is a bucket number (a u32); the cursor is
+    // that number + 1, so that 0 can mean "from the start". One call: the
+    // kernel returns whole buckets only, as many as fit in `count`, and fails
+    // with ENOSPC only when the first bucket alone does not fit (then the
+    // batch is made larger: a bucket of thousands is never seen, but a tiny
+    // `count` must not end a walk).
+    constexpr size_t kMinBatch = 1024;
+    max = std::max(max, kMinBatch);
+    int fd = bpf_map__fd(skel_->maps.block_addr);
+    uint32_t in = cursor ? static_cast<uint32_t>(cursor - 1) : 0, out = 0;
+    for (;;) {
+        if (batch_keys_.size() < max) {
+            batch_keys_.resize(max);
+            batch_values_.resize(max);
+        }
+        uint32_t count = static_cast<uint32_t>(max);
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_lookup_batch(fd, cursor ? &in : nullptr, &out, batch_keys_.data(),
+                                       batch_values_.data(), &count, &opts);
+        int e = err ? errno : 0;
+        if (err && e == ENOSPC && count == 0 && max < (size_t{1} << 24)) {
+            max *= 2;
+            continue;
+        }
+        for (uint32_t i = 0; i < count; i++)
+            fn(batch_keys_[i], batch_values_[i]);
+        if (e == ENOENT)
+            return 0; // the end
+        if (err)
+            return kSliceFailed;
+        return static_cast<uint64_t>(out) + 1;
+    }
+}
+
+void XdpProgram::block_for_each(const BlockVisitor& fn) const
+{
+    uint64_t cursor = 0;
+    do
+        cursor = block_slice(cursor, 16384, fn); // 640 KiB of buffers, kept
+    while (cursor && cursor != kSliceFailed);
+}
+
+size_t XdpProgram::block_remove_many(const std::vector<cw_addr>& keys)
+{
+    int fd = bpf_map__fd(skel_->maps.block_addr);
+    size_t removed = 0, at = 0;
+    while (at < keys.size()) {
+        uint32_t count = static_cast<uint32_t>(keys.size() - at);
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_delete_batch(fd, &keys[at], &count, &opts);
+        removed += count;
+        at += count;
+        if (!err)
+            break;
+        // Key `at` was not there (ENOENT ends a batch): skip it, go on.
+        at++;
+    }
+    return removed;
+}
+
 uint32_t XdpProgram::allow_capacity() const
 {
     return bpf_map__max_entries(skel_->maps.allow);
@@ -286,10 +361,7 @@ uint32_t XdpProgram::cidr_block_capacity() const
 std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
 {
     std::vector<std::pair<Address, cw_block>> out;
-    for_each_entry<cw_addr, cw_block>(bpf_map__fd(skel_->maps.block_addr),
-                                      [&](const cw_addr& k, const cw_block& b) {
-                                          out.emplace_back(Address(k), b);
-                                      });
+    block_for_each([&](const cw_addr& k, const cw_block& b) { out.emplace_back(Address(k), b); });
     return out;
 }
 
@@ -300,8 +372,17 @@ bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
     // The program needs it to keep an IPv6 prefix from covering IPv4 (the
     // trie's ::/0 covers ::ffff:a.b.c.d): see connwatch_abi.h.
     v.v6_prefix = c.address().is_v4() ? 0 : 1;
-    bool ok = bpf_map_update_elem(bpf_map__fd(skel_->maps.block_cidr), &k, &v, BPF_ANY) == 0;
-    update_cidr_count();
+    int fd = bpf_map__fd(skel_->maps.block_cidr);
+    // The count moves only when the prefix is new. (A lookup would not tell:
+    // an LPM trie's returns the longest prefix covering the key, maybe another
+    // one; an update with BPF_EXIST matches the exact prefix.)
+    if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0)
+        return true;
+    bool ok = bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) == 0;
+    if (ok) {
+        cidr_count_++;
+        update_cidr_count();
+    }
     return ok;
 }
 
@@ -309,7 +390,10 @@ bool XdpProgram::cidr_block_remove(const Cidr& c)
 {
     cw_lpm_key k = c.to_lpm();
     bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_cidr), &k) == 0;
-    update_cidr_count();
+    if (ok) {
+        cidr_count_ -= cidr_count_ ? 1 : 0;
+        update_cidr_count();
+    }
     return ok;
 }
 
@@ -327,7 +411,7 @@ void XdpProgram::update_cidr_count()
 {
     uint32_t key = 0;
     cw_config c = config();
-    c.cidr_blocks = static_cast<uint32_t>(cidr_block_list().size());
+    c.cidr_blocks = cidr_count_;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY);
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@ namespace connwatch {
 
 struct LoadSettings {
     uint32_t max_blocks = 65536;
+    uint32_t max_cidr_blocks = 4096; // max-cidr-blocks
     // Where the blocklists are pinned on bpffs, so that blocks survive a restart
     // or a crash of connwatchd; empty: not pinned.
     std::string pin_dir;
@@ -56,8 +58,22 @@ public:
     // Exact-address blocklist. block_add fails (returns false) when full.
     bool block_add(const Address& a, const cw_block& b);
     bool block_remove(const Address& a);
+    std::optional<cw_block> block_get(const Address& a) const;
     std::vector<std::pair<Address, cw_block>> block_list() const;
     uint32_t block_capacity() const;
+    // Batched (bpf_map_*_batch): the cost of a million entries is a few
+    // hundred system calls, not two million.
+    // Reads up to about `max` entries from `cursor` (0: the start) and calls
+    // fn(key, value) for each; returns the cursor to go on from, 0 when the
+    // walk reached the end, kSliceFailed when the kernel refused (the walk is
+    // then incomplete: start another). The kernel walks its buckets in order,
+    // so an entry present from the first call to the last is seen exactly once.
+    static constexpr uint64_t kSliceFailed = UINT64_MAX;
+    using BlockVisitor = std::function<void(const cw_addr&, const cw_block&)>;
+    uint64_t block_slice(uint64_t cursor, size_t max, const BlockVisitor& fn) const;
+    void block_for_each(const BlockVisitor& fn) const; // every entry, in slices
+    // Deletes these keys; returns how many were there.
+    size_t block_remove_many(const std::vector<cw_addr>& keys);
 
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);
@@ -100,6 +116,11 @@ private:
     // Entries of a pinned map that could not be reused as it is (another
     // capacity), to re-insert after load: map name -> (key, value) bytes.
     std::vector<std::tuple<std::string, std::vector<uint8_t>, std::vector<uint8_t>>> carry_;
+    // block_slice's buffers, kept: a slice every second must not map and
+    // unmap a megabyte every second.
+    mutable std::vector<cw_addr> batch_keys_;
+    mutable std::vector<cw_block> batch_values_;
+    uint32_t cidr_count_ = 0; // entries in block_cidr, as config.cidr_blocks says
 };
 
 // Checks that the kernel and our privileges can run connwatch at all; throws

@@ -35,6 +35,7 @@ public:
     std::map<Cidr, cw_block> hosts, cidrs;
     std::set<Cidr> allows;
     std::vector<Address> scan_resets; // reset_scan_state() calls, in order
+    mutable int walks = 0;            // blocks() calls: whole walks of the lists
 
     bool add_block(const Cidr& p, const cw_block& b) override
     {
@@ -50,9 +51,15 @@ public:
     }
     std::vector<std::pair<Cidr, cw_block>> blocks() const override
     {
+        walks++;
         std::vector<std::pair<Cidr, cw_block>> out(hosts.begin(), hosts.end());
         out.insert(out.end(), cidrs.begin(), cidrs.end());
         return out;
+    }
+    std::optional<cw_block> find_host_block(const cw_addr& k) const override
+    {
+        auto it = hosts.find(Cidr::host(Address(k)));
+        return it == hosts.end() ? std::nullopt : std::optional<cw_block>(it->second);
     }
     uint32_t host_block_capacity() const override { return host_cap; }
     uint32_t cidr_block_capacity() const override { return cidr_cap; }

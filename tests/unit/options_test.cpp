@@ -63,6 +63,7 @@ TEST(Options, DefaultsNeedNoConfiguration)
     EXPECT_TRUE(p.opts.allow_own_addresses);
     EXPECT_EQ(p.opts.log_target, LogTarget::Auto);
     EXPECT_EQ(p.opts.max_blocks, 65536u);
+    EXPECT_EQ(p.opts.max_cidr_blocks, 4096u);
     EXPECT_EQ(p.opts.control_socket, "/run/connwatch/control.sock");
     EXPECT_EQ(p.opts.control_group, "connwatch");
     EXPECT_EQ(p.opts.state_dir, "/var/lib/connwatch");
@@ -76,7 +77,7 @@ TEST(Options, EveryFlagIsApplied)
                     "--threshold", "5", "--window", "2m", "--block-duration", "0",
                     "--monitor-only", "--allow", "192.0.2.0/24", "--allow", "2001:db8::/32",
                     "--allow-own-addresses", "false", "--log-target", "stdout",
-                    "--max-blocks", "100"});
+                    "--max-blocks", "16777216", "--max-cidr-blocks", "100000"});
     ASSERT_FALSE(p.code) << p.err;
     EXPECT_EQ(p.opts.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
     EXPECT_EQ(p.opts.xdp_mode, XdpMode::Generic);
@@ -89,7 +90,8 @@ TEST(Options, EveryFlagIsApplied)
     EXPECT_EQ(p.opts.allow[1].str(), "2001:db8::/32");
     EXPECT_FALSE(p.opts.allow_own_addresses);
     EXPECT_EQ(p.opts.log_target, LogTarget::Stdout);
-    EXPECT_EQ(p.opts.max_blocks, 100u);
+    EXPECT_EQ(p.opts.max_blocks, 16777216u) << "the limit itself";
+    EXPECT_EQ(p.opts.max_cidr_blocks, 100000u);
 }
 
 // Each bad value: a non-zero exit, and one message naming the option.
@@ -112,6 +114,9 @@ TEST(Options, BadValuesAreRejectedNamingTheOption)
              {{"--xdp-mode", "fast"}, "--xdp-mode"},
              {{"--log-target", "syslog"}, "--log-target"},
              {{"--max-blocks", "0"}, "--max-blocks"},
+             {{"--max-blocks", "16777217"}, "--max-blocks"},
+             {{"--max-cidr-blocks", "0"}, "--max-cidr-blocks"},
+             {{"--max-cidr-blocks", "1048577"}, "--max-cidr-blocks"},
              {{"--allow-own-addresses", "maybe"}, "--allow-own-addresses"},
              {{"--no-such-flag"}, "--no-such-flag"},
              {{"--pin-dir", "relative"}, "pin-dir must be an absolute path"},
@@ -281,6 +286,7 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"allow = 300.1.1.1/32\n", 1, "not an IPv4 or IPv6 address"},
              {"xdp-mode = turbo\n", 1, "not in {auto,native,generic}"},
              {"max-blocks = -1\n", 1, "--max-blocks"},
+             {"max-cidr-blocks = 0\n", 1, "--max-cidr-blocks"},
              {"monitor-only = perhaps\n", 1, "monitor-only"},
              {"[main]\nthreshold = 4\n", 1, "sections are not used"},
              {"threshold = 4\nwindow = 1m\nthreshold = 5\n", 3,

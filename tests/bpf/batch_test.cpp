@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The blocklist's batched operations on the real map (bpf_map_*_batch), which
+// BlockTable's start-up walk, reconciliation and expiry rest on: a walk in
+// slices of any size sees every entry exactly once, a batched delete skips
+// keys that are not there, and the capacities are what the settings say.
+#include <algorithm>
+#include <map>
+
+#include "xdp_fixture.h"
+
+namespace connwatch::test {
+namespace {
+
+class Batch : public XdpTest {
+protected:
+    LoadSettings load_settings() const override
+    {
+        LoadSettings s = XdpTest::load_settings();
+        s.max_blocks = 20000;
+        s.max_cidr_blocks = 123;
+        return s;
+    }
+    static cw_addr key(uint32_t i)
+    {
+        cw_addr a{};
+        a.b[10] = a.b[11] = 0xff;
+        a.b[12] = 10;
+        a.b[13] = static_cast<uint8_t>(i >> 16);
+        a.b[14] = static_cast<uint8_t>(i >> 8);
+        a.b[15] = static_cast<uint8_t>(i);
+        return a;
+    }
+    void fill(uint32_t n)
+    {
+        for (uint32_t i = 0; i < n; i++) {
+            cw_block b{};
+            b.expires_ns = i + 1;
+            b.origin = CW_ORIGIN_SCAN;
+            ASSERT_TRUE(prog_->block_add(Address(key(i)), b)) << i;
+        }
+    }
+};
+
+TEST_F(Batch, CapacitiesAreTheSettings)
+{
+    EXPECT_EQ(prog_->block_capacity(), 20000u);
+    EXPECT_EQ(prog_->cidr_block_capacity(), 123u);
+}
+
+TEST_F(Batch, AWalkInSlicesSeesEveryEntryOnce)
+{
+    constexpr uint32_t n = 15000;
+    fill(n);
+    for (size_t slice : {1u, 1000u, 4096u, 16384u, 100000u}) {
+        std::map<uint32_t, int> seen;
+        uint64_t cursor = 0;
+        int calls = 0;
+        do {
+            cursor = prog_->block_slice(cursor, slice, [&](const cw_addr& k, const cw_block& b) {
+                uint32_t i = (uint32_t{k.b[13]} << 16) | (uint32_t{k.b[14]} << 8) | k.b[15];
+                EXPECT_EQ(b.expires_ns, i + 1);
+                seen[i]++;
+            });
+            ASSERT_NE(cursor, XdpProgram::kSliceFailed) << "slice " << slice;
+            ASSERT_LT(++calls, 1000) << "no end";
+        } while (cursor);
+        EXPECT_EQ(seen.size(), n) << "slice " << slice;
+        EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](const auto& e) { return e.second == 1; }))
+            << "slice " << slice;
+    }
+}
+
+TEST_F(Batch, AnEmptyMapIsAWalkOfOneCall)
+{
+    int visited = 0;
+    EXPECT_EQ(prog_->block_slice(0, 4096, [&](const cw_addr&, const cw_block&) { visited++; }), 0u);
+    EXPECT_EQ(visited, 0);
+}
+
+TEST_F(Batch, ABatchedDeleteSkipsWhatIsNotThere)
+{
+    fill(100);
+    std::vector<cw_addr> keys;
+    for (uint32_t i = 0; i < 100; i += 2)
+        keys.push_back(key(i));
+    keys.insert(keys.begin() + 10, key(5000)); // never there
+    keys.push_back(key(6000));                 // nor this
+    EXPECT_EQ(prog_->block_remove_many(keys), 50u);
+    EXPECT_EQ(prog_->block_list().size(), 50u);
+    EXPECT_FALSE(prog_->block_get(Address(key(0))));
+    EXPECT_TRUE(prog_->block_get(Address(key(1))));
+}
+
+} // namespace
+} // namespace connwatch::test

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// BlockIndex: the compact table of exact blocks with its deadline heap.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "blocks/block_index.h"
+
+using namespace connwatch;
+
+namespace {
+
+cw_addr key(uint32_t n)
+{
+    cw_addr a{};
+    a.b[10] = a.b[11] = 0xff;
+    std::memcpy(&a.b[12], &n, 4);
+    return a;
+}
+
+uint32_t num(const cw_addr& a)
+{
+    uint32_t n;
+    std::memcpy(&n, &a.b[12], 4);
+    return n;
+}
+
+constexpr uint64_t kSec = 1'000'000'000;
+
+} // namespace
+
+TEST(BlockIndex, CountsByOriginThroughPutsAndErases)
+{
+    BlockIndex idx;
+    EXPECT_TRUE(idx.put(key(1), 0, CW_ORIGIN_SCAN));
+    EXPECT_TRUE(idx.put(key(2), 0, CW_ORIGIN_MANUAL));
+    EXPECT_FALSE(idx.put(key(1), 0, CW_ORIGIN_SCAN)) << "already there";
+    EXPECT_EQ(idx.size(), 2u);
+    EXPECT_EQ(idx.scan(), 1u);
+    EXPECT_EQ(idx.manual(), 1u);
+    EXPECT_FALSE(idx.put(key(1), 0, CW_ORIGIN_MANUAL)) << "re-made by an operator";
+    EXPECT_EQ(idx.scan(), 0u);
+    EXPECT_EQ(idx.manual(), 2u);
+    EXPECT_TRUE(idx.erase(key(2)));
+    EXPECT_FALSE(idx.erase(key(2)));
+    EXPECT_EQ(idx.size(), 1u);
+    EXPECT_EQ(idx.find(key(2)), nullptr);
+    ASSERT_NE(idx.find(key(1)), nullptr);
+}
+
+TEST(BlockIndex, GivesWhatIsDueInDeadlineOrderOnceAndNeverTheRest)
+{
+    BlockIndex idx;
+    idx.put(key(1), 30 * kSec, CW_ORIGIN_SCAN);
+    idx.put(key(2), 10 * kSec + 1, CW_ORIGIN_SCAN); // due second 11
+    idx.put(key(3), 0, CW_ORIGIN_MANUAL);           // never
+    idx.put(key(4), 20 * kSec, CW_ORIGIN_SCAN);
+    EXPECT_TRUE(idx.due(10, 100).empty());
+    auto d = idx.due(20, 100);
+    ASSERT_EQ(d.size(), 2u);
+    EXPECT_EQ(num(d[0]), 2u);
+    EXPECT_EQ(num(d[1]), 4u);
+    EXPECT_TRUE(idx.due(20, 100).empty()) << "each once";
+    // Moved later: only the new deadline counts.
+    idx.put(key(1), 40 * kSec, CW_ORIGIN_SCAN);
+    EXPECT_TRUE(idx.due(35, 100).empty());
+    // Erased: never given.
+    idx.erase(key(1));
+    EXPECT_TRUE(idx.due(1000, 100).empty());
+    // Requeued: given again.
+    idx.requeue(key(4));
+    d = idx.due(20, 100);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(num(d[0]), 4u);
+}
+
+TEST(BlockIndex, DueIsBoundedAndKeepsTheRestForLater)
+{
+    BlockIndex idx;
+    for (uint32_t i = 0; i < 100; i++)
+        idx.put(key(i), (i + 1) * kSec, CW_ORIGIN_SCAN);
+    EXPECT_EQ(idx.due(1000, 30).size(), 30u);
+    EXPECT_EQ(idx.due(1000, 1000).size(), 70u);
+}
+
+TEST(BlockIndex, GrowsAndShrinksWithTheBlocksAndLosesNone)
+{
+    BlockIndex idx;
+    constexpr uint32_t n = 200000;
+    for (uint32_t i = 0; i < n; i++)
+        ASSERT_TRUE(idx.put(key(i), (i % 7) ? (1000 + i) * kSec : 0, CW_ORIGIN_SCAN));
+    EXPECT_EQ(idx.size(), n);
+    // 24 bytes a slot, at most 1 / 0.55 slots a block, plus the heap's 8 bytes.
+    EXPECT_LE(idx.bytes(), static_cast<size_t>(n * (24 / 0.55 + 2 * 8)));
+    for (uint32_t i = 0; i < n; i++)
+        ASSERT_NE(idx.find(key(i)), nullptr) << i;
+    size_t full = idx.bytes();
+    for (uint32_t i = 0; i < n - 100; i++)
+        ASSERT_TRUE(idx.erase(key(i)));
+    EXPECT_EQ(idx.size(), 100u);
+    EXPECT_LT(idx.bytes(), full / 100) << "memory follows the blocks";
+    for (uint32_t i = n - 100; i < n; i++)
+        ASSERT_NE(idx.find(key(i)), nullptr) << i;
+    // The heap was rebuilt with the table: the survivors still fall due.
+    size_t with_deadline = 0;
+    for (uint32_t i = n - 100; i < n; i++)
+        with_deadline += (i % 7) != 0;
+    EXPECT_EQ(idx.due(UINT32_MAX, n).size(), with_deadline);
+}
+
+TEST(BlockIndex, ChurnLeavesNoStaleEntries)
+{
+    // Tombstones and stale heap items under many puts and erases of a few keys.
+    BlockIndex idx;
+    for (uint32_t round = 0; round < 50; round++) {
+        for (uint32_t i = 0; i < 1000; i++)
+            idx.put(key(i), (round * 1000 + i + 1) * kSec, CW_ORIGIN_SCAN);
+        for (uint32_t i = 0; i < 1000; i += 2)
+            idx.erase(key(i));
+    }
+    EXPECT_EQ(idx.size(), 500u);
+    auto d = idx.due(UINT32_MAX, 1'000'000);
+    std::set<uint32_t> got;
+    for (const auto& k : d)
+        got.insert(num(k));
+    EXPECT_EQ(got.size(), 500u);
+    EXPECT_EQ(d.size(), 500u) << "each key once, at its latest deadline";
+}
+
+TEST(BlockIndex, ARoundForgetsWhatItDidNotSee)
+{
+    BlockIndex idx;
+    for (uint32_t i = 0; i < 10; i++)
+        idx.put(key(i), 0, CW_ORIGIN_SCAN);
+    idx.start_round();
+    for (uint32_t i = 0; i < 10; i += 2)
+        idx.put(key(i), 0, CW_ORIGIN_SCAN); // seen by the walk
+    idx.put(key(100), 0, CW_ORIGIN_SCAN);   // made during the round
+    auto gone = idx.end_round();
+    std::set<uint32_t> g;
+    for (const auto& k : gone)
+        g.insert(num(k));
+    EXPECT_EQ(g, (std::set<uint32_t>{1, 3, 5, 7, 9}));
+    EXPECT_EQ(idx.size(), 6u);
+    EXPECT_NE(idx.find(key(100)), nullptr);
+}
