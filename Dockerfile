@@ -24,7 +24,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
         build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev \
-        zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
+        zlib1g-dev libsystemd-dev libcurl4-openssl-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
         file gzip \
  && rm -rf /var/lib/apt/lists/*
 

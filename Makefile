@@ -30,22 +30,24 @@ BUILD_TYPE ?= RelWithDebInfo
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= config request address state
+FUZZ_TARGETS ?= config request address state crowdsec
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # For ctest, e.g. CTEST_ARGS='-L bpf' or CTEST_ARGS='-R netns'.
 CTEST_ARGS ?=
 
-# Debian 12 packages: to build, then to test (nmap, iproute2, python3: the
-# integration tests; mandoc: the man page check; systemd: journalctl for the
-# catalog check; debootstrap, systemd-container: the test under real systemd;
-# prometheus: promtool, for the metrics checks; rpm: CPack's .rpm; lintian, rpmlint:
+# Debian 12 packages: to build (libcurl4-openssl-dev: the CrowdSec client), then to
+# test (nmap, iproute2, python3: the integration tests; curl, util-linux (nsenter):
+# the CrowdSec test, which fetches crowdsec itself with apt-get download; mandoc:
+# the man page check; systemd: journalctl for the catalog check; debootstrap,
+# systemd-container: the test under real systemd; prometheus: promtool, for the
+# metrics checks; rpm: CPack's .rpm; lintian, rpmlint:
 # the package checks; podman, runc, containernetworking-plugins: the container image
 # test — runc named because podman would otherwise pull in crun, which refuses this
 # machine's hybrid cgroups; libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
 # for clang, only recommended by clang, which apt skips here).
 DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev \
-        zlib1g-dev libsystemd-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
-        libgtest-dev googletest nmap iproute2 python3 mandoc systemd \
+        zlib1g-dev libsystemd-dev libcurl4-openssl-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev \
+        libgtest-dev googletest nmap iproute2 python3 curl util-linux mandoc systemd \
         debootstrap systemd-container prometheus rpm lintian rpmlint \
         podman runc containernetworking-plugins
 

@@ -42,6 +42,7 @@ struct cw_lpm_key {
 enum cw_origin {
 	CW_ORIGIN_SCAN = 1,   /* inserted by the XDP program on a detected scan */
 	CW_ORIGIN_MANUAL = 2, /* inserted by an operator (connwatchctl) */
+	CW_ORIGIN_CROWDSEC = 3, /* a CrowdSec LAPI decision mirrored by connwatchd */
 };
 
 /* Value of both blocklists (exact hash and CIDR trie). */

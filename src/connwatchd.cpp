@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "config/options.h"
+#include "crowdsec/client.h"
 #include "daemon/manager.h"
 #include "kernel/program.h"
 
@@ -21,7 +22,14 @@ int main(int argc, char** argv)
     if (auto code = parse_command_line(argc, argv, opts))
         return *code;
     if (opts.check_config) {
-        // Nothing beyond parsing: no kernel, no interfaces touched.
+        // Nothing beyond parsing and the CrowdSec secrets' files: no kernel, no
+        // interfaces touched.
+        try {
+            crowdsec_settings(opts);
+        } catch (const Error& e) {
+            std::fprintf(stderr, "connwatchd: %s\n", e.what());
+            return 1;
+        }
         if (access(opts.config_file.c_str(), F_OK) == 0)
             std::printf("%s: configuration OK\n", opts.config_file.c_str());
         else

@@ -122,6 +122,8 @@ bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
         if (e.origin != origin) {
             scan_ += origin == CW_ORIGIN_SCAN ? 1 : 0;
             scan_ -= e.origin == CW_ORIGIN_SCAN ? 1 : 0;
+            crowdsec_ += origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
+            crowdsec_ -= e.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
             e.origin = origin;
         }
         if (e.due_s != due_s) {
@@ -141,6 +143,7 @@ bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
     slots_[i] = HostEntry{key, due_s, origin, static_cast<uint8_t>(kUsed | kSeen), 0};
     used_++;
     scan_ += origin == CW_ORIGIN_SCAN ? 1 : 0;
+    crowdsec_ += origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
     push_due(due_s, i);
     // Stale heap items (deadlines changed, entries gone) are dropped when
     // popped; when they outnumber the live ones, all at once.
@@ -153,6 +156,7 @@ void BlockIndex::erase_slot(size_t i)
 {
     HostEntry& e = slots_[i];
     scan_ -= e.origin == CW_ORIGIN_SCAN ? 1 : 0;
+    crowdsec_ -= e.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
     e = HostEntry{};
     e.flags = kTombstone;
     used_--;
@@ -184,7 +188,7 @@ void BlockIndex::clear()
 {
     std::vector<HostEntry>().swap(slots_);
     std::vector<Due>().swap(heap_);
-    used_ = tombstones_ = scan_ = 0;
+    used_ = tombstones_ = scan_ = crowdsec_ = 0;
 }
 
 size_t BlockIndex::bytes() const

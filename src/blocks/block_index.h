@@ -59,7 +59,8 @@ public:
 
     size_t size() const { return used_; }
     size_t scan() const { return scan_; }
-    size_t manual() const { return used_ - scan_; }
+    size_t crowdsec() const { return crowdsec_; }
+    size_t manual() const { return used_ - scan_ - crowdsec_; }
     // Memory held, in bytes (table and heap), for docs/SCALE.md and the tests.
     size_t bytes() const;
 
@@ -100,7 +101,7 @@ private:
 
     std::vector<HostEntry> slots_;
     std::vector<Due> heap_; // min-heap on due_s; stale items are skipped when popped
-    size_t used_ = 0, tombstones_ = 0, scan_ = 0;
+    size_t used_ = 0, tombstones_ = 0, scan_ = 0, crowdsec_ = 0;
 };
 
 } // namespace connwatch

@@ -38,7 +38,7 @@ BlockTable::Restored BlockTable::restore()
     hosts_.clear();
     cidrs_.clear();
     cidr_due_.clear();
-    cidr_scan_ = 0;
+    cidr_scan_ = cidr_crowdsec_ = 0;
     meta_.clear();
     scan_records_ = 0;
     round_open_ = false;
@@ -56,17 +56,19 @@ BlockTable::Restored BlockTable::restore()
             keep_record(std::move(r));
             continue;
         }
-        // Only manual blocks outlive a reboot; scan blocks end with the pins.
-        if (r.origin != BlockOrigin::Manual || (r.expires != 0 && r.expires <= now))
+        // Manual blocks and mirrored CrowdSec decisions outlive a reboot (the
+        // decisions until the first pull from the LAPI says which still
+        // stand); scan blocks end with the pins.
+        if (r.origin == BlockOrigin::Scan || (r.expires != 0 && r.expires <= now))
             continue;
         cw_block b{};
         b.created_ns = now_ns;
         b.expires_ns = monotonic_deadline_of(r.expires, now, now_ns);
-        b.origin = CW_ORIGIN_MANUAL;
+        b.origin = static_cast<uint8_t>(r.origin);
         if (maps_.add_block(r.prefix, b)) {
+            (r.origin == BlockOrigin::Manual ? out.restored : out.restored_crowdsec)++;
             note_block(r.prefix, b);
             keep_record(std::move(r));
-            out.restored++;
         }
     }
     rewrite_ = true; // what was read, as it is now: one snapshot, no journal
@@ -83,9 +85,11 @@ void BlockTable::note_block(const Cidr& prefix, const cw_block& b)
     auto [it, added] = cidrs_.try_emplace(prefix, b);
     if (!added) {
         cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
+        cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
         it->second = b;
     }
     cidr_scan_ += b.origin == CW_ORIGIN_SCAN ? 1 : 0;
+    cidr_crowdsec_ += b.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
     if (b.expires_ns)
         cidr_due_.insert({b.expires_ns, prefix});
 }
@@ -96,6 +100,7 @@ void BlockTable::forget(const Cidr& prefix)
         hosts_.erase(prefix.address().to_abi());
     } else if (auto it = cidrs_.find(prefix); it != cidrs_.end()) {
         cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
+        cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
         cidrs_.erase(it);
     }
     if (erase_record(prefix))
@@ -429,6 +434,65 @@ void BlockTable::reconcile()
     }
 }
 
+// ---- CrowdSec decisions ---------------------------------------------------------
+
+BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds remaining,
+                                      std::string reason)
+{
+    Mirror m;
+    if (auto a = allow_covering(prefix)) {
+        m.why = "covered by the allow entry " + a->str();
+        return m;
+    }
+    if (auto why = danger(prefix); !why.empty()) {
+        m.why = why;
+        return m;
+    }
+    cw_block b{};
+    b.created_ns = monotonic_now_ns();
+    b.expires_ns = deadline_ns(b.created_ns, std::max(remaining, std::chrono::seconds(1)));
+    b.origin = CW_ORIGIN_CROWDSEC;
+    std::time_t expires = wall_time_of(b.expires_ns);
+    // The records, not the kernel's maps: a community blocklist brings tens of
+    // thousands of decisions, and each must not walk the lists.
+    auto it = meta_.find(prefix);
+    bool existed = it != meta_.end();
+    if (existed && (it->second.origin == BlockOrigin::Manual ||
+                    (it->second.origin == BlockOrigin::Scan &&
+                     (it->second.expires == 0 || it->second.expires >= expires)))) {
+        m.outcome = Mirror::Outcome::Kept;
+        return m;
+    }
+    if (!maps_.add_block(prefix, b)) {
+        m.why = prefix.is_host() ? "the blocklist is full (max-blocks " +
+                                       std::to_string(maps_.host_block_capacity()) + ")"
+                                 : "the CIDR blocklist is full (max-cidr-blocks " +
+                                       std::to_string(maps_.cidr_block_capacity()) + ")";
+        return m;
+    }
+    note_block(prefix, b);
+    keep_record({prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires});
+    mark_dirty();
+    m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
+    return m;
+}
+
+bool BlockTable::withdraw(const Cidr& prefix)
+{
+    auto it = meta_.find(prefix);
+    return it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec &&
+           remove(prefix, RemovalReason::Withdrawn);
+}
+
+std::vector<Cidr> BlockTable::mirrored() const
+{
+    std::vector<Cidr> out;
+    for (const auto& [c, r] : meta_)
+        if (r.origin == BlockOrigin::Crowdsec)
+            out.push_back(c);
+    return out;
+}
+
 BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
 {
     Sweep s;
@@ -631,7 +695,8 @@ BlockCounts BlockTable::counts() const
 {
     BlockCounts n;
     n.scan = hosts_.scan() + cidr_scan_;
-    n.manual = hosts_.manual() + (cidrs_.size() - cidr_scan_);
+    n.crowdsec = hosts_.crowdsec() + cidr_crowdsec_;
+    n.manual = hosts_.manual() + (cidrs_.size() - cidr_scan_ - cidr_crowdsec_);
     return n;
 }
 

@@ -27,8 +27,12 @@
 namespace connwatch {
 
 struct BlockCounts {
-    size_t scan = 0, manual = 0;
-    size_t total() const { return scan + manual; }
+    size_t scan = 0, manual = 0, crowdsec = 0;
+    size_t total() const { return scan + manual + crowdsec; }
+    void count(BlockOrigin o)
+    {
+        (o == BlockOrigin::Manual ? manual : o == BlockOrigin::Crowdsec ? crowdsec : scan)++;
+    }
 };
 
 // A block as `list` shows it.
@@ -51,6 +55,7 @@ public:
     struct Restored {
         size_t kept = 0;     // entries the (pinned) kernel maps still held
         size_t restored = 0; // manual blocks put back from the state file
+        size_t restored_crowdsec = 0; // mirrored CrowdSec decisions put back from it
         std::string warning; // the state file could not be read, ...
     };
     // Reads the state file: metadata of the blocks the kernel still holds, and
@@ -96,6 +101,25 @@ public:
     // The kernel made a block on a scan: remember why.
     void record_scan_block(const Address& src, std::string reason, std::time_t created,
                            std::time_t expires);
+
+    // ---- CrowdSec decisions (origin crowdsec, docs/CROWDSEC.md)
+    // Mirrors a ban decision of the LAPI: `prefix` blocked for `remaining`
+    // from now. The policy of a manual block applies (an allow entry wins, a
+    // dangerous prefix is refused: the LAPI is not trusted to cut off a whole
+    // network or this host), never forced. A manual block of the same prefix is
+    // the operator's and stays as it is; so does a scan block that lasts at
+    // least as long (the fleet's copy of this host's own scan); a shorter scan
+    // block becomes the decision.
+    struct Mirror {
+        enum class Outcome { Added, Updated, Kept, Refused } outcome = Outcome::Refused;
+        std::string why; // Refused: the reason
+    };
+    Mirror mirror(const Cidr& prefix, std::chrono::seconds remaining, std::string reason);
+    // Lifts the block of prefix if it is a mirrored decision (never a manual or
+    // scan block of the same prefix). False when there was none.
+    bool withdraw(const Cidr& prefix);
+    // The prefixes blocked by mirrored decisions.
+    std::vector<Cidr> mirrored() const;
 
     // Once a tick: removes the blocks due at now_ns (the kernel already
     // ignores them; this frees their room), found in the deadline index, not
@@ -229,7 +253,7 @@ private:
     BlockIndex hosts_;
     std::map<Cidr, cw_block> cidrs_;
     std::set<std::pair<uint64_t, Cidr>> cidr_due_; // (expires_ns, prefix); stale ones skipped
-    size_t cidr_scan_ = 0;
+    size_t cidr_scan_ = 0, cidr_crowdsec_ = 0;
     // What the kernel's entries do not say (reason, wall-clock times), for the
     // blocks that have it: manual and prefix blocks, and up to
     // kMaxScanRecords scan blocks. A block without a record is listed from

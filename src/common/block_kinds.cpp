@@ -5,7 +5,12 @@ namespace connwatch {
 
 std::string_view to_string(BlockOrigin o)
 {
-    return o == BlockOrigin::Manual ? "manual" : "scan";
+    switch (o) {
+    case BlockOrigin::Manual: return "manual";
+    case BlockOrigin::Crowdsec: return "crowdsec";
+    case BlockOrigin::Scan: break;
+    }
+    return "scan";
 }
 
 std::optional<BlockOrigin> block_origin_from(std::string_view text)
@@ -14,12 +19,18 @@ std::optional<BlockOrigin> block_origin_from(std::string_view text)
         return BlockOrigin::Scan;
     if (text == "manual")
         return BlockOrigin::Manual;
+    if (text == "crowdsec")
+        return BlockOrigin::Crowdsec;
     return std::nullopt;
 }
 
 BlockOrigin block_origin_of(uint8_t cw_origin)
 {
-    return cw_origin == CW_ORIGIN_MANUAL ? BlockOrigin::Manual : BlockOrigin::Scan;
+    if (cw_origin == CW_ORIGIN_MANUAL)
+        return BlockOrigin::Manual;
+    if (cw_origin == CW_ORIGIN_CROWDSEC)
+        return BlockOrigin::Crowdsec;
+    return BlockOrigin::Scan;
 }
 
 std::string_view to_string(RemovalReason r)
@@ -29,6 +40,7 @@ std::string_view to_string(RemovalReason r)
     case RemovalReason::Unblocked: return "unblocked";
     case RemovalReason::Allowlisted: return "allowlisted";
     case RemovalReason::Flushed: return "flushed";
+    case RemovalReason::Withdrawn: return "withdrawn";
     }
     return "?";
 }

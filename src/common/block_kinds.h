@@ -16,24 +16,30 @@ extern "C" {
 namespace connwatch {
 
 // The values are the kernel's enum cw_origin, so a map value converts as it is.
-enum class BlockOrigin : uint8_t { Scan = CW_ORIGIN_SCAN, Manual = CW_ORIGIN_MANUAL };
+enum class BlockOrigin : uint8_t {
+    Scan = CW_ORIGIN_SCAN,
+    Manual = CW_ORIGIN_MANUAL,
+    Crowdsec = CW_ORIGIN_CROWDSEC, // a CrowdSec LAPI decision (docs/CROWDSEC.md)
+};
 
-enum class RemovalReason : uint8_t { Expired, Unblocked, Allowlisted, Flushed };
+// Withdrawn: the CrowdSec LAPI deleted the decision (or no longer had it when
+// connwatchd pulled all of them at start).
+enum class RemovalReason : uint8_t { Expired, Unblocked, Allowlisted, Flushed, Withdrawn };
 
 enum class AllowSource : uint8_t { Configuration, Connwatchctl, OwnAddress };
 
-// "scan", "manual"
+// "scan", "manual", "crowdsec"
 std::string_view to_string(BlockOrigin o);
 std::optional<BlockOrigin> block_origin_from(std::string_view text);
 // A kernel map value's origin byte; anything unknown is treated as a scan block
 // (the kernel is the only other writer).
 BlockOrigin block_origin_of(uint8_t cw_origin);
 
-// "expired", "unblocked", "allowlisted", "flushed"
+// "expired", "unblocked", "allowlisted", "flushed", "withdrawn"
 std::string_view to_string(RemovalReason r);
 inline constexpr RemovalReason kRemovalReasons[] = {
     RemovalReason::Expired, RemovalReason::Unblocked, RemovalReason::Allowlisted,
-    RemovalReason::Flushed};
+    RemovalReason::Flushed, RemovalReason::Withdrawn};
 
 // "configuration", "connwatchctl", "own-address"
 std::string_view to_string(AllowSource s);

@@ -29,6 +29,8 @@ inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
 inline constexpr const char* kControlGroup = "connwatch";
 inline constexpr const char* kStateDir = "/var/lib/connwatch";
 inline constexpr const char* kPinDir = "/sys/fs/bpf/connwatch"; // empty: blocks are not pinned
+// CrowdSec (docs/CROWDSEC.md): off unless a LAPI URL or machine credentials are given.
+inline constexpr std::chrono::seconds kCrowdsecPollInterval{10};
 inline constexpr const char* kConfigFile = "/etc/connwatch/connwatchd.conf"; // missing = defaults
 
 // Not an option: a SYN of a TCP 4-tuple seen again within this interval is a

@@ -220,6 +220,29 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "restart (empty: not pinned)")
         ->type_name("DIR")
         ->check(absolute_path("pin-dir", 4096, true));
+    app.add_option("--crowdsec-lapi-url", o.crowdsec_lapi_url,
+                   "CrowdSec Local API whose ban decisions are mirrored into the blocklists, "
+                   "e.g. http://127.0.0.1:8080/ (empty: no bouncer)")
+        ->type_name("URL")
+        ->check(validator_from([](const std::string& v, std::string* e) {
+            if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0)
+                return true;
+            *e = "crowdsec-lapi-url must start with http:// or https://, or be empty";
+            return false;
+        }));
+    app.add_option("--crowdsec-bouncer-key-file", o.crowdsec_bouncer_key_file,
+                   "File holding the key 'cscli bouncers add' printed (not readable by "
+                   "every user)")
+        ->type_name("FILE")
+        ->check(absolute_path("crowdsec-bouncer-key-file", 4096, true));
+    add_duration(app, "crowdsec-poll-interval", o.crowdsec_poll_interval,
+                 "How often new and deleted decisions are pulled from the LAPI",
+                 std::chrono::seconds{1}, std::chrono::seconds{3600});
+    app.add_option("--crowdsec-machine-credentials-file", o.crowdsec_machine_credentials_file,
+                   "The url/login/password file 'cscli machines add -f' wrote: each detected "
+                   "scan is sent to that LAPI as an alert (empty: no alerts)")
+        ->type_name("FILE")
+        ->check(absolute_path("crowdsec-machine-credentials-file", 4096, true));
     app.add_flag("--verbose", o.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
     // Not from the file (connwatchd(8)): there it would make the service exit
@@ -274,6 +297,13 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
         return fail(file->blame(e) + e.what(), true);
     }
     o.config_file = file->path();
+    if (o.crowdsec_lapi_url.empty() != o.crowdsec_bouncer_key_file.empty())
+        return fail(std::string(o.crowdsec_lapi_url.empty() ? "crowdsec-bouncer-key-file"
+                                                            : "crowdsec-lapi-url") +
+                        " is set but not " +
+                        (o.crowdsec_lapi_url.empty() ? "crowdsec-lapi-url" : "crowdsec-bouncer-key-file") +
+                        ": the bouncer needs both (or neither)",
+                    true);
     for (const auto& a : allow)
         o.allow.push_back(*Cidr::parse(a)); // validated above
     out = std::move(o);

@@ -36,6 +36,12 @@ struct Options {
     std::string control_group = defaults::kControlGroup;
     std::string state_dir = defaults::kStateDir;
     std::string pin_dir = defaults::kPinDir;
+    // CrowdSec (docs/CROWDSEC.md): the bouncer (LAPI URL and key file, both or
+    // neither) and the watcher (machine credentials file); empty = off.
+    std::string crowdsec_lapi_url;
+    std::string crowdsec_bouncer_key_file;
+    std::chrono::seconds crowdsec_poll_interval = defaults::kCrowdsecPollInterval;
+    std::string crowdsec_machine_credentials_file;
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 

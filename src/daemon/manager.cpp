@@ -23,6 +23,7 @@
 #include "common/duration.h"
 #include "common/format.h"
 #include "control/server.h"
+#include "crowdsec/client.h"
 #include "daemon/control_handler.h"
 #include "daemon/host.h"
 #include "daemon/link_monitor.h"
@@ -202,6 +203,10 @@ void Manager::start()
     if (restored.restored)
         sink_->notice("Restored " + std::to_string(restored.restored) + " manual blocks from " +
                       table_->state_path());
+    if (restored.restored_crowdsec)
+        sink_->notice("Restored " + std::to_string(restored.restored_crowdsec) +
+                      " blocks of CrowdSec decisions from " + table_->state_path() +
+                      " (until the first pull says which still stand)");
     auto own = own_addresses(opts_.allow_own_addresses);
     auto allowed = table_->set_allow_sources(opts_.allow, own);
     if (!allowed.error.empty())
@@ -251,6 +256,11 @@ void Manager::start()
                                                "attached again only on reload");
     }
 
+    // CrowdSec after the table and the loop are in place: its reports are
+    // applied from the loop. Its files are read here, so a missing key stops
+    // the start with the reason.
+    apply_crowdsec(crowdsec_settings(opts_));
+
     // Attach last: from here on packets are judged, and events have a reader.
     wanted_ = interfaces;
     for (const auto& name : interfaces)
@@ -279,6 +289,7 @@ void Manager::on_port_scan(const PortScan& s)
     if (s.action == CW_ACT_BLOCKED)
         table_->record_scan_block(s.src, port_scan_message(s.src, s.dst, s.ports), s.when,
                                   s.expires);
+    alert_crowdsec(s);
 }
 
 void Manager::report_lost_events()
@@ -361,6 +372,17 @@ void Manager::update_metrics(const BlockCounts& n)
         s.interfaces.emplace_back(l.ifname(), to_string(l.mode()));
     s.blocks_scan = n.scan;
     s.blocks_manual = n.manual;
+    s.blocks_crowdsec = n.crowdsec;
+    if (crowdsec_) {
+        const auto& c = crowdsec_->counters();
+        s.crowdsec.pulls = c.pulls;
+        s.crowdsec.pull_failures = c.pull_failures;
+        s.crowdsec.decisions = crowdsec_decisions_;
+        s.crowdsec.alerts_sent = c.alerts_sent;
+        s.crowdsec.alerts_queued = c.alerts_queued;
+        s.crowdsec.alerts_dropped = c.alerts_dropped;
+        s.crowdsec.alert_failures = c.alert_failures;
+    }
     s.allow_entries = table_->allow_size();
     s.manual_blocks_added = table_->manual_added();
     for (auto r : kRemovalReasons)
@@ -383,6 +405,9 @@ bool Manager::on_signals()
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
         save_state();
+        if (crowdsec_ && crowdsec_->counters().alerts_queued)
+            sink_->warning("CrowdSec: " + std::to_string(crowdsec_->counters().alerts_queued) +
+                           " port-scan alerts not sent (the LAPI did not take them)");
         sink_->notice(std::string("received ") + strsignal(si.ssi_signo) + ", detaching");
         return false;
     }
@@ -413,6 +438,8 @@ int Manager::run()
                     sync_interfaces();
                     refresh_own_addresses();
                 });
+            } else if (crowdsec_ && fd == crowdsec_->fd()) {
+                guarded("Applying CrowdSec decisions", [&] { on_crowdsec(); });
             } else if (fd == timer_.get()) {
                 guarded("The periodic tick", [&] { on_timer(); });
             } else if (fd == signal_.get()) {

@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/unique_fd.h"
 #include "blocks/block_table.h"
 #include "config/options.h"
+#include "crowdsec/lapi_protocol.h"
 #include "events/event_sink.h"
 
 namespace prometheus {
@@ -35,6 +37,15 @@ class ControlHandler;
 class MetricsCollector;
 class KernelMaps;
 struct PortScan;
+namespace crowdsec {
+class Worker;
+struct Settings;
+}
+
+// The CrowdSec settings the options name, with the secrets read from their
+// files (nullopt: neither bouncer nor watcher configured). Throws Error naming
+// the file and the fix. `--check-config` calls it too.
+std::optional<crowdsec::Settings> crowdsec_settings(const Options& o);
 
 class Manager {
 public:
@@ -84,6 +95,12 @@ private:
     void on_event(const cw_event& ev);
     void on_port_scan(const PortScan& s);
     void report_lost_events();
+    // CrowdSec (daemon/crowdsec.cpp): the worker started, or replaced when
+    // the settings changed (reload); what it reports applied to the table.
+    void apply_crowdsec(std::optional<crowdsec::Settings> settings);
+    void on_crowdsec();
+    void mirror_decisions(const crowdsec::StreamBatch& batch, bool startup);
+    void alert_crowdsec(const PortScan& s);
     void update_status(const BlockCounts& n);
     void update_metrics(const BlockCounts& n);
     std::string summary() const;
@@ -114,6 +131,9 @@ private:
     std::string status_;
     std::string own_prefixes_error_; // the last getifaddrs failure, to say it once
     std::vector<Cidr> own_;          // the own addresses in the allowlist now
+    std::unique_ptr<crowdsec::Worker> crowdsec_;
+    crowdsec::DecisionLedger ledger_;
+    std::map<std::string, uint64_t> crowdsec_decisions_; // metric: result -> count
 };
 
 } // namespace connwatch

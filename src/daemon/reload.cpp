@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/clock.h"
+#include "crowdsec/client.h"
 #include "daemon/host.h"
 #include "daemon/manager.h"
 #include "kernel/attachment.h"
@@ -35,8 +36,12 @@ std::string Manager::reload()
                            &why))
         return fail(why);
     std::vector<std::string> interfaces;
+    std::optional<crowdsec::Settings> crowdsec;
     try {
         interfaces = resolve_interfaces(next.interfaces);
+        // The key and credential files are read again: a rotated key is taken
+        // at reload. Unreadable, the reload is refused like a bad file.
+        crowdsec = crowdsec_settings(next);
     } catch (const Error& e) {
         return fail(e.what());
     }
@@ -80,6 +85,9 @@ std::string Manager::reload()
         sink_ = make_sink(next.log_target);
     opts_ = std::move(next);
     apply_interfaces(interfaces);
+    // A worker with new settings starts over with a full pull; unchanged, the
+    // running one goes on.
+    apply_crowdsec(std::move(crowdsec));
     save_state();
 
     status_ = summary();

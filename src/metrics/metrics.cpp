@@ -85,7 +85,53 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
                           MetricType::Gauge);
     add(entries, static_cast<double>(s.blocks_scan), {{"origin", "scan"}});
     add(entries, static_cast<double>(s.blocks_manual), {{"origin", "manual"}});
+    add(entries, static_cast<double>(s.blocks_crowdsec), {{"origin", "crowdsec"}});
     out.push_back(std::move(entries));
+
+    // Exported whether or not CrowdSec is configured (0 then), so that a query
+    // or an alert rule finds a series either way.
+    const auto& cs = s.crowdsec;
+    {
+        auto pulls = family("connwatch_crowdsec_pulls_total",
+                            "Decision pulls from the CrowdSec LAPI, failed ones included",
+                            MetricType::Counter);
+        add(pulls, static_cast<double>(cs.pulls));
+        out.push_back(std::move(pulls));
+        auto failed = family("connwatch_crowdsec_pull_failures_total",
+                             "Decision pulls that failed (no answer, refused, not a decision "
+                             "stream)",
+                             MetricType::Counter);
+        add(failed, static_cast<double>(cs.pull_failures));
+        out.push_back(std::move(failed));
+        auto decisions = family("connwatch_crowdsec_decisions_total",
+                                "CrowdSec decisions pulled, by what became of them",
+                                MetricType::Counter);
+        for (const char* r : {"added", "updated", "withdrawn", "refused", "ignored", "invalid"}) {
+            auto it = cs.decisions.find(r);
+            add(decisions, it == cs.decisions.end() ? 0.0 : static_cast<double>(it->second),
+                {{"result", r}});
+        }
+        out.push_back(std::move(decisions));
+    }
+    {
+        auto counter = [&](const char* name, const char* help, uint64_t v) {
+            auto f = family(name, help, MetricType::Counter);
+            add(f, static_cast<double>(v));
+            out.push_back(std::move(f));
+        };
+        counter("connwatch_crowdsec_alerts_sent_total",
+                "Port-scan alerts the CrowdSec LAPI accepted", cs.alerts_sent);
+        counter("connwatch_crowdsec_alerts_dropped_total",
+                "Port-scan alerts dropped unsent: the queue was full while the LAPI was "
+                "unreachable",
+                cs.alerts_dropped);
+        counter("connwatch_crowdsec_alert_failures_total",
+                "Attempts to send alerts that failed (they stay queued)", cs.alert_failures);
+        auto queued = family("connwatch_crowdsec_alerts_queued",
+                             "Port-scan alerts waiting to be sent", MetricType::Gauge);
+        add(queued, static_cast<double>(cs.alerts_queued));
+        out.push_back(std::move(queued));
+    }
 
     auto allow = family("connwatch_allowlist_entries",
                         "Prefixes never blocked automatically (configured, added with "

@@ -23,10 +23,19 @@ namespace connwatch {
 // What the daemon knows that the kernel's counters do not say.
 struct MetricsSnapshot {
     std::vector<std::pair<std::string, std::string>> interfaces; // name, xdp mode
-    uint64_t blocks_scan = 0, blocks_manual = 0;                 // entries now
+    uint64_t blocks_scan = 0, blocks_manual = 0, blocks_crowdsec = 0; // entries now
     uint64_t allow_entries = 0;
     uint64_t manual_blocks_added = 0;
     std::map<RemovalReason, uint64_t> blocks_removed;
+    // CrowdSec (docs/CROWDSEC.md); zeros when neither bouncer nor watcher is set.
+    struct Crowdsec {
+        uint64_t pulls = 0, pull_failures = 0;
+        // Decisions of the stream, by what became of them: added, updated,
+        // withdrawn, refused (allowlisted, too wide, list full), ignored (not a
+        // ban of an Ip or Range), invalid.
+        std::map<std::string, uint64_t> decisions;
+        uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0, alert_failures = 0;
+    } crowdsec;
 };
 
 class MetricsCollector : public prometheus::Collectable {
