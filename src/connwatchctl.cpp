@@ -104,8 +104,8 @@ int list(const std::string& socket_path, const ListRequest& req, bool json)
         } else {
             auto b = j.get<BlockEntry>();
             if (!blocks)
-                std::printf("%-43s %-7s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
-            std::printf("%-43s %-7s %-19s %s\n", b.prefix.str().c_str(),
+                std::printf("%-43s %-8s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
+            std::printf("%-43s %-8s %-19s %s\n", b.prefix.str().c_str(),
                         std::string(to_string(b.origin)).c_str(), when(b.expires).c_str(),
                         b.reason.c_str());
         }
@@ -345,12 +345,12 @@ int main(int argc, char** argv)
         "ADDR[/LEN]");
 
     app.add_subcommand("status", "Show what connwatchd watches, its settings and counters");
-    auto* list_cmd = app.add_subcommand("list", "List the blocks, in address order, and the "
-                                                "allowlist");
+    auto* list_cmd = app.add_subcommand("list", "List the blocks (prefix blocks by address, then "
+                                                "addresses) and the allowlist");
     std::string origin, match;
     uint64_t limit = 0;
     list_cmd->add_option("--origin", origin, "Only blocks of this origin")
-        ->check(CLI::IsMember({"scan", "manual"}))
+        ->check(CLI::IsMember({"scan", "manual", "crowdsec"}))
         ->type_name("ORIGIN");
     list_cmd->add_option("--match", match, "Only blocks that overlap this prefix: inside it, or "
                                            "covering it")

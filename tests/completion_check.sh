@@ -24,7 +24,7 @@ expect "--duration" -- connwatchctl block 192.0.2.1 --du
 expect "10m 1h 1d" -- connwatchctl block 192.0.2.1 --duration 1
 expect "--json" -- connwatchctl list --j
 expect "--origin" -- connwatchctl list --or
-expect "scan manual" -- connwatchctl list --origin ""
+expect "scan manual crowdsec" -- connwatchctl list --origin ""
 expect "--file" -- connwatchctl block --fi
 [ "$(complete_words connwatchctl "" | wc -w)" -eq 12 ] || { echo "FAIL: top level"; fail=1; }
 [ "$fail" = 0 ] && echo "PASS: completion"

@@ -471,8 +471,9 @@ BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds r
         return m;
     }
     note_block(prefix, b);
-    keep_record({prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires});
-    mark_dirty();
+    BlockRecord r{prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires};
+    keep_record(r);
+    note(journal_add(r));
     m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
     return m;
 }

@@ -88,7 +88,7 @@ std::variant<Request, std::string> parse_list(const nlohmann::json& j)
             return std::string("malformed request: \"origin\" must be a string");
         r.origin = block_origin_from(o->get<std::string>());
         if (!r.origin)
-            return "unknown origin '" + o->get<std::string>() + "' (known: scan, manual)";
+            return "unknown origin '" + o->get<std::string>() + "' (known: scan, manual, crowdsec)";
     }
     if (auto m = j.find("match"); m != j.end()) {
         Cidr c;

@@ -59,7 +59,7 @@ TEST(BulkProtocol, ListTakesOriginMatchAndLimit)
     EXPECT_EQ(l.match, P("10.0.0.0/8"));
     EXPECT_EQ(l.limit, 5u);
     EXPECT_EQ(refused(R"({"command":"list","origin":"crowd"})"),
-              "unknown origin 'crowd' (known: scan, manual)");
+              "unknown origin 'crowd' (known: scan, manual, crowdsec)");
     EXPECT_EQ(refused(R"({"command":"list","limit":-1})"),
               "malformed request: \"limit\" must be a whole number, 0 or more");
     EXPECT_EQ(refused(R"({"command":"list","match":7})"),
