@@ -8,6 +8,11 @@
 
 /* ---- attempts, probes and automatic blocks ------------------------------------ */
 
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
 static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
 					  const struct cw_config *cfg, __u64 *expires)
 {
@@ -51,6 +56,7 @@ static __always_inline struct cw_event *event_new(const struct pkt *p, __u64 now
 	e->ifindex = ifindex;
 	e->type = type;
 	e->tcp_flags = p->tcp_flags;
+	e->tiny_fragment = p->tiny;
 	return e;
 }
 
@@ -119,7 +125,10 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 		}
 	}
 	/* The packet that crosses the threshold is the last one that passes:
-	 * the block takes effect from the next packet on. */
+	 * the block takes effect from the next packet on. A tiny fragment
+	 * gets its own verdict (drop-tiny-fragments). */
+	if (p->tiny)
+		return tiny_verdict(cfg);
 	return pass(verdict);
 }
 
@@ -149,9 +158,6 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
  * connection state they cannot be told from a live connection's traffic.) */
 enum tcp_kind { TCP_PASS, TCP_ATTEMPT, TCP_PROBE };
 
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
 
 static __always_inline enum tcp_kind tcp_kind(__u8 flags)
 {
@@ -162,11 +168,13 @@ static __always_inline enum tcp_kind tcp_kind(__u8 flags)
 	return TCP_PROBE;
 }
 
-/* A TCP segment without ACK: an attempt, a probe, or a reset. */
+/* A TCP segment without ACK: an attempt, a probe, or a reset. Or a tiny first
+ * fragment whose flags did not show ACK or RST: always a probe, since the
+ * flags a SYN would need to be a connection attempt may be missing. */
 static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
 					 const struct cw_config *cfg)
 {
-	enum tcp_kind kind = tcp_kind(p->tcp_flags);
+	enum tcp_kind kind = p->tiny ? TCP_PROBE : tcp_kind(p->tcp_flags);
 	__u64 now;
 	__u8 type;
 
@@ -183,6 +191,8 @@ static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
 		 * answers nothing): the same 4-tuple within dedup_ns is one probe. */
 		if (seen_recently(&probe_seen, &p->flow, now, cfg)) {
 			count(CW_STAT_PROBE_RETRANSMIT);
+			if (p->tiny)
+				return tiny_verdict(cfg);
 			return pass(CW_STAT_PASS_PROBE);
 		}
 		type = CW_EV_PROBE;

@@ -22,6 +22,7 @@ inline constexpr std::chrono::seconds kWindow{60};
 inline constexpr std::chrono::seconds kBlockDuration = std::chrono::hours{1}; // 0 = until removed
 inline constexpr bool kMonitorOnly = false;
 inline constexpr bool kAllowOwnAddresses = true;
+inline constexpr bool kDropTinyFragments = true;
 inline constexpr uint32_t kMaxBlocks = 65536;
 inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
 inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";

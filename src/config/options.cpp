@@ -118,6 +118,7 @@ cw_config kernel_config(const Options& o)
     c.dedup_ns = ns(defaults::kDedupInterval);
     c.threshold = o.threshold;
     c.monitor_only = o.monitor_only ? 1 : 0;
+    c.drop_tiny_frags = o.drop_tiny_fragments ? 1 : 0;
     return c;
 }
 
@@ -184,6 +185,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_option("--allow-own-addresses", o.allow_own_addresses,
                    "Never block loopback and this host's own addresses (true/false)")
         ->default_str(o.allow_own_addresses ? "true" : "false");
+    app.add_option("--drop-tiny-fragments", o.drop_tiny_fragments,
+                   "Drop TCP fragments and IPv6 header chains that hide the TCP header "
+                   "(RFC 1858, 3128, 7112); they count as probes either way (true/false)")
+        ->default_str(o.drop_tiny_fragments ? "true" : "false");
     add_choice(app, "--log-target", o.log_target, kLogTargets,
                "Where events go: auto (journald when run by systemd, else stdout), "
                "journal, stdout");

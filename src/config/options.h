@@ -28,6 +28,7 @@ struct Options {
     bool monitor_only = defaults::kMonitorOnly;
     std::vector<Cidr> allow;
     bool allow_own_addresses = defaults::kAllowOwnAddresses;
+    bool drop_tiny_fragments = defaults::kDropTinyFragments;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
     std::string metrics_listen = defaults::kMetricsListen;

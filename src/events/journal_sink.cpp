@@ -36,8 +36,10 @@ public:
     {
         if (!limiter_.allow(RateLimiter::Clock::now()))
             return;
-        auto msg = format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags);
-        auto flags = format_tcp_flags(ev.tcp_flags);
+        auto msg = format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags,
+                                ev.tiny_fragment);
+        // A tiny fragment's flags may lie in a later fragment: not said.
+        auto flags = ev.tiny_fragment ? std::string("tiny-fragment") : format_tcp_flags(ev.tcp_flags);
         sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgProbe, "PRIORITY=%i",
                         LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(), "SRC_PORT=%u",
                         unsigned(ev.sport), "DST_ADDR=%s", ev.dst.str().c_str(),

@@ -18,7 +18,8 @@ public:
     }
     void probe(const Probe& ev) override
     {
-        line(format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags));
+        line(format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags,
+                          ev.tiny_fragment));
     }
     void port_scan(const PortScan& ev) override
     {

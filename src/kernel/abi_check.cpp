@@ -22,9 +22,11 @@ static_assert(offsetof(cw_event, ports) == 64);
 static_assert(CW_SCAN_SLOTS == 32 && (CW_SCAN_SLOTS & (CW_SCAN_SLOTS - 1)) == 0,
               "the program masks slot indices with CW_SCAN_SLOTS - 1");
 static_assert(offsetof(cw_event, tcp_flags) == 59, "tcp_flags took one byte of the padding");
+static_assert(offsetof(cw_event, tiny_fragment) == 60, "tiny_fragment took another");
 static_assert(CW_EV_NEW_CONN == 1 && CW_EV_SCAN == 2 && CW_EV_PROBE == 3,
               "event types are append-only");
 static_assert(CW_STAT_EVENTS_LOST == 15 && CW_STAT_PASS_PROBE == 16 && CW_STAT_PROBE == 17 &&
                   CW_STAT_PROBE_RETRANSMIT == 18 &&
-                  CW_STAT_PASS_MARTIAN == 19 && CW_STAT_MAX == 20,
+                  CW_STAT_PASS_MARTIAN == 19 && CW_STAT_DROP_TINY_FRAGMENT == 20 &&
+                  CW_STAT_PASS_TINY_FRAGMENT == 21 && CW_STAT_MAX == 22,
               "stats are append-only: renumbering breaks readers");

@@ -100,6 +100,16 @@ TEST_F(FormatTest, ProbeIsAClassicLineWithItsFlags)
               "2021-04-28 15:28:05: Probe: [2001:db8::56]:5973 -> [2001:db8::5]:443 (FIN)");
 }
 
+// Its flags may be in a later fragment, or byte 13 may be there: either way the
+// line says what it is, not a guess at the flags.
+TEST_F(FormatTest, TinyFragmentProbeSaysSo)
+{
+    EXPECT_EQ(format_probe(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 22, 0, true),
+              "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:22 (tiny fragment)");
+    EXPECT_EQ(format_probe(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 22, 0x02, true),
+              "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:22 (tiny fragment)");
+}
+
 TEST_F(FormatTest, TcpFlagsAreNamedLowestBitFirst)
 {
     EXPECT_EQ(format_tcp_flags(0), "none"); // a NULL probe

@@ -533,7 +533,16 @@ TEST(KernelConfig, DefaultsInNanoseconds)
     EXPECT_EQ(c.threshold, 3u);
     EXPECT_EQ(c.monitor_only, 0u);
     EXPECT_EQ(c.cidr_blocks, 0u);
-    EXPECT_EQ(c.pad, 0u);
+    EXPECT_EQ(c.drop_tiny_frags, 1u);
+}
+
+TEST(KernelConfig, DropTinyFragmentsCanBeTurnedOff)
+{
+    auto p = parse({"--drop-tiny-fragments", "false"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(kernel_config(p.opts).drop_tiny_frags, 0u);
+    p = parse({"--drop-tiny-fragments", "maybe"});
+    EXPECT_TRUE(p.code);
 }
 
 TEST(KernelConfig, FollowsTheOptions)
