@@ -98,6 +98,12 @@ struct cw_config {
 	__u32 drop_tiny_frags; /* 1: drop the TCP fragments and header chains that hide the
 				* flags (drop-tiny-fragments; docs/PROBES.md); 0: pass
 				* them. Counted as probes either way. Was padding. */
+	/* Bound on automatic blocks (max-new-blocks-per-second, max-new-blocks-burst),
+	 * a token bucket kept as GCRA's one word (bucket map): a block may be made
+	 * while the theoretical arrival time is at most block_slack_ns ahead of now,
+	 * and each one moves it block_every_ns on. */
+	__u64 block_every_ns; /* 1e9 / rate: one token per this long; 0 = no bound */
+	__u64 block_slack_ns; /* (burst - 1) * block_every_ns: the burst beyond one */
 };
 
 /* Ring-buffer event types. */
@@ -117,6 +123,8 @@ enum cw_scan_action {
 	CW_ACT_MONITOR_ONLY = 2,  /* monitor-only mode: reported, not blocked */
 	CW_ACT_ALLOWLISTED = 3,   /* source is in the allowlist: reported, not blocked */
 	CW_ACT_BLOCKLIST_FULL = 4,/* block_addr was full: reported, not blocked */
+	CW_ACT_RATE_LIMITED = 5,  /* more automatic blocks than max-new-blocks-per-second
+				   * (and its burst) allow: reported, not blocked */
 };
 
 /* One ring-buffer record. 128 bytes. */
@@ -180,6 +188,7 @@ enum cw_stat {
 	 * Where the port shows, it is also counted as a probe (PROBE). */
 	CW_STAT_DROP_TINY_FRAGMENT, /* verdict: such a packet, dropped (drop-tiny-fragments on) */
 	CW_STAT_PASS_TINY_FRAGMENT, /* verdict: such a packet, passed (drop-tiny-fragments off) */
+	CW_STAT_BLOCK_RATE_LIMITED, /* automatic block skipped: max-new-blocks-per-second */
 	CW_STAT_MAX
 };
 

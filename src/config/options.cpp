@@ -119,6 +119,10 @@ cw_config kernel_config(const Options& o)
     c.threshold = o.threshold;
     c.monitor_only = o.monitor_only ? 1 : 0;
     c.drop_tiny_frags = o.drop_tiny_fragments ? 1 : 0;
+    if (o.max_new_blocks_per_second) {
+        c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
+        c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
+    }
     return c;
 }
 
@@ -196,6 +200,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "Capacity of the blocklist; when full, a new automatic block is refused, "
                    "counted and logged")
         ->check(CLI::Range(1u, kMaxBlocksLimit));
+    app.add_option("--max-new-blocks-per-second", o.max_new_blocks_per_second,
+                   "At most this many automatic blocks per second (after a burst of "
+                   "max-new-blocks-burst); beyond it scans are reported, not blocked; 0: no "
+                   "bound")
+        ->check(CLI::Range(0u, kMaxNewBlocksLimit));
+    app.add_option("--max-new-blocks-burst", o.max_new_blocks_burst,
+                   "How many automatic blocks may be made at once before "
+                   "max-new-blocks-per-second applies")
+        ->check(CLI::Range(1u, kMaxNewBlocksLimit));
 
     app.add_option("--metrics-listen", o.metrics_listen,
                    "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "

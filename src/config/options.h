@@ -31,6 +31,8 @@ struct Options {
     bool drop_tiny_fragments = defaults::kDropTinyFragments;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
+    uint32_t max_new_blocks_per_second = defaults::kMaxNewBlocksPerSecond; // 0 = no bound
+    uint32_t max_new_blocks_burst = defaults::kMaxNewBlocksBurst;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;

@@ -24,7 +24,15 @@ public:
     void port_scan(const PortScan& ev) override
     {
         line(format_port_scan(ev.when, ev.src, ev.dst, ev.ports));
-        line(format_scan_action(ev));
+        if (ev.action == CW_ACT_RATE_LIMITED)
+            skipped_.add(ev.src); // said once per interval, by tick()
+        else
+            line(format_scan_action(ev));
+    }
+    void tick(SkippedBlocks::Clock::time_point now) override
+    {
+        if (auto msg = skipped_.take(now); !msg.empty())
+            line(msg);
     }
     void block_expired(std::time_t when, const Address& addr) override
     {
@@ -64,6 +72,7 @@ private:
         std::fputc('\n', stdout);
         std::fflush(stdout);
     }
+    SkippedBlocks skipped_;
 };
 
 } // namespace
