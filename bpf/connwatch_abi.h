@@ -143,7 +143,8 @@ struct cw_event {
 			       * type; for CW_EV_SCAN the segment that completed the scan):
 			       * FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20
 			       * ECE 0x40 CWR 0x80 */
-	__u8 tiny_fragment;   /* CW_EV_PROBE: 1 = a first fragment too short to hold the
+	__u8 tiny_fragment;   /* CW_EV_PROBE (and the CW_EV_SCAN it completes):
+			       * 1 = a first fragment too short to hold the
 			       * whole TCP header (docs/PROBES.md); tcp_flags then holds
 			       * byte 13 if the fragment reaches it, else 0. Was padding. */
 	__u8 pad[3];
