@@ -8,6 +8,48 @@
 
 /* ---- attempts, probes and automatic blocks ------------------------------------ */
 
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/* May one more automatic block be made now? GCRA (the generic cell rate
+ * algorithm, a token bucket kept as one word): tat is when the bucket will be
+ * full again; a block may be made while tat is at most block_slack_ns ahead of
+ * now, and each block moves tat block_every_ns on from max(tat, now).
+ *
+ * Across CPUs: the word only changes by a compare-and-swap from the value the
+ * decision was made on, so no two CPUs spend the same token, and each success
+ * moves tat exactly block_every_ns on. Over any span [t0, t1] the successes
+ * k satisfy t0 + (k - 1) * every <= tat before the k-th <= t1 + slack, so
+ * k <= burst + (t1 - t0) / every: the bound holds whatever the interleaving,
+ * even for a CPU whose clock read is a moment stale (its `now` is only smaller,
+ * so it sees tat further ahead and is stricter). A CPU that loses the race
+ * four times in a row skips the block: under such contention the bucket is
+ * being spent anyway, and a skipped block errs on the side of the bound. */
+static __always_inline int block_token(const struct cw_config *cfg, __u64 now)
+{
+	__u64 every = cfg->block_every_ns, tat, from;
+	__u32 zero = 0;
+	__u64 *w;
+
+	if (!every)
+		return 1; /* no bound */
+	w = bpf_map_lookup_elem(&bucket, &zero);
+	if (!w)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		tat = READ_ONCE(*w);
+		from = tat > now ? tat : now;
+		if (from - now > cfg->block_slack_ns)
+			return 0; /* empty */
+		if (__sync_val_compare_and_swap(w, tat, from + every) == tat)
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
 					  const struct cw_config *cfg, __u64 *expires)
 {
@@ -20,6 +62,13 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
 	if (cfg->monitor_only) {
 		count(CW_STAT_BLOCK_MONITOR);
 		return CW_ACT_MONITOR_ONLY;
+	}
+	/* Last of the checks, so that only a block about to be made spends a
+	 * token. (One whose insert then fails has spent it: rare, and harmless
+	 * to the bound.) */
+	if (!block_token(cfg, now)) {
+		count(CW_STAT_BLOCK_RATE_LIMITED);
+		return CW_ACT_RATE_LIMITED;
 	}
 	b.expires_ns = cfg->block_ns ? now + cfg->block_ns : 0;
 	/* BPF_ANY: an entry still present here has expired (an active one would
@@ -51,6 +100,7 @@ static __always_inline struct cw_event *event_new(const struct pkt *p, __u64 now
 	e->ifindex = ifindex;
 	e->type = type;
 	e->tcp_flags = p->tcp_flags;
+	e->tiny_fragment = p->tiny;
 	return e;
 }
 
@@ -119,7 +169,10 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 		}
 	}
 	/* The packet that crosses the threshold is the last one that passes:
-	 * the block takes effect from the next packet on. */
+	 * the block takes effect from the next packet on. A tiny fragment
+	 * gets its own verdict (drop-tiny-fragments). */
+	if (p->tiny)
+		return tiny_verdict(cfg);
 	return pass(verdict);
 }
 
@@ -149,9 +202,6 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
  * connection state they cannot be told from a live connection's traffic.) */
 enum tcp_kind { TCP_PASS, TCP_ATTEMPT, TCP_PROBE };
 
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
 
 static __always_inline enum tcp_kind tcp_kind(__u8 flags)
 {
@@ -162,11 +212,13 @@ static __always_inline enum tcp_kind tcp_kind(__u8 flags)
 	return TCP_PROBE;
 }
 
-/* A TCP segment without ACK: an attempt, a probe, or a reset. */
+/* A TCP segment without ACK: an attempt, a probe, or a reset. Or a tiny first
+ * fragment whose flags did not show ACK or RST: always a probe, since the
+ * flags a SYN would need to be a connection attempt may be missing. */
 static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
 					 const struct cw_config *cfg)
 {
-	enum tcp_kind kind = tcp_kind(p->tcp_flags);
+	enum tcp_kind kind = p->tiny ? TCP_PROBE : tcp_kind(p->tcp_flags);
 	__u64 now;
 	__u8 type;
 
@@ -183,6 +235,8 @@ static __always_inline int handle_no_ack(struct xdp_md *ctx, struct pkt *p,
 		 * answers nothing): the same 4-tuple within dedup_ns is one probe. */
 		if (seen_recently(&probe_seen, &p->flow, now, cfg)) {
 			count(CW_STAT_PROBE_RETRANSMIT);
+			if (p->tiny)
+				return tiny_verdict(cfg);
 			return pass(CW_STAT_PASS_PROBE);
 		}
 		type = CW_EV_PROBE;

@@ -49,6 +49,10 @@ int connwatch_xdp(struct xdp_md *ctx)
 	struct tcphdr *tcp;
 	void *pos = data;
 	__u32 zero = 0, drop;
+	/* A first fragment (more follow, offset 0) and the bytes of transport
+	 * header and data it carries: its own word, not the frame's size. */
+	__u32 tlen = 0, ext_len = 0;
+	__u8 first_frag = 0;
 	__u16 proto;
 	__u8 l4;
 
@@ -95,10 +99,29 @@ int connwatch_xdp(struct xdp_md *ctx)
 			count(drop);
 			return XDP_DROP;
 		}
-		if (ip->frag_off & bpf_htons(0x1fff)) /* offset != 0: no TCP header here */
-			return pass(CW_STAT_PASS_FRAGMENT);
+		/* One test for the common case (offset 0, MF clear; DF is 0x4000). */
+		if (ip->frag_off & bpf_htons(0x3fff)) {
+			if (ip->frag_off & bpf_htons(0x1fff)) { /* offset != 0: no TCP header */
+				/* RFC 1858 (3.2) and RFC 3128: a TCP fragment at offset 1
+				 * (8 bytes) overwrites, or completes, the flags of a first
+				 * fragment. Offsets >= 2 lie past the flags (byte 13)
+				 * and the data offset (byte 12) of any header. */
+				if (ip->protocol == IPPROTO_TCP &&
+				    (ip->frag_off & bpf_htons(0x1fff)) == bpf_htons(1))
+					return tiny_verdict(cfg);
+				return pass(CW_STAT_PASS_FRAGMENT);
+			}
+			first_frag = 1; /* MF set, offset 0 */
+		}
 		if (ip->protocol != IPPROTO_TCP)
 			return pass(CW_STAT_PASS_NON_TCP);
+		if (first_frag) {
+			/* What it holds of the TCP header is its total length's
+			 * word, not the frame's (Ethernet pads short frames). */
+			if (bpf_ntohs(ip->tot_len) < hlen)
+				return pass(CW_STAT_PASS_UNPARSED);
+			tlen = bpf_ntohs(ip->tot_len) - hlen;
+		}
 		pos = (void *)ip + hlen;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = pos;
@@ -126,49 +149,90 @@ int connwatch_xdp(struct xdp_md *ctx)
 		/* Bounded walk over extension headers to find TCP. */
 		for (int i = 0; i < CW_MAX_EXT_HDRS; i++) {
 			__u8 *h = pos;
+			__u32 len;
 
 			if (l4 == IPPROTO_TCP)
 				break;
 			if (l4 != IPPROTO_HOPOPTS && l4 != IPPROTO_ROUTING &&
 			    l4 != IPPROTO_DSTOPTS && l4 != IPPROTO_FRAGMENT && l4 != IPPROTO_AH)
 				return pass(CW_STAT_PASS_NON_TCP); /* ICMPv6, UDP, ESP, none, ... */
-			if ((void *)(h + 8) > end) /* every extension header is >= 8 bytes */
-				return pass(CW_STAT_PASS_UNPARSED);
+			/* Every extension header is >= 8 bytes. A first fragment
+			 * that ends inside the chain breaks RFC 7112 (the whole
+			 * chain and the TCP header belong in the first fragment). */
+			if ((void *)(h + 8) > end)
+				return first_frag ? tiny_verdict(cfg) : pass(CW_STAT_PASS_UNPARSED);
 			if (l4 == IPPROTO_FRAGMENT) {
-				/* Fragment offset is the top 13 bits of bytes 2-3. */
+				/* Fragment offset is the top 13 bits of bytes 2-3, M
+				 * the lowest bit. */
 				if ((h[2] << 8 | h[3]) & 0xfff8)
 					return pass(CW_STAT_PASS_FRAGMENT);
-				l4 = h[0];
-				pos = h + 8;
+				first_frag = h[3] & 1;
+				len = 8;
 			} else if (l4 == IPPROTO_AH) {
-				l4 = h[0];
-				pos = h + ((__u32)h[1] + 2) * 4; /* AH length is in 4-byte units, minus 2 */
+				len = ((__u32)h[1] + 2) * 4; /* AH length is in 4-byte units, minus 2 */
 			} else {
-				l4 = h[0];
-				pos = h + ((__u32)h[1] + 1) * 8; /* in 8-byte units, minus 1 */
+				len = ((__u32)h[1] + 1) * 8; /* in 8-byte units, minus 1 */
 			}
+			l4 = h[0];
+			pos = h + len;
+			ext_len += len;
 		}
+		/* The TCP header lies beyond the headers walked: no real stack
+		 * sends such a chain (docs/PROBES.md), and what it hides cannot
+		 * be judged here. */
 		if (l4 != IPPROTO_TCP)
-			return pass(CW_STAT_PASS_UNPARSED); /* more extension headers than we walk */
+			return tiny_verdict(cfg);
+		if (first_frag) {
+			if (bpf_ntohs(ip6->payload_len) < ext_len)
+				return tiny_verdict(cfg); /* the chain ends past this fragment */
+			tlen = bpf_ntohs(ip6->payload_len) - ext_len;
+		}
 	} else {
 		return pass(CW_STAT_PASS_NON_IP);
 	}
 
 	tcp = pos;
-	if ((void *)(tcp + 1) > end || tcp->doff < 5)
-		return pass(CW_STAT_PASS_UNPARSED);
-	/* The options (data offset > 5) must be in the frame too: a header that
-	 * runs past the end is truncated, and the kernel's TCP discards it, so it
-	 * is no connection attempt. Nothing reads the options; this only compares. */
-	if (pos + tcp->doff * 4 > end)
-		return pass(CW_STAT_PASS_UNPARSED);
-	/* The fast path's only flag test: established traffic always has ACK.
-	 * Everything else about the flags is decided past this point, on the
-	 * rare segments without ACK. */
-	if (tcp->ack)
-		return pass(CW_STAT_PASS_TCP_OTHER);
-	p.tcp_flags = ((__u8 *)tcp)[13];
-	p.flow.sport = bpf_ntohs(tcp->source);
-	p.flow.dport = bpf_ntohs(tcp->dest);
+	if (first_frag && tlen < sizeof(*tcp)) {
+		/* A first fragment too short for the whole TCP header: the stack
+		 * reassembles the segment and answers it, unseen here. RFC 1858
+		 * / RFC 3128 (IPv4) and RFC 7112 (IPv6) let a filter drop it;
+		 * whether this one does is drop-tiny-fragments. What it shows is
+		 * judged: its ports (the first 4 bytes) make it a probe of its
+		 * destination port, unless its flags (byte 13) show in it and
+		 * say ACK or a reset, which the whole segment would be too
+		 * (Linux discards overlapping fragments, so later ones cannot
+		 * change them). */
+		__u8 *t = pos;
+
+		if (tlen < 4 || (void *)(t + 4) > end)
+			return tiny_verdict(cfg); /* not even the ports */
+		if (tlen >= 14 && (void *)(t + 14) <= end) {
+			p.tcp_flags = t[13];
+			if ((p.tcp_flags & TH_ACK) || tcp_kind(p.tcp_flags) == TCP_PASS)
+				return tiny_verdict(cfg);
+		}
+		p.tiny = 1;
+		p.flow.sport = (__u16)t[0] << 8 | t[1];
+		p.flow.dport = (__u16)t[2] << 8 | t[3];
+	} else {
+		if ((void *)(tcp + 1) > end || tcp->doff < 5)
+			return pass(CW_STAT_PASS_UNPARSED);
+		/* The options (data offset > 5) must be in the frame too: a
+		 * header that runs past the end is truncated, and the kernel's
+		 * TCP discards it, so it is no connection attempt. In a first
+		 * fragment they may continue in the next one. Nothing reads the
+		 * options; this only compares. */
+		if (!first_frag && pos + tcp->doff * 4 > end)
+			return pass(CW_STAT_PASS_UNPARSED);
+		/* The fast path's only flag test: established traffic always
+		 * has ACK. Everything else about the flags is decided past this
+		 * point, on the rare segments without ACK. */
+		if (tcp->ack)
+			return pass(CW_STAT_PASS_TCP_OTHER);
+		p.tcp_flags = ((__u8 *)tcp)[13];
+		p.flow.sport = bpf_ntohs(tcp->source);
+		p.flow.dport = bpf_ntohs(tcp->dest);
+	}
+	/* One call site, so the scan path is in the program (and verified) once. */
 	return handle_no_ack(ctx, &p, cfg);
 }

@@ -96,7 +96,15 @@ struct cw_config {
 	__u32 threshold;     /* more than this many distinct ports is a scan */
 	__u32 monitor_only;  /* 1: report scans, never block */
 	__u32 cidr_blocks;   /* entries in block_cidr; 0 lets the fast path skip the trie */
-	__u32 pad;
+	__u32 drop_tiny_frags; /* 1: drop the TCP fragments and header chains that hide the
+				* flags (drop-tiny-fragments; docs/PROBES.md); 0: pass
+				* them. Counted as probes either way. Was padding. */
+	/* Bound on automatic blocks (max-new-blocks-per-second, max-new-blocks-burst),
+	 * a token bucket kept as GCRA's one word (bucket map): a block may be made
+	 * while the theoretical arrival time is at most block_slack_ns ahead of now,
+	 * and each one moves it block_every_ns on. */
+	__u64 block_every_ns; /* 1e9 / rate: one token per this long; 0 = no bound */
+	__u64 block_slack_ns; /* (burst - 1) * block_every_ns: the burst beyond one */
 };
 
 /* Ring-buffer event types. */
@@ -116,6 +124,8 @@ enum cw_scan_action {
 	CW_ACT_MONITOR_ONLY = 2,  /* monitor-only mode: reported, not blocked */
 	CW_ACT_ALLOWLISTED = 3,   /* source is in the allowlist: reported, not blocked */
 	CW_ACT_BLOCKLIST_FULL = 4,/* block_addr was full: reported, not blocked */
+	CW_ACT_RATE_LIMITED = 5,  /* more automatic blocks than max-new-blocks-per-second
+				   * (and its burst) allow: reported, not blocked */
 };
 
 /* One ring-buffer record. 128 bytes. */
@@ -134,7 +144,11 @@ struct cw_event {
 			       * type; for CW_EV_SCAN the segment that completed the scan):
 			       * FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20
 			       * ECE 0x40 CWR 0x80 */
-	__u8 pad[4];
+	__u8 tiny_fragment;   /* CW_EV_PROBE (and the CW_EV_SCAN it completes):
+			       * 1 = a first fragment too short to hold the
+			       * whole TCP header (docs/PROBES.md); tcp_flags then holds
+			       * byte 13 if the fragment reaches it, else 0. Was padding. */
+	__u8 pad[3];
 	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
 };
 
@@ -168,6 +182,15 @@ enum cw_stat {
 	CW_STAT_PASS_MARTIAN,     /* from a source no packet may carry: passed, never counted
 				   * in the scan state or blocked, not reported (SYNs; and
 				   * every packet of a v4-mapped IPv6 source) */
+	/* appended for fragments and header chains that hide the TCP flags
+	 * (drop-tiny-fragments, docs/PROBES.md): an IPv4 or IPv6 first fragment
+	 * with less than the 20-byte TCP header, an IPv4 TCP fragment at offset 1
+	 * (8 bytes: RFC 1858's overlap), an IPv6 TCP header beyond the
+	 * CW_MAX_EXT_HDRS extension headers walked or beyond the first fragment.
+	 * Where the port shows, it is also counted as a probe (PROBE). */
+	CW_STAT_DROP_TINY_FRAGMENT, /* verdict: such a packet, dropped (drop-tiny-fragments on) */
+	CW_STAT_PASS_TINY_FRAGMENT, /* verdict: such a packet, passed (drop-tiny-fragments off) */
+	CW_STAT_BLOCK_RATE_LIMITED, /* automatic block skipped: max-new-blocks-per-second */
 	CW_STAT_MAX
 };
 

@@ -98,6 +98,17 @@ struct {
 	__type(value, __u8);
 } allow SEC(".maps");
 
+/* The token bucket of automatic blocks (max-new-blocks-per-second), as GCRA's
+ * theoretical arrival time: one CLOCK_MONOTONIC word, moved on by compare-and-
+ * swap (block_token()). Read and written only when a scan is about to be
+ * blocked, never on the fast path. 0 at load: the bucket starts full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bucket SEC(".maps");
+
 /* Per-source scan-detection state. An LRU: under a flood of spoofed sources the
  * least recently seen states are evicted, which can only make us forget a
  * scanner's earlier ports (a missed detection), never lose a block. 32768

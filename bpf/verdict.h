@@ -79,8 +79,22 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 	return 0;
 }
 
+/* The verdict on a packet that hides its TCP header from this program: a
+ * first fragment too short for it, an IPv4 TCP fragment at offset 1, a TCP
+ * header beyond the IPv6 extension headers walked. drop-tiny-fragments
+ * decides; nothing a real TCP stack sends is among them (docs/PROBES.md). */
+static __always_inline int tiny_verdict(const struct cw_config *cfg)
+{
+	if (cfg->drop_tiny_frags) {
+		count(CW_STAT_DROP_TINY_FRAGMENT);
+		return XDP_DROP;
+	}
+	return pass(CW_STAT_PASS_TINY_FRAGMENT);
+}
+
 /* Parsed packet: what the SYN and probe paths need. */
 struct pkt {
 	struct cw_flow_key flow;
-	__u8 tcp_flags; /* byte 13 of the TCP header */
+	__u8 tcp_flags; /* byte 13 of the TCP header; 0 in a tiny fragment that lacks it */
+	__u8 tiny;      /* 1: a first fragment too short for the TCP header (a probe) */
 };

@@ -37,10 +37,11 @@ std::string format_tcp_flags(uint8_t flags)
 }
 
 std::string format_probe(std::time_t t, const Address& src, uint16_t sport, const Address& dst,
-                         uint16_t dport, uint8_t flags)
+                         uint16_t dport, uint8_t flags, bool tiny_fragment)
 {
     return format_timestamp(t) + ": Probe: " + format_endpoint(src, sport) + " -> " +
-           format_endpoint(dst, dport) + " (" + format_tcp_flags(flags) + ")";
+           format_endpoint(dst, dport) + " (" +
+           (tiny_fragment ? std::string("tiny fragment") : format_tcp_flags(flags)) + ")";
 }
 
 std::string format_ports(std::vector<uint16_t> ports)

@@ -24,9 +24,10 @@ std::string format_new_connection(std::time_t t, const Address& src, uint16_t sp
 // lowest bit first: "FIN,PSH,URG"; "none" for a NULL probe.
 std::string format_tcp_flags(uint8_t flags);
 
-// A stealth probe: "TIMESTAMP: Probe: SRC:SPORT -> DST:DPORT (FLAGS)".
+// A stealth probe: "TIMESTAMP: Probe: SRC:SPORT -> DST:DPORT (FLAGS)"; a tiny
+// first fragment (its flags may not be in it) says "(tiny fragment)" instead.
 std::string format_probe(std::time_t t, const Address& src, uint16_t sport, const Address& dst,
-                         uint16_t dport, uint8_t flags);
+                         uint16_t dport, uint8_t flags, bool tiny_fragment = false);
 
 // "80,81,82,83": ascending, each once, whatever order they come in.
 std::string format_ports(std::vector<uint16_t> ports);

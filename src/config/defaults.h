@@ -22,8 +22,14 @@ inline constexpr std::chrono::seconds kWindow{60};
 inline constexpr std::chrono::seconds kBlockDuration = std::chrono::hours{1}; // 0 = until removed
 inline constexpr bool kMonitorOnly = false;
 inline constexpr bool kAllowOwnAddresses = true;
+inline constexpr bool kDropTinyFragments = true;
 inline constexpr uint32_t kMaxBlocks = 65536;
 inline constexpr uint32_t kMaxCidrBlocks = 4096;
+// At most this many automatic blocks per second, after a burst of
+// kMaxNewBlocksBurst: in one kBlockDuration a flood of spoofed scans can make
+// at most 5 * 3600 + 100 = 18100 blocks, 28% of kMaxBlocks (docs/ARCHITECTURE.md).
+inline constexpr uint32_t kMaxNewBlocksPerSecond = 5; // 0 = no bound
+inline constexpr uint32_t kMaxNewBlocksBurst = 100;
 inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
 inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
 inline constexpr const char* kControlGroup = "connwatch";
@@ -61,5 +67,10 @@ static_assert(defaults::kThreshold >= 1 && defaults::kThreshold <= kMaxThreshold
 static_assert(defaults::kWindow.count() >= 1 && defaults::kWindow <= kMaxWindow);
 static_assert(defaults::kMaxBlocks >= 1 && defaults::kMaxBlocks <= kMaxBlocksLimit);
 static_assert(defaults::kMaxCidrBlocks >= 1 && defaults::kMaxCidrBlocks <= kMaxCidrBlocksLimit);
+static_assert(uint64_t{defaults::kMaxNewBlocksPerSecond} * defaults::kBlockDuration.count() +
+                      defaults::kMaxNewBlocksBurst <
+                  defaults::kMaxBlocks / 2,
+              "the default bucket must not be able to fill half the default blocklist");
+inline constexpr uint32_t kMaxNewBlocksLimit = 1'000'000;
 
 } // namespace connwatch

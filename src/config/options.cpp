@@ -118,6 +118,11 @@ cw_config kernel_config(const Options& o)
     c.dedup_ns = ns(defaults::kDedupInterval);
     c.threshold = o.threshold;
     c.monitor_only = o.monitor_only ? 1 : 0;
+    c.drop_tiny_frags = o.drop_tiny_fragments ? 1 : 0;
+    if (o.max_new_blocks_per_second) {
+        c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
+        c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
+    }
     return c;
 }
 
@@ -184,6 +189,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_option("--allow-own-addresses", o.allow_own_addresses,
                    "Never block loopback and this host's own addresses (true/false)")
         ->default_str(o.allow_own_addresses ? "true" : "false");
+    app.add_option("--drop-tiny-fragments", o.drop_tiny_fragments,
+                   "Drop TCP fragments and IPv6 header chains that hide the TCP header "
+                   "(RFC 1858, 3128, 7112); they count as probes either way (true/false)")
+        ->default_str(o.drop_tiny_fragments ? "true" : "false");
     add_choice(app, "--log-target", o.log_target, kLogTargets,
                "Where events go: auto (journald when run by systemd, else stdout), "
                "journal, stdout");
@@ -195,6 +204,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "Capacity of the CIDR blocklist (prefixes blocked with connwatchctl); when "
                    "full, a new prefix block is refused")
         ->check(CLI::Range(1u, kMaxCidrBlocksLimit));
+    app.add_option("--max-new-blocks-per-second", o.max_new_blocks_per_second,
+                   "At most this many automatic blocks per second (after a burst of "
+                   "max-new-blocks-burst); beyond it scans are reported, not blocked; 0: no "
+                   "bound")
+        ->check(CLI::Range(0u, kMaxNewBlocksLimit));
+    app.add_option("--max-new-blocks-burst", o.max_new_blocks_burst,
+                   "How many automatic blocks may be made at once before "
+                   "max-new-blocks-per-second applies")
+        ->check(CLI::Range(1u, kMaxNewBlocksLimit));
 
     app.add_option("--metrics-listen", o.metrics_listen,
                    "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "

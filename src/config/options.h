@@ -28,9 +28,12 @@ struct Options {
     bool monitor_only = defaults::kMonitorOnly;
     std::vector<Cidr> allow;
     bool allow_own_addresses = defaults::kAllowOwnAddresses;
+    bool drop_tiny_fragments = defaults::kDropTinyFragments;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
+    uint32_t max_new_blocks_per_second = defaults::kMaxNewBlocksPerSecond; // 0 = no bound
+    uint32_t max_new_blocks_burst = defaults::kMaxNewBlocksBurst;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;

@@ -33,7 +33,7 @@ Event decode_event(const cw_event& ev)
     if (ev.type == CW_EV_PROBE)
         return Probe{when,     Address(ev.saddr), Address(ev.daddr),
                      ev.sport, ev.dport,          ev.tcp_flags,
-                     interface_name(ev.ifindex)};
+                     interface_name(ev.ifindex), ev.tiny_fragment != 0};
     return UnknownEvent{ev.type};
 }
 

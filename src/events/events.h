@@ -38,6 +38,7 @@ struct Probe {
     uint16_t sport, dport;
     uint8_t tcp_flags; // byte 13 of the TCP header, as format_tcp_flags() reads it
     std::string ifname;
+    bool tiny_fragment = false; // a first fragment too short for the TCP header
 };
 
 // An event of a type this build does not know (a newer object): skipped.

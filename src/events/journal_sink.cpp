@@ -36,8 +36,10 @@ public:
     {
         if (!limiter_.allow(RateLimiter::Clock::now()))
             return;
-        auto msg = format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags);
-        auto flags = format_tcp_flags(ev.tcp_flags);
+        auto msg = format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags,
+                                ev.tiny_fragment);
+        // A tiny fragment's flags may lie in a later fragment: not said.
+        auto flags = ev.tiny_fragment ? std::string("tiny-fragment") : format_tcp_flags(ev.tcp_flags);
         sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgProbe, "PRIORITY=%i",
                         LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(), "SRC_PORT=%u",
                         unsigned(ev.sport), "DST_ADDR=%s", ev.dst.str().c_str(),
@@ -53,6 +55,10 @@ public:
                         "DST_ADDR=%s", ev.dst.str().c_str(), "PORTS=%s", ports.c_str(),
                         "INTERFACE=%s", ev.ifname.c_str(), "ACTION=%s",
                         scan_action_name(ev.action), nullptr);
+        if (ev.action == CW_ACT_RATE_LIMITED) {
+            skipped_.add(ev.src); // said once per interval, by tick()
+            return;
+        }
         auto what = format_scan_action(ev);
         if (ev.action == CW_ACT_BLOCKED)
             sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
@@ -102,6 +108,11 @@ public:
                             "PRIORITY=%i", LOG_WARNING, "SUPPRESSED=%llu",
                             static_cast<unsigned long long>(n), nullptr);
         }
+        uint64_t skipped = 0;
+        if (auto msg = skipped_.take(now, &skipped); !msg.empty())
+            sd_journal_send("MESSAGE=%s", msg.substr(msg.find(": ") + 2).c_str(), "MESSAGE_ID=%s",
+                            kMsgPortScan, "PRIORITY=%i", LOG_WARNING, "ACTION=rate-limited",
+                            "SKIPPED=%llu", static_cast<unsigned long long>(skipped), nullptr);
     }
 
 private:
@@ -114,6 +125,7 @@ private:
             sd_journal_send("MESSAGE=%s", msg.c_str(), "PRIORITY=%i", priority, nullptr);
     }
     RateLimiter limiter_{kConnectionBurst, kConnectionInterval};
+    SkippedBlocks skipped_;
 };
 
 } // namespace

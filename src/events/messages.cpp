@@ -28,6 +28,9 @@ std::string format_scan_action(const PortScan& ev)
     case CW_ACT_BLOCKLIST_FULL:
         return head + "Not blocking " + src +
                ": the blocklist is full (raise max-blocks, or unblock entries)";
+    case CW_ACT_RATE_LIMITED:
+        return head + "Not blocking " + src +
+               ": more automatic blocks than max-new-blocks-per-second allows";
     }
     return head + "Unknown action " + std::to_string(ev.action) + " for " + src;
 }
@@ -39,6 +42,7 @@ const char* scan_action_name(uint8_t action)
     case CW_ACT_MONITOR_ONLY: return "monitor-only";
     case CW_ACT_ALLOWLISTED: return "allowlisted";
     case CW_ACT_BLOCKLIST_FULL: return "blocklist-full";
+    case CW_ACT_RATE_LIMITED: return "rate-limited";
     }
     return "unknown";
 }
@@ -66,6 +70,23 @@ std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsign
     return std::to_string(n) + " new connection and probe events not logged in " + secs +
            "s (rate limit " + std::to_string(burst) + " per " + secs +
            "s; the counters are exact)";
+}
+
+std::string SkippedBlocks::take(Clock::time_point now, uint64_t* n)
+{
+    if (!n_ || now < next_)
+        return {};
+    std::string msg = format_timestamp(std::time(nullptr)) + ": Not blocking " +
+                      std::to_string(n_) + (n_ == 1 ? " scanner" : " scanners") +
+                      " (the latest " + latest_.str() +
+                      "): more automatic blocks than max-new-blocks-per-second allows; the "
+                      "scans are reported, the blocks skipped (raise max-new-blocks-per-second "
+                      "or max-new-blocks-burst if they are real)";
+    if (n)
+        *n = n_;
+    n_ = 0;
+    next_ = now + kInterval;
+    return msg;
 }
 
 } // namespace connwatch

@@ -33,4 +33,28 @@ std::string block_removed_message(const std::string& prefix, const std::string& 
 // The rate limiter's summary of what it held back.
 std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsigned burst);
 
+// Scans whose automatic block the kernel skipped (CW_ACT_RATE_LIMITED): every
+// scan is still reported, but the "Not blocking" line comes once per interval
+// with the count, not once per scan -- a flood of spoofed scans is what the
+// bound is for. The first after a quiet interval is said at the next tick.
+class SkippedBlocks {
+public:
+    using Clock = std::chrono::steady_clock;
+    static constexpr std::chrono::seconds kInterval{10};
+
+    void add(const Address& src)
+    {
+        n_++;
+        latest_ = src;
+    }
+    // "TIMESTAMP: Not blocking N scanner(s) (the latest A): ..." when one is
+    // due at `now`, else empty; n gets the count said.
+    std::string take(Clock::time_point now, uint64_t* n = nullptr);
+
+private:
+    uint64_t n_ = 0;
+    Address latest_;
+    Clock::time_point next_{};
+};
+
 } // namespace connwatch

@@ -18,12 +18,21 @@ public:
     }
     void probe(const Probe& ev) override
     {
-        line(format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags));
+        line(format_probe(ev.when, ev.src, ev.sport, ev.dst, ev.dport, ev.tcp_flags,
+                          ev.tiny_fragment));
     }
     void port_scan(const PortScan& ev) override
     {
         line(format_port_scan(ev.when, ev.src, ev.dst, ev.ports));
-        line(format_scan_action(ev));
+        if (ev.action == CW_ACT_RATE_LIMITED)
+            skipped_.add(ev.src); // said once per interval, by tick()
+        else
+            line(format_scan_action(ev));
+    }
+    void tick(SkippedBlocks::Clock::time_point now) override
+    {
+        if (auto msg = skipped_.take(now); !msg.empty())
+            line(msg);
     }
     void block_expired(std::time_t when, const Address& addr) override
     {
@@ -63,6 +72,7 @@ private:
         std::fputc('\n', stdout);
         std::fflush(stdout);
     }
+    SkippedBlocks skipped_;
 };
 
 } // namespace

@@ -36,6 +36,9 @@ constexpr StatInfo kTable[] = {
     {CW_STAT_PROBE, "probe", "connwatch_probes_total", "", ""},
     {CW_STAT_PROBE_RETRANSMIT, "probe_retransmit", "connwatch_probe_retransmits_total", "", ""},
     {CW_STAT_PASS_MARTIAN, "pass_martian", kPassed, "reason", "martian"},
+    {CW_STAT_DROP_TINY_FRAGMENT, "drop_tiny_fragment", kDropped, "reason", "tiny_fragment"},
+    {CW_STAT_PASS_TINY_FRAGMENT, "pass_tiny_fragment", kPassed, "reason", "tiny_fragment"},
+    {CW_STAT_BLOCK_RATE_LIMITED, "block_rate_limited", kSkipped, "reason", "rate_limited"},
 };
 static_assert(std::size(kTable) == CW_STAT_MAX, "a counter of enum cw_stat has no row here");
 

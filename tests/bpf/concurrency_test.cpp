@@ -134,6 +134,11 @@ void Concurrency::run_rounds(uint32_t threshold, unsigned scan_ports, unsigned s
     sources_total = std::max(200u, sources_total * 2 / nthreads);
     cw_config cfg = default_config();
     cfg.threshold = threshold;
+    // No bound on automatic blocks (max-new-blocks-per-second 0): the test
+    // counts one block per report, and the bucket has its own test
+    // (bucket_test.cpp).
+    cfg.block_every_ns = 0;
+    cfg.block_slack_ns = 0;
     prog_->set_config(cfg);
     // The clock stands still: every source's SYNs fall inside one window.
 

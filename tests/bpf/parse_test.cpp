@@ -206,13 +206,14 @@ const ParseCase kCases[] = {
                           auth_header(16), dest_options()});
      },
      XDP_PASS, syn_reported(), kFlow6},
-    // ... and one more is passed unparsed rather than guessed at.
+    // ... and one more hides the TCP header: dropped by default
+    // (drop-tiny-fragments; fragment_test.cpp has both settings).
     {"Ipv6SevenExtensionHeaders",
      [] {
          return v6(kSyn, {hop_by_hop(), dest_options(), routing(), fragment(0, false),
                           auth_header(16), dest_options(), dest_options()});
      },
-     XDP_PASS, verdict(CW_STAT_PASS_UNPARSED), {}},
+     XDP_DROP, verdict(CW_STAT_DROP_TINY_FRAGMENT), {}},
 
     // ---- IPv4 fragments: only the first one carries the TCP header.
     {"Ipv4FirstFragment",
@@ -232,10 +233,11 @@ const ParseCase kCases[] = {
          return p;
      },
      XDP_PASS, verdict(CW_STAT_PASS_FRAGMENT), {}},
+    // (Offset 1 is RFC 1858's overlapping fragment: fragment_test.cpp.)
     {"Ipv4LastFragment",
      [] {
          Packet p = v4();
-         p.ipv4->frag_offset = 1;
+         p.ipv4->frag_offset = 3;
          return p;
      },
      XDP_PASS, verdict(CW_STAT_PASS_FRAGMENT), {}},

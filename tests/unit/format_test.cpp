@@ -90,6 +90,35 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
     EXPECT_NE(format_scan_action(s).find("allowlist"), std::string::npos);
     s.action = CW_ACT_BLOCKLIST_FULL;
     EXPECT_NE(format_scan_action(s).find("blocklist is full"), std::string::npos);
+    s.action = CW_ACT_RATE_LIMITED;
+    EXPECT_NE(format_scan_action(s).find("Not blocking 192.0.2.56: more automatic blocks than "
+                                         "max-new-blocks-per-second"),
+              std::string::npos);
+    EXPECT_STREQ(scan_action_name(CW_ACT_RATE_LIMITED), "rate-limited");
+}
+
+// Skipped blocks are said once per interval, with the count, not per scan.
+TEST_F(FormatTest, SkippedBlocksAreSummedOncePerInterval)
+{
+    SkippedBlocks sb;
+    auto t0 = SkippedBlocks::Clock::now();
+    EXPECT_EQ(sb.take(t0), "");
+    sb.add(a("192.0.2.1"));
+    uint64_t n = 0;
+    std::string msg = sb.take(t0, &n); // the first after a quiet spell: at once
+    EXPECT_EQ(n, 1u);
+    EXPECT_NE(msg.find("Not blocking 1 scanner (the latest 192.0.2.1): more automatic blocks "
+                       "than max-new-blocks-per-second allows"),
+              std::string::npos)
+        << msg;
+    for (int i = 0; i < 1000; i++)
+        sb.add(a("192.0.2.2"));
+    EXPECT_EQ(sb.take(t0 + std::chrono::seconds(9)), ""); // within the interval: held
+    msg = sb.take(t0 + SkippedBlocks::kInterval, &n);
+    EXPECT_EQ(n, 1000u);
+    EXPECT_NE(msg.find("Not blocking 1000 scanners (the latest 192.0.2.2)"), std::string::npos)
+        << msg;
+    EXPECT_EQ(sb.take(t0 + std::chrono::seconds(30)), ""); // nothing new
 }
 
 TEST_F(FormatTest, ProbeIsAClassicLineWithItsFlags)
@@ -98,6 +127,16 @@ TEST_F(FormatTest, ProbeIsAClassicLineWithItsFlags)
               "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:80 (FIN,PSH,URG)");
     EXPECT_EQ(format_probe(kWhen, a("2001:db8::56"), 5973, a("2001:db8::5"), 443, 0x01),
               "2021-04-28 15:28:05: Probe: [2001:db8::56]:5973 -> [2001:db8::5]:443 (FIN)");
+}
+
+// Its flags may be in a later fragment, or byte 13 may be there: either way the
+// line says what it is, not a guess at the flags.
+TEST_F(FormatTest, TinyFragmentProbeSaysSo)
+{
+    EXPECT_EQ(format_probe(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 22, 0, true),
+              "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:22 (tiny fragment)");
+    EXPECT_EQ(format_probe(kWhen, a("192.0.2.56"), 5973, a("10.0.0.5"), 22, 0x02, true),
+              "2021-04-28 15:28:05: Probe: 192.0.2.56:5973 -> 10.0.0.5:22 (tiny fragment)");
 }
 
 TEST_F(FormatTest, TcpFlagsAreNamedLowestBitFirst)

@@ -539,7 +539,32 @@ TEST(KernelConfig, DefaultsInNanoseconds)
     EXPECT_EQ(c.threshold, 3u);
     EXPECT_EQ(c.monitor_only, 0u);
     EXPECT_EQ(c.cidr_blocks, 0u);
-    EXPECT_EQ(c.pad, 0u);
+    EXPECT_EQ(c.drop_tiny_frags, 1u);
+}
+
+TEST(KernelConfig, BlockBucket)
+{
+    cw_config c = kernel_config(Options{});
+    EXPECT_EQ(c.block_every_ns, 200'000'000u); // 5 per second
+    EXPECT_EQ(c.block_slack_ns, 99 * 200'000'000ull); // burst 100
+    auto p = parse({"--max-new-blocks-per-second", "0"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(kernel_config(p.opts).block_every_ns, 0u); // no bound
+    p = parse({"--max-new-blocks-per-second", "1000", "--max-new-blocks-burst", "1"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(kernel_config(p.opts).block_every_ns, 1'000'000u);
+    EXPECT_EQ(kernel_config(p.opts).block_slack_ns, 0u);
+    EXPECT_TRUE(parse({"--max-new-blocks-burst", "0"}).code);
+    EXPECT_TRUE(parse({"--max-new-blocks-per-second", "1000001"}).code);
+}
+
+TEST(KernelConfig, DropTinyFragmentsCanBeTurnedOff)
+{
+    auto p = parse({"--drop-tiny-fragments", "false"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(kernel_config(p.opts).drop_tiny_frags, 0u);
+    p = parse({"--drop-tiny-fragments", "maybe"});
+    EXPECT_TRUE(p.code);
 }
 
 TEST(KernelConfig, FollowsTheOptions)
