@@ -223,6 +223,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     app.add_flag("--check-config", o.check_config,
                  "Validate the configuration and the command line, print the result, exit")
         ->configurable(false);
+    app.add_flag("--detach", o.detach,
+                 "Detach the program a connwatchd that did not stop cleanly left attached "
+                 "(its links pinned in pin-dir), keep the blocklists, exit")
+        ->configurable(false);
 
     auto file = std::make_shared<ConfigFile>(app);
     app.config_formatter(file);
