@@ -281,6 +281,8 @@ case_default_route() {
 }
 check "with no interface configured it watches the default route's, inside the sandbox" case_default_route
 
+xdp_on_veth() { grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)"; }
+
 # The scanner (10.237.0.2, blocked since case_events) sends a datagram every 2 ms to a
 # receiver on the host side through CMD...; not one may arrive. The scripts live in
 # the container's /var/tmp/cwct, the counts in files there.
@@ -348,7 +350,6 @@ case_upgrade() {
 }
 check "an upgrade keeps the edited conffile, restarts the daemon without a gap and keeps every block" case_upgrade
 
-xdp_on_veth() { grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)"; }
 case_stop() {
     in_ct systemctl stop connwatchd || { WHY="stop failed"; return 1; }
     [ "$(in_ct systemctl is-active connwatchd)" = inactive ] || { WHY="not inactive"; return 1; }
@@ -357,8 +358,21 @@ case_stop() {
     local left
     left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
     [ -z "$left" ] || { WHY="still pinned after stop: $left"; return 1; }
+    # Detached: now the scanner's datagrams do arrive (so the zero counts above can fail).
+    local d=/var/tmp/cwct
+    rm -f "$ROOT$d/stop" "$ROOT$d/sent" "$ROOT$d/received"
+    in_ct python3 $d/udp_count.py receive 10.237.0.1 9191 10.237.0.2 $d/received $d/stop &
+    local rpid=$!
+    cw_wait_until 10 test -s "$ROOT$d/received" || { WHY="the receiver did not start"; touch "$ROOT$d/stop"; return 1; }
+    in_ct ip netns exec cwct-a python3 $d/udp_count.py send 10.237.0.1 9191 - $d/sent $d/stop &
+    local spid=$! ok=0
+    cw_wait_until 10 count_at_least "$ROOT$d/received" 10 || ok=1
+    touch "$ROOT$d/stop"
+    cw_wait_exit "$spid" 10 || true
+    cw_wait_exit "$rpid" 10 || true
+    [ "$ok" = 0 ] || { WHY="after stop the scanner's datagrams still do not arrive"; return 1; }
 }
-check "systemctl stop detaches (the blocklists stay pinned, nothing else)" case_stop
+check "systemctl stop detaches (the blocklists stay pinned, nothing else; the blocked source's datagrams arrive)" case_stop
 
 case_purge() {
     # Removal of a running service: prerm stops it.
