@@ -213,7 +213,8 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
         ->check(absolute_path("state-dir", 4096, false));
     app.add_option("--pin-dir", o.pin_dir,
                    "bpffs directory where the blocklists are pinned so that blocks survive a "
-                   "restart (empty: not pinned)")
+                   "restart, and the links so that the program stays attached through a "
+                   "crash or a restart (empty: not pinned)")
         ->type_name("DIR")
         ->check(absolute_path("pin-dir", 4096, true));
     app.add_flag("--verbose", o.verbose,

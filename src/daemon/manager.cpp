@@ -186,6 +186,10 @@ void Manager::start()
     for (const auto& w : prog_->warnings())
         sink_->warning(w);
     prog_->set_config(kernel_config(opts_));
+    // Counters taken over go on from the previous program's: the events lost
+    // that the previous daemon already warned about are not said again.
+    if (prog_->stats_taken_over() && prog_->previous_seen())
+        lost_reported_ = (*prog_->previous_seen())[CW_STAT_EVENTS_LOST];
 
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");

@@ -99,6 +99,9 @@ public:
     const std::optional<Stats>& previous_stats() const { return previous_stats_; }
     // Records the counters this daemon has reported (every tick, and at exit).
     void record_seen(const Stats& s);
+    // The counters were taken over from the previous program (the same map):
+    // they go on from where it was, not from zero.
+    bool stats_taken_over() const { return runtime_reused_.count("stats") != 0; }
     // The ring buffer of the previous program when it could not be reused
     // (another size): read it once the links run this program (-1: none).
     int previous_events_fd() const { return previous_events_.get(); }
