@@ -441,7 +441,8 @@ bool Manager::on_signals()
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
         save_state();
-        if (si.ssi_signo == SIGUSR1) {
+        // Without a pin directory nothing can outlive the process: a stop.
+        if (si.ssi_signo == SIGUSR1 && !prog_->pin_dir().empty()) {
             prog_->record_seen(prog_->stats());
             sink_->notice(std::string("received ") + strsignal(si.ssi_signo) +
                           ", leaving the program attached for the next connwatchd");
