@@ -189,6 +189,14 @@ size_t XdpTest::drain_events()
     return n;
 }
 
+std::vector<cw_event> XdpTest::take_events()
+{
+    reader_->consume();
+    std::vector<cw_event> out = std::move(pending_);
+    pending_.clear();
+    return out;
+}
+
 Packet tcp_from(const std::string& src, uint16_t sport, uint16_t dport, uint8_t flags)
 {
     return src.find(':') == std::string::npos ? tcp4(src, sport, dport, flags)

@@ -85,6 +85,9 @@ protected:
     // (drain_events). For loops of tens of thousands of runs.
     int run_action(const Bytes& frame);
     size_t drain_events();
+    // The events waiting in the ring buffer, in order, for tests that run
+    // frames themselves (e.g. from several threads) and check them afterwards.
+    std::vector<cw_event> take_events();
 
     void set_now(uint64_t ns);
     void advance(uint64_t ns) { set_now(now_ + ns); }
