@@ -9,6 +9,12 @@
  * unit and byte order. Userspace static_asserts the sizes (src/kernel/abi_check.cpp) so a
  * change here that breaks the layout fails the build instead of corrupting data.
  *
+ * Versions: a new connwatchd shares every pinned map whose type, key and value
+ * sizes, capacity and flags equal its own with the program an earlier one left
+ * attached (docs/ARCHITECTURE.md, "No gap on restart"), so equal layout must
+ * mean equal meaning: fields and counters are only appended (which changes the
+ * size), and a changed meaning at an unchanged size needs a new map name.
+ *
  * Addresses: one form for both families. Every address is 16 bytes in network
  * order; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), so one allowlist and one
  * blocklist serve IPv4 and IPv6 alike. An IPv4 /24 is LPM prefix 96 + 24.

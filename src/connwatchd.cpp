@@ -12,6 +12,7 @@
 #include "config/options.h"
 #include "crowdsec/client.h"
 #include "daemon/manager.h"
+#include "kernel/attachment.h"
 #include "kernel/program.h"
 
 using namespace connwatch;
@@ -35,6 +36,21 @@ int main(int argc, char** argv)
         else
             std::printf("%s: absent, defaults apply; command line OK\n",
                         opts.config_file.c_str());
+        return 0;
+    }
+    if (opts.detach) {
+        // What a clean stop does, for a daemon that could not: after a crash
+        // followed by a stop, or at package removal.
+        if (opts.pin_dir.empty()) {
+            std::printf("pin-dir is empty: nothing was pinned, nothing to detach\n");
+            return 0;
+        }
+        auto names = unpin_all_but_blocklists(opts.pin_dir);
+        for (const auto& n : names)
+            std::printf("%s: detached (pinned link removed from %s)\n", n.c_str(),
+                        opts.pin_dir.c_str());
+        if (names.empty())
+            std::printf("%s: no pinned link, nothing attached\n", opts.pin_dir.c_str());
         return 0;
     }
     set_libbpf_verbose(opts.verbose);

@@ -23,7 +23,7 @@ for sub in $subs; do help_text+=$'\n'$("$bin" "$sub" --help); done
 help_opts=$(printf '%s\n' "$help_text" | grep -oE -- '--[a-z][a-z-]+' | sort -u)
 # In mdoc, long options are written "Fl \-name"; config keys ".It Cm name".
 if [ "$config" = 1 ]; then
-    help_opts=$(printf '%s\n' "$help_opts" | grep -vxE -- '--(help|version|config|check-config|verbose)')
+    help_opts=$(printf '%s\n' "$help_opts" | grep -vxE -- '--(help|version|config|check-config|detach|verbose)')
     page_opts=$(grep -oE '^\.It Cm [a-z][a-z-]+' "$page" | sed 's/^\.It Cm /--/' | sort -u)
 else
     page_opts=$(grep -oE 'Fl \\-[a-z][a-z-]+' "$page" | sed 's/^Fl \\-/--/' | sort -u)

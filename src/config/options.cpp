@@ -235,7 +235,8 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
         ->check(absolute_path("state-dir", 4096, false));
     app.add_option("--pin-dir", o.pin_dir,
                    "bpffs directory where the blocklists are pinned so that blocks survive a "
-                   "restart (empty: not pinned)")
+                   "restart, and the links so that the program stays attached through a "
+                   "crash or a restart (empty: not pinned)")
         ->type_name("DIR")
         ->check(absolute_path("pin-dir", 4096, true));
     app.add_option("--crowdsec-lapi-url", o.crowdsec_lapi_url,
@@ -267,6 +268,10 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
     // at every start.
     app.add_flag("--check-config", o.check_config,
                  "Validate the configuration and the command line, print the result, exit")
+        ->configurable(false);
+    app.add_flag("--detach", o.detach,
+                 "Detach the program a connwatchd that did not stop cleanly left attached "
+                 "(its links pinned in pin-dir), keep the blocklists, exit")
         ->configurable(false);
 
     auto file = std::make_shared<ConfigFile>(app);

@@ -20,6 +20,7 @@ enum class LogTarget { Auto, Journal, Stdout };
 struct Options {
     std::string config_file = defaults::kConfigFile;
     bool check_config = false;
+    bool detach = false; // --detach: remove what an earlier connwatchd left attached, exit
     std::vector<std::string> interfaces; // empty: the default-route interface
     XdpMode xdp_mode = XdpMode::Auto;
     uint32_t threshold = defaults::kThreshold;

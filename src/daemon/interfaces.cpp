@@ -25,15 +25,19 @@ void Manager::apply_interfaces(const std::vector<std::string>& wanted)
 void Manager::sync_interfaces()
 {
     std::set<std::string> want(wanted_.begin(), wanted_.end());
-    std::erase_if(links_, [&](const XdpAttachment& l) {
-        if (!want.count(l.ifname()))
-            return true; // no longer configured
-        if (if_nametoindex(l.ifname().c_str()) == static_cast<unsigned>(l.ifindex()))
-            return false;
-        // The kernel detached the program with the device; the link is dead.
-        sink_->warning("Interface '" + l.ifname() +
-                       "' is gone: not watched until it is back (it will be attached again)");
-        return true;
+    std::erase_if(links_, [&](XdpAttachment& l) {
+        bool drop = false;
+        if (!want.count(l.ifname())) {
+            drop = true; // no longer configured
+        } else if (if_nametoindex(l.ifname().c_str()) != static_cast<unsigned>(l.ifindex())) {
+            // The kernel detached the program with the device; the link is dead.
+            sink_->warning("Interface '" + l.ifname() +
+                           "' is gone: not watched until it is back (it will be attached again)");
+            drop = true;
+        }
+        if (drop)
+            l.detach(); // its pin too: nothing must take it over later
+        return drop;
     });
     for (const auto& name : wanted_) {
         bool have = std::any_of(links_.begin(), links_.end(),

@@ -44,6 +44,7 @@ sigset_t handled_signals()
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     return mask;
 }
 
@@ -79,7 +80,7 @@ void Manager::add_fd(int fd)
 
 void Manager::attach(const std::string& name)
 {
-    links_.emplace_back(*prog_, name, opts_.xdp_mode);
+    links_.emplace_back(*prog_, name, opts_.xdp_mode, prog_->pin_dir());
     const auto& l = links_.back();
     if (!l.fallback_reason().empty())
         sink_->warning("'" + name + "': " + l.fallback_reason());
@@ -188,6 +189,10 @@ void Manager::start()
     for (const auto& w : prog_->warnings())
         sink_->warning(w);
     prog_->set_config(kernel_config(opts_));
+    // Counters taken over go on from the previous program's: the events lost
+    // that the previous daemon already warned about are not said again.
+    if (prog_->stats_taken_over() && prog_->previous_seen())
+        lost_reported_ = (*prog_->previous_seen())[CW_STAT_EVENTS_LOST];
 
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
@@ -261,15 +266,70 @@ void Manager::start()
     // the start with the reason.
     apply_crowdsec(crowdsec_settings(opts_));
 
-    // Attach last: from here on packets are judged, and events have a reader.
+    // Attach last: from here on packets are judged by this program, and events
+    // have a reader. Links an earlier connwatchd left attached are taken over.
     wanted_ = interfaces;
     for (const auto& name : interfaces)
         attach(name);
+    report_takeover();
 
     status_ = summary();
     sink_->started("Started, " + status_);
     sd_notifyf(0, "READY=1\nSTATUS=%s", status_.c_str());
     update_metrics(table_->counts());
+}
+
+// What a previous connwatchd left running: the interfaces taken over, the links
+// no longer configured (detached now), and what happened while no daemon ran.
+void Manager::report_takeover()
+{
+    const std::string& dir = prog_->pin_dir();
+    for (const auto& name : pinned_links(dir)) {
+        if (std::find(wanted_.begin(), wanted_.end(), name) != wanted_.end())
+            continue;
+        if (unpin_link(dir, name))
+            sink_->notice("Detached from '" + name +
+                          "', which the previous connwatchd watched and the configuration "
+                          "no longer names");
+    }
+    std::string taken;
+    for (const auto& l : links_)
+        if (l.taken_over())
+            taken += (taken.empty() ? "" : ", ") + l.ifname() + " (" + to_string(l.mode()) + ")";
+    if (taken.empty())
+        return;
+    auto same = prog_->same_as_pinned();
+    sink_->notice("Took over " + taken + " from the previous connwatchd, attached throughout; " +
+                  (same && *same ? "same program"
+                                 : "its program replaced by this one (bpf_link_update)"));
+    const auto& seen = prog_->previous_seen();
+    const auto& then = prog_->previous_stats();
+    if (seen && then) {
+        auto d = [&](cw_stat i) {
+            return (*then)[i] >= (*seen)[i] ? (*then)[i] - (*seen)[i] : 0;
+        };
+        sink_->notice(
+            "While no connwatchd ran: " + std::to_string(d(CW_STAT_SYN)) +
+            " connection attempts, " + std::to_string(d(CW_STAT_PROBE)) + " probes, " +
+            std::to_string(d(CW_STAT_SCAN)) + " port scans, " +
+            std::to_string(d(CW_STAT_BLOCK_ADDED)) + " automatic blocks, " +
+            std::to_string(d(CW_STAT_DROP_BLOCKED) + d(CW_STAT_DROP_BLOCKED_CIDR)) +
+            " packets dropped from blocked sources, " + std::to_string(d(CW_STAT_EVENTS_LOST)) +
+            " events lost (the queued events follow)");
+    }
+    // A ring buffer of another layout: the old program's queue, read now that
+    // no program writes to it any more.
+    if (prog_->previous_events_fd() >= 0) {
+        guarded("Reading the previous program's events", [&] {
+            EventReader old(
+                prog_->previous_events_fd(), [this](const cw_event& ev) { on_event(ev); },
+                [this](const std::string& what) {
+                    sink_->error("Handling an event failed: " + what + ", ignoring");
+                });
+            old.consume();
+        });
+        prog_->forget_previous_events();
+    }
 }
 
 void Manager::on_event(const cw_event& raw)
@@ -333,6 +393,8 @@ void Manager::on_timer()
     }
     report_lost_events();
     save_state();
+    // What a successor would count as missed, should this process end now.
+    prog_->record_seen(prog_->stats());
     // The control clients' deadlines pass without any event on the socket.
     if (control_)
         control_->process();
@@ -400,14 +462,25 @@ bool Manager::on_signals()
             reload();
             continue;
         }
-        // Drain what the kernel already reported, then detach (the links
-        // close in the destructor).
+        // Drain what the kernel already reported. SIGUSR1 (the unit's
+        // RestartKillSignal): leave the program attached for the next
+        // connwatchd; SIGTERM, SIGINT: a stop, detach.
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
         save_state();
         if (crowdsec_ && crowdsec_->counters().alerts_queued)
             sink_->warning("CrowdSec: " + std::to_string(crowdsec_->counters().alerts_queued) +
                            " port-scan alerts not sent (the LAPI did not take them)");
+        // Without a pin directory nothing can outlive the process: a stop.
+        if (si.ssi_signo == SIGUSR1 && !prog_->pin_dir().empty()) {
+            prog_->record_seen(prog_->stats());
+            sink_->notice(std::string("received ") + strsignal(si.ssi_signo) +
+                          ", leaving the program attached for the next connwatchd");
+            return false;
+        }
+        for (auto& l : links_)
+            l.detach();
+        prog_->unpin_runtime();
         sink_->notice(std::string("received ") + strsignal(si.ssi_signo) + ", detaching");
         return false;
     }

@@ -77,6 +77,7 @@ public:
 private:
     void start();
     void start_metrics();
+    void report_takeover();
     void attach(const std::string& name);
     // The interfaces to watch from now on; attaches and detaches to match.
     void apply_interfaces(const std::vector<std::string>& wanted);

@@ -15,9 +15,14 @@ void EventReader::Deleter::operator()(ring_buffer* rb) const
 }
 
 EventReader::EventReader(const XdpProgram& prog, Handler handler, ErrorHandler on_error)
+    : EventReader(prog.events_fd(), std::move(handler), std::move(on_error))
+{
+}
+
+EventReader::EventReader(int ring_fd, Handler handler, ErrorHandler on_error)
     : handler_(std::move(handler)), on_error_(std::move(on_error))
 {
-    rb_.reset(ring_buffer__new(prog.events_fd(), &EventReader::on_sample, this, nullptr));
+    rb_.reset(ring_buffer__new(ring_fd, &EventReader::on_sample, this, nullptr));
     if (!rb_)
         throw Error("Failed to open the event ring buffer", errno_code(errno));
 }

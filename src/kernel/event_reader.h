@@ -21,6 +21,9 @@ public:
     using ErrorHandler = std::function<void(const std::string&)>;
 
     EventReader(const XdpProgram& prog, Handler handler, ErrorHandler on_error = {});
+    // The same over another ring buffer of cw_event records (a previous
+    // program's, read once after a takeover).
+    EventReader(int ring_fd, Handler handler, ErrorHandler on_error = {});
     // The ring buffer holds a pointer to this object: it stays where it is.
     EventReader(const EventReader&) = delete;
     EventReader& operator=(const EventReader&) = delete;

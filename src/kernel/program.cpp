@@ -100,11 +100,14 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     if (!skel_)
         throw Error("Failed to open the XDP program", errno_code(errno));
     skel_->rodata->cw_test_clock = settings.test_clock ? 1 : 0;
+    pin_dir_ = settings.pin_dir;
     int err = bpf_map__set_max_entries(skel_->maps.block_addr, settings.max_blocks);
     if (!err)
         err = bpf_map__set_max_entries(skel_->maps.block_cidr, settings.max_cidr_blocks);
-    if (!err && !settings.pin_dir.empty())
+    if (!err && !settings.pin_dir.empty()) {
         adopt_pins(settings.pin_dir);
+        adopt_runtime_pins(settings.pin_dir);
+    }
     if (!err)
         err = connwatch_bpf__load(skel_.get());
     if (err)
@@ -114,10 +117,16 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
                           "Linux 5.17 or later; run with --verbose to see libbpf's and the "
                           "verifier's messages)"
                         : privilege_hint(err));
-    if (!settings.pin_dir.empty())
+    if (!settings.pin_dir.empty()) {
         pin_new(settings.pin_dir);
+        pin_runtime(settings.pin_dir);
+    }
     // Defaults until the caller sets its own: never a zero window or threshold.
-    set_config(kernel_config(Options{}));
+    // A config map taken over from a running program already holds the previous
+    // daemon's settings, which that program is using right now: kept until the
+    // caller sets its own, never the defaults in between.
+    if (!runtime_reused_.count("config"))
+        set_config(kernel_config(Options{}));
     // A pinned CIDR blocklist taken over may hold entries: the fast path must
     // know, or it would skip the trie. Counted once here, then kept.
     cidr_count_ = static_cast<uint32_t>(cidr_block_list().size());
@@ -205,6 +214,171 @@ void XdpProgram::pin_new(const std::string& dir)
                             (dropped ? ", " + std::to_string(dropped) + " dropped (no room)"
                                      : std::string()));
     carry_.clear();
+}
+
+namespace {
+
+constexpr const char* kProgPin = "prog";
+constexpr const char* kSeenPin = "daemon_seen";
+
+// The maps that live only while a program runs: everything but the
+// blocklists and libbpf's own (.rodata, .bss).
+std::vector<bpf_map*> runtime_maps(connwatch_bpf* skel)
+{
+    std::vector<bpf_map*> out;
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj)
+    {
+        if (bpf_map__is_internal(map) || map == skel->maps.block_addr ||
+            map == skel->maps.block_cidr)
+            continue;
+        out.push_back(map);
+    }
+    return out;
+}
+
+// A per-CPU array of u64 counters summed over CPUs, as many as both know.
+Stats read_counters(int fd, uint32_t entries)
+{
+    Stats out{};
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return out;
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+    for (uint32_t i = 0; i < entries && i < CW_STAT_MAX; i++)
+        if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) == 0)
+            for (auto v : per_cpu)
+                out[i] += v;
+    return out;
+}
+
+bool prog_tag(int fd, uint8_t (&tag)[BPF_TAG_SIZE])
+{
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        return false;
+    std::memcpy(tag, info.tag, BPF_TAG_SIZE);
+    return true;
+}
+
+} // namespace
+
+// Before load: the maps of a program an earlier connwatchd left running (its
+// links pinned) are shared with this one where their layout is the same, so
+// that swapping the program loses no scan state, counter or queued event. The
+// ABI's rule (connwatch_abi.h) makes "same type, sizes and flags" mean "same
+// meaning". One that differs (an upgrade changed it) starts afresh; the old
+// program keeps its own copy until the links are moved to this one.
+void XdpProgram::adopt_runtime_pins(const std::string& dir)
+{
+    std::string prog_path = dir + "/" + kProgPin;
+    if (int fd = bpf_obj_get(prog_path.c_str()); fd >= 0) {
+        UniqueFd old(fd);
+        uint8_t tag[BPF_TAG_SIZE];
+        if (prog_tag(fd, tag)) {
+            std::memcpy(pinned_tag_, tag, sizeof(tag));
+            have_pinned_tag_ = true;
+        }
+    }
+    std::string seen_path = dir + "/" + kSeenPin;
+    if (int fd = bpf_obj_get(seen_path.c_str()); fd >= 0) {
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        uint32_t key = 0;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.value_size % 8 == 0) {
+            std::vector<uint64_t> v(info.value_size / 8);
+            if (bpf_map_lookup_elem(fd, &key, v.data()) == 0) {
+                Stats s{};
+                for (size_t i = 0; i < v.size() && i < s.size(); i++)
+                    s[i] = v[i];
+                previous_seen_ = s;
+            }
+        }
+        if (info.value_size == sizeof(Stats))
+            seen_.reset(fd);
+        else {
+            close(fd);
+            unlink(seen_path.c_str());
+        }
+    }
+    for (bpf_map* map : runtime_maps(skel_.get())) {
+        std::string path = dir + "/" + bpf_map__name(map);
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0)
+            continue;
+        UniqueFd old(fd);
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                    info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
+                    info.key_size == bpf_map__key_size(map) &&
+                    info.value_size == bpf_map__value_size(map) &&
+                    info.max_entries == bpf_map__max_entries(map) &&
+                    info.map_flags == bpf_map__map_flags(map);
+        if (same && bpf_map__reuse_fd(map, fd) == 0) {
+            runtime_reused_.insert(bpf_map__name(map));
+            continue;
+        }
+        // Another layout: what the old program counted or queued is read from
+        // its own map (the counters now, the events once the links moved).
+        if (map == skel_->maps.stats && info.key_size == 4 && info.value_size == 8)
+            previous_stats_ = read_counters(fd, info.max_entries);
+        else if (map == skel_->maps.events)
+            previous_events_ = std::move(old);
+        else
+            warnings_.push_back(path + " has another layout (an older connwatch?): it " +
+                                "starts afresh");
+        unlink(path.c_str());
+    }
+}
+
+// After load: pin what was created now; the program under its tag's name.
+void XdpProgram::pin_runtime(const std::string& dir)
+{
+    for (bpf_map* map : runtime_maps(skel_.get())) {
+        std::string path = dir + "/" + bpf_map__name(map);
+        if (access(path.c_str(), F_OK) != 0 && bpf_map__pin(map, path.c_str()) != 0)
+            warnings_.push_back("Failed to pin " + path + ": " + errno_code(errno).message());
+    }
+    if (runtime_reused_.count("stats"))
+        previous_stats_ = stats();
+    uint8_t tag[BPF_TAG_SIZE];
+    if (have_pinned_tag_ && prog_tag(prog_fd(), tag))
+        same_as_pinned_ = std::memcmp(tag, pinned_tag_, sizeof(tag)) == 0;
+    std::string prog_path = dir + "/" + kProgPin;
+    unlink(prog_path.c_str());
+    if (bpf_obj_pin(prog_fd(), prog_path.c_str()) != 0)
+        warnings_.push_back("Failed to pin " + prog_path + ": " + errno_code(errno).message());
+    if (!seen_) {
+        int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "cw_seen", sizeof(uint32_t), sizeof(Stats),
+                                1, nullptr);
+        if (fd >= 0) {
+            seen_.reset(fd);
+            std::string seen_path = dir + "/" + kSeenPin;
+            unlink(seen_path.c_str());
+            if (bpf_obj_pin(fd, seen_path.c_str()) != 0)
+                warnings_.push_back("Failed to pin " + seen_path + ": " +
+                                    errno_code(errno).message());
+        }
+    }
+}
+
+void XdpProgram::record_seen(const Stats& s)
+{
+    uint32_t key = 0;
+    if (seen_)
+        bpf_map_update_elem(seen_.get(), &key, s.data(), BPF_ANY);
+}
+
+void XdpProgram::unpin_runtime()
+{
+    if (pin_dir_.empty())
+        return;
+    for (bpf_map* map : runtime_maps(skel_.get()))
+        unlink((pin_dir_ + "/" + bpf_map__name(map)).c_str());
+    unlink((pin_dir_ + "/" + kProgPin).c_str());
+    unlink((pin_dir_ + "/" + kSeenPin).c_str());
 }
 
 XdpProgram::~XdpProgram() = default;

@@ -10,12 +10,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
 #include "common/address.h"
 #include "kernel/stats.h"
 
@@ -26,8 +28,9 @@ namespace connwatch {
 struct LoadSettings {
     uint32_t max_blocks = 65536;
     uint32_t max_cidr_blocks = 4096; // max-cidr-blocks
-    // Where the blocklists are pinned on bpffs, so that blocks survive a restart
-    // or a crash of connwatchd; empty: not pinned.
+    // Where the maps are pinned on bpffs, so that blocks survive a restart or a
+    // crash of connwatchd, and the program, its maps and its links outlive the
+    // process (see XdpAttachment); empty: not pinned.
     std::string pin_dir;
     // Tests only: the program reads time from set_fake_now() instead of the
     // kernel clock (a load-time constant: production code has no such branch).
@@ -107,6 +110,29 @@ public:
     // Whether pinned blocklists from an earlier run were taken over.
     bool reused_pins() const { return reused_pins_; }
 
+    // ---- what outlives the process (docs/ARCHITECTURE.md, "What survives what")
+    const std::string& pin_dir() const { return pin_dir_; }
+    // The program found pinned by an earlier run had the same instructions
+    // (tag) as this one; nullopt when there was none.
+    std::optional<bool> same_as_pinned() const { return same_as_pinned_; }
+    // The counters as the previous connwatchd last recorded them (record_seen),
+    // and as its program had them when this one loaded: their difference is
+    // what happened while no connwatchd ran. nullopt when there is no record.
+    const std::optional<Stats>& previous_seen() const { return previous_seen_; }
+    const std::optional<Stats>& previous_stats() const { return previous_stats_; }
+    // Records the counters this daemon has reported (every tick, and at exit).
+    void record_seen(const Stats& s);
+    // The counters were taken over from the previous program (the same map):
+    // they go on from where it was, not from zero.
+    bool stats_taken_over() const { return runtime_reused_.count("stats") != 0; }
+    // The ring buffer of the previous program when it could not be reused
+    // (another size): read it once the links run this program (-1: none).
+    int previous_events_fd() const { return previous_events_.get(); }
+    void forget_previous_events() { previous_events_.reset(); }
+    // A clean stop: unpins everything but the blocklists (program, counters,
+    // scan state, ring buffer), so the next start begins afresh as before.
+    void unpin_runtime();
+
 private:
     struct SkeletonDeleter {
         void operator()(connwatch_bpf* s) const;
@@ -114,12 +140,22 @@ private:
     void adopt_pins(const std::string& dir);
     void pin_new(const std::string& dir);
     void update_cidr_count();
+    void adopt_runtime_pins(const std::string& dir);
+    void pin_runtime(const std::string& dir);
 
     // Destroyed last, after everything that refers to its maps; a constructor
     // that throws after open still frees it.
     std::unique_ptr<connwatch_bpf, SkeletonDeleter> skel_;
     std::vector<std::string> warnings_;
     bool reused_pins_ = false;
+    std::string pin_dir_;
+    std::optional<bool> same_as_pinned_;
+    std::optional<Stats> previous_seen_, previous_stats_;
+    UniqueFd previous_events_;
+    UniqueFd seen_;
+    std::set<std::string> runtime_reused_; // runtime maps taken over from the pins
+    uint8_t pinned_tag_[8] = {};
+    bool have_pinned_tag_ = false;
     // Entries of a pinned map that could not be reused as it is (another
     // capacity), to re-insert after load: map name -> (key, value) bytes.
     std::vector<std::tuple<std::string, std::vector<uint8_t>, std::vector<uint8_t>>> carry_;

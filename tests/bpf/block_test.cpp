@@ -241,6 +241,7 @@ TEST_F(Block, Ipv6PrefixPinnedByAnOlderConnwatchIsMarkedAtLoad)
         EXPECT_EQ(cidrs[0].first, Cidr(addr("::"), 0));
         EXPECT_EQ(cidrs[0].second.v6_prefix, 1);
         EXPECT_EQ(newer.config().cidr_blocks, 1u);
+        newer.unpin_runtime(); // what a clean stop leaves: the blocklists
     }
     for (const char* map : {"block_addr", "block_cidr"})
         unlink((dir + "/" + map).c_str());

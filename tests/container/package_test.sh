@@ -7,8 +7,9 @@
 # READY, STATUS, watchdog), real connections and a real nmap scan reach journald with
 # their fields and catalog text, connwatchctl works for root and for the connwatch
 # group (made by sysusers.d) and refuses others, the metrics answer, reload (good and
-# bad), the unit's hardening is in force, an upgrade keeps an edited conffile and
-# every block, stop detaches, and purge of a running service leaves nothing behind.
+# bad), the unit's hardening is in force, `systemctl restart` and an upgrade keep the
+# program attached (a blocked source sending all along gets nothing through), an
+# upgrade keeps an edited conffile and every block, stop detaches, and purge of a running service leaves nothing behind.
 #
 # Usage: package_test.sh BUILD_DIR   (root, after `make package`; ctest label "container")
 set -euo pipefail
@@ -280,11 +281,64 @@ case_default_route() {
 }
 check "with no interface configured it watches the default route's, inside the sandbox" case_default_route
 
+xdp_on_veth() { grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)"; }
+
+# The scanner (10.237.0.2, blocked since case_events) sends a datagram every 2 ms to a
+# receiver on the host side through CMD...; not one may arrive. The scripts live in
+# the container's /var/tmp/cwct, the counts in files there.
+cp "$CW_LIB/../container/udp_count.py" "$ROOT/var/tmp/cwct/udp_count.py"
+count_at_least() { [ "$(cat "$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
+blocked_sender_through() {
+    local d=/var/tmp/cwct sent0 sent received
+    rm -f "$ROOT$d/stop" "$ROOT$d/sent" "$ROOT$d/received"
+    in_ct python3 $d/udp_count.py receive 10.237.0.1 9191 10.237.0.2 $d/received $d/stop &
+    local rpid=$!
+    cw_wait_until 10 test -s "$ROOT$d/received" || { WHY="the receiver did not start"; kill $rpid; return 1; }
+    in_ct ip netns exec cwct-a python3 $d/udp_count.py send 10.237.0.1 9191 - $d/sent $d/stop &
+    local spid=$!
+    cw_wait_until 10 count_at_least "$ROOT$d/sent" 100 ||
+        { WHY="the sender does not send"; touch "$ROOT$d/stop"; return 1; }
+    sent0=$(cat "$ROOT$d/sent")
+    "$@" || { WHY="$* failed: $(last_log)"; touch "$ROOT$d/stop"; return 1; }
+    # Still sending after the command: the whole of it was covered.
+    cw_wait_until 10 count_at_least "$ROOT$d/sent" $((sent0 + 100)) ||
+        { WHY="the sender stopped"; touch "$ROOT$d/stop"; return 1; }
+    touch "$ROOT$d/stop"
+    cw_wait_exit "$spid" 10 || true
+    cw_wait_exit "$rpid" 10 || true
+    sent=$(cat "$ROOT$d/sent") received=$(cat "$ROOT$d/received")
+    echo "# the blocked scanner sent $sent datagrams through '$*'; $received arrived"
+    [ "$received" = 0 ] || { WHY="$received of $sent datagrams of a blocked source got through"; return 1; }
+}
+
+restart_unit() {
+    local pid_before
+    pid_before=$(prop MainPID)
+    in_ct systemctl restart connwatchd || return 1
+    [ "$(prop MainPID)" != "$pid_before" ]
+}
+case_restart() {
+    local since
+    since=$(in_ct date '+%Y-%m-%d %H:%M:%S')
+    blocked_sender_through restart_unit || return 1
+    xdp_on_veth || { WHY="not attached after the restart"; return 1; }
+    grep -q "Took over cwct-h1 (native) from the previous connwatchd" \
+        <<<"$(in_ct journalctl -u connwatchd --since "$since" --no-pager)" ||
+        { WHY="no 'Took over' entry: $(last_log)"; return 1; }
+    grep -q "While no connwatchd ran: " <<<"$(in_ct journalctl -u connwatchd --since "$since" --no-pager)" ||
+        { WHY="no 'While no connwatchd ran' entry"; return 1; }
+}
+check "systemctl restart: the program stays attached and is taken over; not one packet of a blocked source passes" case_restart
+
+upgrade_package() {
+    in_ct apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        /var/tmp/cwct/new.deb >"$WORK/upgrade.log" 2>&1
+}
 case_upgrade() {
     local pid_before pid_after out
     pid_before=$(prop MainPID)
-    out=$(in_ct apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        /var/tmp/cwct/new.deb 2>&1) || { WHY="apt-get install (upgrade): $(tail -5 <<<"$out")"; return 1; }
+    # The upgrade restarts the daemon (try-restart): a blocked source gets nothing through.
+    blocked_sender_through upgrade_package || { WHY="upgrade: $WHY $(tail -5 "$WORK/upgrade.log")"; return 1; }
     [ "$(in_ct dpkg-query -W -f='${Version}' connwatch)" = "$VERSION" ] || { WHY="version not $VERSION"; return 1; }
     cmp -s "$WORK/good.conf" "$ROOT/etc/connwatch/connwatchd.conf" || { WHY="the edited conffile was replaced"; return 1; }
     [ -f "$ROOT/etc/connwatch/connwatchd.conf.dpkg-dist" ] || { WHY="no .dpkg-dist with the new default"; return 1; }
@@ -294,16 +348,31 @@ case_upgrade() {
     [ "$pid_after" != "$pid_before" ] || { WHY="not restarted by the upgrade (MainPID $pid_before)"; return 1; }
     scanner_listed || { WHY="the scanner's block was lost: $(in_ct connwatchctl list 2>&1)"; return 1; }
 }
-check "an upgrade keeps the edited conffile, restarts the daemon and keeps every block" case_upgrade
+check "an upgrade keeps the edited conffile, restarts the daemon without a gap and keeps every block" case_upgrade
 
-xdp_on_veth() { grep -q prog/xdp <<<"$(in_ct ip -d link show dev cwct-h1)"; }
 case_stop() {
     in_ct systemctl stop connwatchd || { WHY="stop failed"; return 1; }
     [ "$(in_ct systemctl is-active connwatchd)" = inactive ] || { WHY="not inactive"; return 1; }
     ! xdp_on_veth || { WHY="XDP still attached"; return 1; }
-    in_ct test -d /sys/fs/bpf/connwatch || { WHY="no pinned blocklists in /sys/fs/bpf/connwatch after stop"; return 1; }
+    in_ct test -e /sys/fs/bpf/connwatch/block_addr || { WHY="no pinned blocklists in /sys/fs/bpf/connwatch after stop"; return 1; }
+    local left
+    left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
+    [ -z "$left" ] || { WHY="still pinned after stop: $left"; return 1; }
+    # Detached: now the scanner's datagrams do arrive (so the zero counts above can fail).
+    local d=/var/tmp/cwct
+    rm -f "$ROOT$d/stop" "$ROOT$d/sent" "$ROOT$d/received"
+    in_ct python3 $d/udp_count.py receive 10.237.0.1 9191 10.237.0.2 $d/received $d/stop &
+    local rpid=$!
+    cw_wait_until 10 test -s "$ROOT$d/received" || { WHY="the receiver did not start"; touch "$ROOT$d/stop"; return 1; }
+    in_ct ip netns exec cwct-a python3 $d/udp_count.py send 10.237.0.1 9191 - $d/sent $d/stop &
+    local spid=$! ok=0
+    cw_wait_until 10 count_at_least "$ROOT$d/received" 10 || ok=1
+    touch "$ROOT$d/stop"
+    cw_wait_exit "$spid" 10 || true
+    cw_wait_exit "$rpid" 10 || true
+    [ "$ok" = 0 ] || { WHY="after stop the scanner's datagrams still do not arrive"; return 1; }
 }
-check "systemctl stop detaches (the blocklists stay pinned)" case_stop
+check "systemctl stop detaches (the blocklists stay pinned, nothing else; the blocked source's datagrams arrive)" case_stop
 
 case_purge() {
     # Removal of a running service: prerm stops it.
