@@ -394,27 +394,28 @@ State StateFile::load(std::string* warning)
     return st;
 }
 
+// The journal is opened for each append and each sync, never held open: a
+// descriptor open for writing would keep its file system from being remounted
+// read-only (EBUSY), and an administrator's remount must win over connwatchd.
+// An open and a close per batch of changes cost microseconds; the sync, not
+// these, is what costs (at most once a second, BlockTable::save_if_dirty).
 void StateFile::append(const std::string& lines, std::size_t count)
 {
     if (lines.empty())
         return;
     std::string path = journal_path();
-    if (!fd_) {
-        std::error_code ec;
-        std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-        fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-        if (!fd_)
-            throw Error("Failed to write " + path, errno_code(errno));
-    }
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd)
+        throw Error("Failed to write " + path, errno_code(errno));
     size_t off = 0;
     while (off < lines.size()) {
-        ssize_t n = write(fd_.get(), lines.data() + off, lines.size() - off);
+        ssize_t n = write(fd.get(), lines.data() + off, lines.size() - off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            int err = errno;
-            fd_ = UniqueFd();
-            throw Error("Failed to write " + path, errno_code(err));
+            throw Error("Failed to write " + path, errno_code(errno));
         }
         off += static_cast<size_t>(n);
     }
@@ -424,20 +425,23 @@ void StateFile::append(const std::string& lines, std::size_t count)
 
 StateFile::~StateFile()
 {
-    if (unsynced_ && fd_)
-        fdatasync(fd_.get());
+    try {
+        sync();
+    } catch (const Error&) {
+        // At exit nothing is left to retry with; the lines are in the page cache.
+    }
 }
 
 void StateFile::sync()
 {
-    if (!unsynced_ || !fd_)
+    if (!unsynced_)
         return;
     // The data, not the file's times: the lines are durable once this returns.
-    if (fdatasync(fd_.get()) != 0) {
-        int err = errno;
-        fd_ = UniqueFd();
-        throw Error("Failed to write " + journal_path(), errno_code(err));
-    }
+    // fdatasync() reaches the file's dirty pages through any descriptor of it.
+    std::string path = journal_path();
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    if (!fd || fdatasync(fd.get()) != 0)
+        throw Error("Failed to write " + path, errno_code(errno));
     unsynced_ = false;
 }
 
@@ -446,12 +450,9 @@ void StateFile::rewrite(const State& st)
     save_state(path_, st);
     // Emptied, not removed: the next append needs no directory sync to exist.
     std::string path = journal_path();
-    fd_ = UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
-    if (!fd_ || fsync(fd_.get()) != 0) {
-        int err = errno;
-        fd_ = UniqueFd();
-        throw Error("Failed to empty " + path, errno_code(err));
-    }
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd || fsync(fd.get()) != 0)
+        throw Error("Failed to empty " + path, errno_code(errno));
     journal_lines_ = 0;
     unsynced_ = false;
 }

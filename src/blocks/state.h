@@ -106,7 +106,6 @@ public:
 private:
     std::string path_;
     std::size_t journal_lines_ = 0;
-    UniqueFd fd_; // the journal, open for appending once something was
     bool unsynced_ = false;
 };
 
