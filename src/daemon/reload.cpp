@@ -15,6 +15,18 @@
 
 namespace connwatch {
 
+namespace {
+
+std::string names(const std::vector<std::string>& list)
+{
+    std::string out;
+    for (const auto& n : list)
+        out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+} // namespace
+
 // SIGHUP: re-read the configuration and apply it without dropping blocks or
 // detaching unchanged interfaces. Anything invalid keeps the running one.
 std::string Manager::reload()
@@ -35,6 +47,15 @@ std::string Manager::reload()
     if (parse_command_line(static_cast<int>(argv.size()), argv.data(), next, opts_.config_file,
                            &why))
         return fail(why);
+    // No interface in a file that named some is far likelier a file caught
+    // half-written (or an edit gone wrong) than a wish to move to the default
+    // route's interface: attaching to the host's main interface on a reload
+    // would surprise everyone. A start picks the default; a reload never does.
+    if (next.interfaces.empty() && !opts_.interfaces.empty())
+        return fail("the configuration names no interface, and connwatchd watches " +
+                    names(opts_.interfaces) +
+                    ": name the interfaces to watch (interface = IF), or restart "
+                    "connwatchd to watch the default route's interface");
     std::vector<std::string> interfaces;
     std::optional<crowdsec::Settings> crowdsec;
     try {

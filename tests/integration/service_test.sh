@@ -274,6 +274,16 @@ case_bad_reload() {
         { WHY="the error does not name file, line and key: $err"; return 1; }
     cw_pid_alive "$DPID" || { WHY="connwatchd died"; return 1; }
     grep -q "more than 10 ports" <<<"$(ctl status)" || { WHY="the running configuration was not kept"; return 1; }
+    # A file without its interface lines (caught half-written, say) never moves
+    # a reload to the default route's interface.
+    grep -v '^interface = ' "$WORK/good.conf" >"$CONF"
+    rc=0
+    err=$(ctl reload 2>&1) || rc=$?
+    cp "$WORK/good.conf" "$CONF"
+    [ $rc = 1 ] || { WHY="reload of a file without interfaces exited $rc, not 1"; return 1; }
+    [[ $err == *"names no interface, and connwatchd watches cwsv-h1, cwsv-h2"* ]] ||
+        { WHY="the refusal does not say why: $err"; return 1; }
+    grep -q "cwsv-h1" <<<"$(ctl status)" || { WHY="the interfaces were not kept"; return 1; }
     ctl reload >/dev/null || { WHY="reload of the good configuration failed"; return 1; }
 }
 check "a bad configuration on reload leaves the daemon running on the old one" case_bad_reload
