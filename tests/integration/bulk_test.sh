@@ -8,7 +8,7 @@
 # full and removed again with unblock --file.
 #
 #   root namespace                      cwbk-a
-#   cwbk-h1 10.236.1.1/24  <── veth ──> cwbk-a0 10.236.1.2, 10.236.1.3
+#   cwbk-h1 10.242.1.1/24  <── veth ──> cwbk-a0 10.242.1.2, 10.242.1.3
 #
 # Usage: bulk_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl   (root)
 set -euo pipefail
@@ -27,7 +27,7 @@ PIDFILE=/tmp/cwbk-bulk.connwatchd.pid
 cw_pidfile_reap $PIDFILE "/tmp/cwbk."
 cw_pidfile_reap /tmp/cwbk-bulk.listener.pid "/listen.ready"
 
-H1=10.236.1.1 A=10.236.1.2 A2=10.236.1.3 PORT=9191
+H1=10.242.1.1 A=10.242.1.2 A2=10.242.1.3 PORT=9191
 CONF=$WORK/connwatchd.conf
 SOCK=$WORK/control.sock
 STATE=$WORK/state
@@ -144,8 +144,8 @@ case_list_filters() {
     ctl list --origin manual | grep -q ' scan ' && { why "--origin manual lists a scan block"; return 1; }
     match=$(ctl list --match 198.51.100.7 | awk 'NR>1 && /^[0-9]/ {print $1}')
     [ "$match" = 198.51.100.0/24 ] || why "--match 198.51.100.7: '$match'" || return 1
-    match=$(ctl list --match 10.236.0.0/16 | awk 'NR>1 && /^[0-9]/ {print $1}' | sort | tr '\n' ' ')
-    [ "$match" = "$A/32 $A2/32 " ] || why "--match 10.236.0.0/16: '$match'" || return 1
+    match=$(ctl list --match 10.242.0.0/16 | awk 'NR>1 && /^[0-9]/ {print $1}' | sort | tr '\n' ' ')
+    [ "$match" = "$A/32 $A2/32 " ] || why "--match 10.242.0.0/16: '$match'" || return 1
     limit=$(ctl list --limit 2 --json | "$CW_PY" -c 'import json,sys; print(len(json.load(sys.stdin)["blocks"]))')
     [ "$limit" = 2 ] || why "--limit 2 listed $limit" || return 1
     # The old document, as scripts read it: every key where it was.
