@@ -60,19 +60,9 @@ EOF
 
 DPID=
 start_daemon() {
-    local before
-    # shellcheck disable=SC2034  # read by the eval below
-    before=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    # shellcheck disable=SC2016  # expanded by the eval, at each try
-    if ! cw_wait_until 30 eval '[ "$(cw_count_lines "$WORK/err" "^connwatchd: Started")" -gt "$before" ]'; then
-        echo "FAIL: setup: connwatchd did not start:"
-        cat "$WORK/err"
-        exit 1
-    fi
+    cw_daemon_start 30 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
+    DPID=$CW_DAEMON_PID
 }
 stop_daemon() {
     kill -TERM "$DPID"

@@ -68,15 +68,10 @@ EOF
 write_conf cwrs-h1 cwrs-h2 cwrs-h3
 
 DPID=''
-STARTED=0
-started_more() { [ "$(cw_count_lines "$WORK/err" '^connwatchd: Started')" -gt "$STARTED" ]; }
 start_daemon() {
-    STARTED=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_wait_until 15 started_more || { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    DPID=$CW_DAEMON_PID
 }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 check_fail_note() { cw_pid_alive "${DPID:-0}" || echo " (connwatchd is not running)"; }
