@@ -51,7 +51,8 @@ static __always_inline int block_token(const struct cw_config *cfg, __u64 now)
 }
 
 static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
-					  const struct cw_config *cfg, __u64 *expires)
+					  const struct cw_config *cfg, __u64 *expires,
+					  __u32 *offence)
 {
 	struct cw_block b = { .created_ns = now, .origin = CW_ORIGIN_SCAN };
 
@@ -70,7 +71,7 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, __u64 now,
 		count(CW_STAT_BLOCK_RATE_LIMITED);
 		return CW_ACT_RATE_LIMITED;
 	}
-	b.expires_ns = cfg->block_ns ? now + cfg->block_ns : 0;
+	b.expires_ns = escalate(src, now, cfg, offence);
 	/* BPF_ANY: an entry still present here has expired (an active one would
 	 * have dropped this packet), so overwriting it is renewing the block. */
 	if (bpf_map_update_elem(&block_addr, src, &b, BPF_ANY)) {
@@ -137,6 +138,7 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 	__u32 verdict = type == CW_EV_PROBE ? CW_STAT_PASS_PROBE : CW_STAT_PASS_SYN;
 	struct scan_walk w = {};
 	__u64 expires = 0;
+	__u32 offence = 0;
 	struct cw_event *e;
 	__u32 nports;
 	__u8 action;
@@ -158,11 +160,12 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 
 	if (nports) {
 		count(CW_STAT_SCAN);
-		action = block_scanner(&p->flow.saddr, now, cfg, &expires);
+		action = block_scanner(&p->flow.saddr, now, cfg, &expires, &offence);
 		e = event_new(p, now, ctx->ingress_ifindex, CW_EV_SCAN);
 		if (e) {
 			e->action = action;
 			e->expires_ns = expires;
+			e->offence = action == CW_ACT_BLOCKED ? offence : 0;
 			e->nports = nports > CW_SCAN_SLOTS ? CW_SCAN_SLOTS : nports;
 			__builtin_memcpy(e->ports, w.ports, sizeof(w.ports));
 			bpf_ringbuf_submit(e, 0);

@@ -32,6 +32,7 @@
 #include "maps.h"
 #include "verdict.h"
 #include "scan.h"
+#include "escalate.h"
 #include "attempt.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -111,6 +111,31 @@ struct cw_config {
 	 * and each one moves it block_every_ns on. */
 	__u64 block_every_ns; /* 1e9 / rate: one token per this long; 0 = no bound */
 	__u64 block_slack_ns; /* (burst - 1) * block_every_ns: the burst beyond one */
+	/* Repeat offenders (escalation-window, escalation-factor,
+	 * max-block-duration; bpf/escalate.h): a source blocked again within
+	 * escalation_window_ns of the end of its previous automatic block gets
+	 * the previous duration x escalation_factor_milli / 1000, at least
+	 * block_ns, at most max_block_ns. 0 = no escalation: every automatic
+	 * block lasts block_ns and no history is kept, as before these fields. */
+	__u64 escalation_window_ns;
+	__u64 max_block_ns;            /* the cap; 0 (or below block_ns) = block_ns */
+	__u32 escalation_factor_milli; /* factor x 1000; below 1000 = 1000 (no growth) */
+	__u32 pad2;
+};
+
+/* Value of the offenders map (LRU hash keyed by the blocked source, the key of
+ * block_addr): the history of a source's automatic blocks, for escalation.
+ * Written only when the kernel makes an automatic block with escalation on;
+ * userspace deletes it when an operator lifts a block (a manual unblock
+ * forgives), saves it at stop and reloads it at start across a reboot. */
+struct cw_offender {
+	__u64 until_ns;  /* CLOCK_MONOTONIC end of the latest automatic block (its
+			  * deadline); the window is measured from it. Compared
+			  * signed: after a reboot userspace may write a time
+			  * before boot, i.e. "negative". */
+	__u64 block_ns;  /* the latest block's duration */
+	__u32 offences;  /* automatic blocks in the chain, the latest included */
+	__u32 pad;
 };
 
 /* Ring-buffer event types. */
@@ -134,7 +159,7 @@ enum cw_scan_action {
 				   * (and its burst) allow: reported, not blocked */
 };
 
-/* One ring-buffer record. 128 bytes. */
+/* One ring-buffer record. 136 bytes (128 before offence was appended). */
 struct cw_event {
 	__u64 ts_ns;          /* CLOCK_MONOTONIC when the packet was seen */
 	__u64 expires_ns;     /* CW_EV_SCAN + CW_ACT_BLOCKED: the block's deadline, 0 = never */
@@ -156,6 +181,11 @@ struct cw_event {
 			       * byte 13 if the fragment reaches it, else 0. Was padding. */
 	__u8 pad[3];
 	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
+	/* appended for repeat offenders: CW_EV_SCAN + CW_ACT_BLOCKED with
+	 * escalation on, which offence this block is (1 = first in its window
+	 * chain); 0 = not counted (escalation off, or not blocked). */
+	__u32 offence;
+	__u32 pad2;
 };
 
 /* Indices of the per-CPU counter array `stats`. Every verdict and every reason

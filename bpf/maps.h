@@ -109,6 +109,20 @@ struct {
 	__type(value, __u64);
 } bucket SEC(".maps");
 
+/* Repeat offenders: per blocked source, its latest automatic block's end and
+ * duration and the offences in its chain (struct cw_offender, bpf/escalate.h).
+ * Touched only when an automatic block is made with escalation on. An LRU:
+ * under a flood of blocks (at most max-new-blocks-per-second) the least
+ * recently blocked histories go first, which can only make a returning
+ * scanner's block shorter, never make one. Pinned with the blocklists, so it
+ * outlives a restart; saved by userspace for a reboot. 32768 x 40 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct cw_addr);
+	__type(value, struct cw_offender);
+} offenders SEC(".maps");
+
 /* Per-source scan-detection state. An LRU: under a flood of spoofed sources the
  * least recently seen states are evicted, which can only make us forget a
  * scanner's earlier ports (a missed detection), never lose a block. 32768

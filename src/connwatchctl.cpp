@@ -104,9 +104,11 @@ int list(const std::string& socket_path, const ListRequest& req, bool json)
         } else {
             auto b = j.get<BlockEntry>();
             if (!blocks)
-                std::printf("%-43s %-8s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
-            std::printf("%-43s %-8s %-19s %s\n", b.prefix.str().c_str(),
+                std::printf("%-43s %-8s %-19s %-7s %s\n", "PREFIX", "ORIGIN", "EXPIRES",
+                            "OFFENCE", "REASON");
+            std::printf("%-43s %-8s %-19s %-7s %s\n", b.prefix.str().c_str(),
                         std::string(to_string(b.origin)).c_str(), when(b.expires).c_str(),
+                        b.offence ? std::to_string(b.offence).c_str() : "-",
                         b.reason.c_str());
         }
         blocks++;

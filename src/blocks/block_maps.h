@@ -69,6 +69,11 @@ public:
     // fresh count: called when its block ends, or the kernel's "reported in
     // this window" mark would let it scan again unseen.
     virtual void reset_scan_state(const Address& source) = 0;
+    // Forgets a source's history of repeat offences (bpf/escalate.h), so that
+    // its next automatic block is a first offence again: called when an
+    // operator lifts its block (unblock, flush, an allow entry), never when a
+    // block expires. The fake keeps no history.
+    virtual void forgive(const Address& source) { (void)source; }
 
     // Throws Error when the kernel refuses (the trie is full, ...).
     virtual void add_allow(const Cidr& prefix) = 0;

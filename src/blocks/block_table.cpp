@@ -367,6 +367,11 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
     // a scan, and the state is per address.)
     if (prefix.is_host())
         maps_.reset_scan_state(prefix.address());
+    // A block an operator lifted is forgiven: the source's next automatic
+    // block is a first offence (docs/SECURITY.md, "Repeat offenders"). One
+    // that expired, or a CrowdSec decision withdrawn, forgives nothing.
+    if (prefix.is_host() && why != RemovalReason::Expired && why != RemovalReason::Withdrawn)
+        maps_.forgive(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
 }

@@ -32,6 +32,13 @@ public:
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
     uint32_t cidr_block_capacity() const override { return prog_.cidr_block_capacity(); }
     void reset_scan_state(const Address& source) override { prog_.scan_state_remove(source); }
+    void forgive(const Address& source) override
+    {
+        if (prog_.offender_remove(source.to_abi()))
+            forgiven_++;
+    }
+    // Histories forgiven so far: the Manager saves offenders.json when it moves.
+    uint64_t forgiven() const { return forgiven_; }
 
     void add_allow(const Cidr& prefix) override { prog_.allow_add(prefix); }
     bool remove_allow(const Cidr& prefix) override { return prog_.allow_remove(prefix); }
@@ -40,6 +47,7 @@ public:
 
 private:
     XdpProgram& prog_;
+    uint64_t forgiven_ = 0;
 };
 
 } // namespace connwatch

@@ -123,7 +123,94 @@ cw_config kernel_config(const Options& o)
         c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
         c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
     }
+    if (o.escalation_window.count() > 0 && o.block_duration.count() > 0) {
+        c.escalation_window_ns = ns(o.escalation_window);
+        c.escalation_factor_milli = o.escalation_factor_milli;
+        c.max_block_ns = ns(o.max_block_duration);
+    }
     return c;
+}
+
+std::optional<uint32_t> parse_factor(const std::string& text, std::string* error)
+{
+    auto refuse = [&](const std::string& why) -> std::optional<uint32_t> {
+        if (error)
+            *error = "escalation-factor must be a number from 1 to 100 with at most three "
+                     "decimals (e.g. 2, 1.5), not '" +
+                     text + "'" + why;
+        return std::nullopt;
+    };
+    uint64_t whole = 0, milli = 0;
+    size_t i = 0, digits = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 4; i++, digits++)
+        whole = whole * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (digits == 0)
+        return refuse("");
+    if (i < text.size() && text[i] == '.') {
+        size_t decimals = 0;
+        for (i++; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++, decimals++) {
+            if (decimals == 3)
+                return refuse(": at most three decimals");
+            milli = milli * 10 + static_cast<uint64_t>(text[i] - '0');
+        }
+        if (decimals == 0)
+            return refuse("");
+        for (; decimals < 3; decimals++)
+            milli *= 10;
+    }
+    if (i != text.size())
+        return refuse("");
+    uint64_t v = whole * 1000 + milli;
+    if (v < kMinEscalationFactorMilli)
+        return refuse(": below 1 a repeat offender's blocks would get shorter");
+    if (v > kMaxEscalationFactorMilli)
+        return refuse("");
+    return static_cast<uint32_t>(v);
+}
+
+std::string format_factor(uint32_t milli)
+{
+    std::string s = std::to_string(milli / 1000);
+    if (uint32_t frac = milli % 1000) {
+        std::string f = std::to_string(frac + 1000).substr(1); // three digits
+        while (f.back() == '0')
+            f.pop_back();
+        s += "." + f;
+    }
+    return s;
+}
+
+std::string escalation_conflict(const Options& o)
+{
+    if (o.escalation_window.count() == 0 || o.block_duration.count() == 0)
+        return "";
+    if (o.max_block_duration < o.block_duration)
+        return "max-block-duration (" + format_duration(o.max_block_duration) +
+               ") is shorter than block-duration (" + format_duration(o.block_duration) +
+               "): with escalation on (escalation-window " + format_duration(o.escalation_window) +
+               "), set max-block-duration to at least block-duration";
+    return "";
+}
+
+std::string escalation_warning(const Options& o)
+{
+    if (o.escalation_window.count() == 0 || o.block_duration.count() == 0 ||
+        o.monitor_only || o.max_new_blocks_per_second == 0)
+        return "";
+    // What a flood of spoofed sources, each scanned again as soon as its
+    // block ends, could keep blocked at once: every token spent on a block
+    // of max-block-duration.
+    long double reach = static_cast<long double>(o.max_new_blocks_per_second) *
+                            static_cast<long double>(o.max_block_duration.count()) +
+                        o.max_new_blocks_burst;
+    if (reach <= o.max_blocks / 2.0L)
+        return "";
+    return "Escalation is on: spoofed repeat scans at max-new-blocks-per-second (" +
+           std::to_string(o.max_new_blocks_per_second) + ") with blocks of max-block-duration (" +
+           format_duration(o.max_block_duration) + ") could fill more than half of max-blocks (" +
+           std::to_string(o.max_blocks) +
+           ") over time; lower max-block-duration or the rate, or raise max-blocks "
+           "(docs/SECURITY.md, \"Repeat offenders\")";
 }
 
 const char* to_string(XdpMode m)
@@ -213,6 +300,23 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "How many automatic blocks may be made at once before "
                    "max-new-blocks-per-second applies")
         ->check(CLI::Range(1u, kMaxNewBlocksLimit));
+
+    add_duration(app, "escalation-window", o.escalation_window,
+                 "Repeat offenders: a source blocked again within this long after its "
+                 "previous automatic block ended gets escalation-factor times that block's "
+                 "duration (0 = no escalation)");
+    app.add_option_function<std::string>(
+           "--escalation-factor",
+           [&o](const std::string& v) { o.escalation_factor_milli = *parse_factor(v); },
+           "Each repeat offence's block lasts this many times the previous one "
+           "(1 to 100, e.g. 2 or 1.5), up to max-block-duration")
+        ->default_str(format_factor(o.escalation_factor_milli))
+        ->check(validator_from(
+            [](const std::string& v, std::string* e) { return parse_factor(v, e).has_value(); },
+            "FACTOR"));
+    add_duration(app, "max-block-duration", o.max_block_duration,
+                 "The longest an escalated block lasts (at least block-duration)",
+                 std::chrono::seconds{1});
 
     app.add_option("--metrics-listen", o.metrics_listen,
                    "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "
@@ -327,6 +431,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                         (o.crowdsec_lapi_url.empty() ? "crowdsec-lapi-url" : "crowdsec-bouncer-key-file") +
                         ": the bouncer needs both (or neither)",
                     true);
+    if (auto conflict = escalation_conflict(o); !conflict.empty()) {
+        // Named where it was set: the cap's line, else the duration's.
+        std::string at = file->where("max-block-duration");
+        if (at.empty())
+            at = file->where("block-duration");
+        if (at.empty())
+            at = file->where("escalation-window");
+        return fail(at + conflict, true);
+    }
     for (const auto& a : allow)
         o.allow.push_back(*Cidr::parse(a)); // validated above
     out = std::move(o);

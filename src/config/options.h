@@ -35,6 +35,12 @@ struct Options {
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
     uint32_t max_new_blocks_per_second = defaults::kMaxNewBlocksPerSecond; // 0 = no bound
     uint32_t max_new_blocks_burst = defaults::kMaxNewBlocksBurst;
+    // Repeat offenders: a source blocked again within escalation_window of the
+    // end of its previous automatic block gets the previous duration x factor,
+    // at most max_block_duration. A zero window: no escalation.
+    std::chrono::seconds escalation_window = defaults::kEscalationWindow;
+    uint32_t escalation_factor_milli = defaults::kEscalationFactorMilli; // factor x 1000
+    std::chrono::seconds max_block_duration = defaults::kMaxBlockDuration;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;
@@ -67,6 +73,20 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
 // cidr_blocks is 0: it counts block_cidr entries, which XdpProgram owns and
 // keeps when set_config() writes the rest.
 cw_config kernel_config(const Options& o);
+
+// escalation-factor as written ("2", "1.5", at most three decimals) in
+// thousandths, between kMinEscalationFactorMilli and kMaxEscalationFactorMilli;
+// nullopt (and why in error) otherwise. format_factor() writes it back.
+std::optional<uint32_t> parse_factor(const std::string& text, std::string* error = nullptr);
+std::string format_factor(uint32_t milli);
+
+// Why the options cannot work together as escalation needs them, or "":
+// max-block-duration shorter than block-duration while escalation is on.
+std::string escalation_conflict(const Options& o);
+// A warning worth a line at start, or "": with escalation on, a patient flood
+// of spoofed repeat scans could keep rate x max-block-duration blocks, more
+// than half of max-blocks (docs/SECURITY.md).
+std::string escalation_warning(const Options& o);
 
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);

@@ -62,8 +62,8 @@ constexpr size_t kPageBudget = 16384;
 // first).
 class TableCursor final : public BlockCursor {
 public:
-    TableCursor(const BlockTable& table, BlockTable::ListFilter filter)
-        : table_(table), filter_(std::move(filter))
+    TableCursor(const BlockTable& table, const XdpProgram& prog, BlockTable::ListFilter filter)
+        : table_(table), prog_(prog), filter_(std::move(filter))
     {
     }
     bool next(std::vector<BlockEntry>& out, size_t max) override
@@ -80,7 +80,9 @@ public:
             auto& r = carry_[taken_];
             // Due but not swept yet (the sweep runs once a tick): 0, never negative.
             int64_t in = r.expires == 0 ? -1 : std::max<int64_t>(0, r.expires - now);
-            out.push_back({r.prefix, r.origin, std::move(r.reason), r.created, r.expires, in});
+            uint32_t offence = r.origin == BlockOrigin::Scan ? offence_of(r.prefix) : 0;
+            out.push_back(
+                {r.prefix, r.origin, std::move(r.reason), r.created, r.expires, in, offence});
         }
         if (taken_ == carry_.size()) {
             carry_.clear();
@@ -90,7 +92,24 @@ public:
     }
 
 private:
+    // The kernel's history says which offence a scan block is, when it is
+    // the history of this very block (its end is the block's deadline): a
+    // history from an earlier chain, or a block made with escalation off,
+    // says nothing.
+    uint32_t offence_of(const Cidr& prefix) const
+    {
+        if (!prefix.is_host())
+            return 0;
+        cw_addr key = prefix.address().to_abi();
+        auto o = prog_.offender(key);
+        if (!o)
+            return 0;
+        auto b = prog_.block_get(prefix.address());
+        return b && b->expires_ns == o->until_ns ? o->offences : 0;
+    }
+
     const BlockTable& table_;
+    const XdpProgram& prog_;
     BlockTable::ListFilter filter_;
     BlockTable::ListCursor at_;
     std::vector<BlockRecord> carry_;
@@ -105,7 +124,7 @@ Answer<ListStream> ControlHandler::list(const ListRequest& req, const Peer&)
     ListStream r;
     for (const auto& [prefix, source] : m_.table().allow_entries())
         r.allow.push_back({prefix, source});
-    r.blocks = std::make_unique<TableCursor>(m_.table(),
+    r.blocks = std::make_unique<TableCursor>(m_.table(), m_.program(),
                                              BlockTable::ListFilter{req.origin, req.match});
     return r;
 }

@@ -20,6 +20,7 @@
 
 #include "base/clock.h"
 #include "blocks/kernel_maps.h"
+#include "blocks/offenders.h"
 #include "common/duration.h"
 #include "common/format.h"
 #include "control/server.h"
@@ -149,6 +150,11 @@ std::string Manager::summary() const
                                : "block for " + (opts_.block_duration.count()
                                                      ? format_duration(opts_.block_duration)
                                                      : std::string("ever")))
+        << (opts_.escalation_window.count() && opts_.block_duration.count() && !opts_.monitor_only
+                ? " (x" + format_factor(opts_.escalation_factor_milli) +
+                      " for each repeat offence within " + format_duration(opts_.escalation_window) +
+                      ", up to " + format_duration(opts_.max_block_duration) + ")"
+                : std::string())
         << ", " << table_->allow_size() << " allowlisted prefixes";
     return msg.str();
 }
@@ -193,6 +199,10 @@ void Manager::start()
     // that the previous daemon already warned about are not said again.
     if (prog_->stats_taken_over() && prog_->previous_seen())
         lost_reported_ = (*prog_->previous_seen())[CW_STAT_EVENTS_LOST];
+
+    if (auto w = escalation_warning(opts_); !w.empty())
+        sink_->warning(w);
+    restore_offenders();
 
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
@@ -346,10 +356,75 @@ void Manager::on_event(const cw_event& raw)
 void Manager::on_port_scan(const PortScan& s)
 {
     sink_->port_scan(s);
+    if (s.offence)
+        offenders_dirty_ = true;
     if (s.action == CW_ACT_BLOCKED)
         table_->record_scan_block(s.src, port_scan_message(s.src, s.dst, s.ports), s.when,
                                   s.expires);
     alert_crowdsec(s);
+}
+
+namespace {
+
+// How long a changed history waits to be written: at most a minute of
+// offences is lost to a crash followed by a reboot.
+constexpr uint64_t kOffendersSaveEveryNs = 60'000'000'000;
+
+std::string offenders_path(const Options& o)
+{
+    return o.state_dir + "/offenders.json";
+}
+
+} // namespace
+
+void Manager::restore_offenders()
+{
+    // A map taken over from the pins with entries is the history itself,
+    // newer than the file; without escalation nothing reads it.
+    if (opts_.escalation_window.count() == 0 || !prog_->offender_list().empty())
+        return;
+    std::string warning;
+    auto records = load_offenders(offenders_path(opts_), &warning);
+    if (!warning.empty())
+        sink_->warning(warning);
+    auto entries = offenders_to_kernel(records, opts_.escalation_window, monotonic_now_ns(),
+                                       std::time(nullptr));
+    size_t put = 0;
+    for (const auto& [key, o] : entries)
+        if (put < prog_->offender_capacity() && prog_->offender_set(key, o))
+            put++;
+    if (put)
+        sink_->notice("Restored the history of " + std::to_string(put) +
+                      " repeat offenders from " + offenders_path(opts_));
+}
+
+void Manager::save_offenders(bool force)
+{
+    if (opts_.escalation_window.count() == 0 || !maps_)
+        return;
+    uint64_t now = monotonic_now_ns();
+    bool changed = offenders_dirty_ || maps_->forgiven() != offenders_forgiven_;
+    if (!force && (!changed || now - offenders_saved_ns_ < kOffendersSaveEveryNs))
+        return;
+    uint64_t forgiven = maps_->forgiven();
+    auto records = offenders_from_kernel(prog_->offender_list(), opts_.escalation_window,
+                                         monotonic_now_ns(), std::time(nullptr),
+                                         prog_->offender_capacity());
+    try {
+        connwatch::save_offenders(offenders_path(opts_), records);
+        if (!offenders_error_.empty())
+            sink_->notice("Wrote " + offenders_path(opts_) + " again after the failure above");
+        offenders_error_.clear();
+        offenders_dirty_ = false;
+        offenders_forgiven_ = forgiven;
+    } catch (const Error& e) {
+        // Retried a minute later; said once while it keeps failing the same way.
+        if (e.what() != offenders_error_)
+            sink_->warning(std::string(e.what()) +
+                           "; the history of repeat offenders would not survive a reboot");
+        offenders_error_ = e.what();
+    }
+    offenders_saved_ns_ = now;
 }
 
 void Manager::report_lost_events()
@@ -393,6 +468,7 @@ void Manager::on_timer()
     }
     report_lost_events();
     save_state();
+    save_offenders(false);
     // What a successor would count as missed, should this process end now.
     prog_->record_seen(prog_->stats());
     // The control clients' deadlines pass without any event on the socket.
@@ -468,6 +544,7 @@ bool Manager::on_signals()
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
         save_state();
+        save_offenders(true);
         if (crowdsec_ && crowdsec_->counters().alerts_queued)
             sink_->warning("CrowdSec: " + std::to_string(crowdsec_->counters().alerts_queued) +
                            " port-scan alerts not sent (the LAPI did not take them)");

@@ -102,6 +102,12 @@ private:
     void on_crowdsec();
     void mirror_decisions(const crowdsec::StreamBatch& batch, bool startup);
     void alert_crowdsec(const PortScan& s);
+    // Repeat offenders across a reboot (blocks/offenders.h): the history put
+    // back into an empty map at start (or when a reload turns escalation
+    // on); written at stop and, once
+    // changed, at most once a minute (`force`: now).
+    void restore_offenders();
+    void save_offenders(bool force);
     void update_status(const BlockCounts& n);
     void update_metrics(const BlockCounts& n);
     std::string summary() const;
@@ -130,6 +136,10 @@ private:
     uint64_t lost_reported_ = 0;
     uint64_t watchdog_usec_ = 0;
     std::string status_;
+    bool offenders_dirty_ = false;
+    uint64_t offenders_forgiven_ = 0; // KernelMaps::forgiven() at the last save
+    uint64_t offenders_saved_ns_ = 0; // monotonic
+    std::string offenders_error_;     // the last failure, said once
     std::string own_prefixes_error_; // the last getifaddrs failure, to say it once
     std::vector<Cidr> own_;          // the own addresses in the allowlist now
     std::unique_ptr<crowdsec::Worker> crowdsec_;

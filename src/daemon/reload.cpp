@@ -104,7 +104,12 @@ std::string Manager::reload()
                        "re-attach the others");
     if (next.log_target != opts_.log_target)
         sink_ = make_sink(next.log_target);
+    bool escalation_on = next.escalation_window.count() && !opts_.escalation_window.count();
     opts_ = std::move(next);
+    if (escalation_on)
+        restore_offenders();
+    if (auto w = escalation_warning(opts_); !w.empty())
+        sink_->warning(w);
     apply_interfaces(interfaces);
     // A worker with new settings starts over with a full pull; unchanged, the
     // running one goes on.

@@ -28,7 +28,9 @@ Event decode_event(const cw_event& ev)
                         std::vector<uint16_t>(ev.ports, ev.ports + n),
                         interface_name(ev.ifindex),
                         ev.action,
-                        ev.expires_ns ? wall_time_of(ev.expires_ns) : 0};
+                        ev.expires_ns ? wall_time_of(ev.expires_ns) : 0,
+                        ev.action == CW_ACT_BLOCKED ? ev.offence : 0u,
+                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0};
     }
     if (ev.type == CW_EV_PROBE)
         return Probe{when,     Address(ev.saddr), Address(ev.daddr),

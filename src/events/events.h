@@ -28,6 +28,11 @@ struct PortScan {
     std::string ifname;
     uint8_t action;      // enum cw_scan_action
     std::time_t expires; // CW_ACT_BLOCKED: wall-clock deadline, 0 = never
+    // CW_ACT_BLOCKED with escalation on: which offence of the source this
+    // block is (1 = first of its chain); 0 = not counted (escalation off).
+    uint32_t offence = 0;
+    // CW_ACT_BLOCKED: how long the block lasts, 0 = until removed.
+    uint64_t duration_ns = 0;
 };
 
 // A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port

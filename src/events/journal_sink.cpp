@@ -60,7 +60,15 @@ public:
             return;
         }
         auto what = format_scan_action(ev);
-        if (ev.action == CW_ACT_BLOCKED)
+        if (ev.action == CW_ACT_BLOCKED && ev.offence)
+            sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
+                            "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
+                            "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",
+                            static_cast<long long>(ev.expires), "BLOCK_OFFENCE=%u",
+                            unsigned(ev.offence), "BLOCK_DURATION=%llu",
+                            static_cast<unsigned long long>(ev.duration_ns / 1'000'000'000),
+                            nullptr);
+        else if (ev.action == CW_ACT_BLOCKED)
             sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
                             "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
                             "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",

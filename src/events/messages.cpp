@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "events/messages.h"
 
+#include "common/duration.h"
 #include "common/format.h"
 
 namespace connwatch {
@@ -14,13 +15,23 @@ std::string until(std::time_t expires)
 
 } // namespace
 
+std::string offence_note(const PortScan& ev)
+{
+    if (ev.action != CW_ACT_BLOCKED || ev.offence == 0)
+        return "";
+    // Whole seconds: the kernel's deadline is to the nanosecond.
+    auto secs = std::chrono::seconds((ev.duration_ns + 500'000'000) / 1'000'000'000);
+    return " (offence " + std::to_string(ev.offence) + ", blocked for " +
+           format_duration(secs) + ")";
+}
+
 std::string format_scan_action(const PortScan& ev)
 {
     std::string head = format_timestamp(ev.when) + ": ";
     std::string src = ev.src.str();
     switch (ev.action) {
     case CW_ACT_BLOCKED:
-        return head + "Blocked " + src + until(ev.expires);
+        return head + "Blocked " + src + until(ev.expires) + offence_note(ev);
     case CW_ACT_MONITOR_ONLY:
         return head + "Not blocking " + src + ": monitor-only mode";
     case CW_ACT_ALLOWLISTED:

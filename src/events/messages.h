@@ -14,8 +14,11 @@
 namespace connwatch {
 
 // What was done about a scan, e.g.
-// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05".
+// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05", and with
+// escalation on " (offence 3, blocked for 4h)" after it (offence_note).
 std::string format_scan_action(const PortScan& ev);
+// " (offence N, blocked for D)" for a block with escalation on, else "".
+std::string offence_note(const PortScan& ev);
 
 // "blocked", "monitor-only", "allowlisted", "blocklist-full": journald's ACTION=.
 const char* scan_action_name(uint8_t action);

@@ -16,8 +16,13 @@ static_assert(sizeof(cw_lpm_key) == 20 && offsetof(cw_lpm_key, addr) == 4,
 static_assert(sizeof(cw_block) == 24);
 static_assert(sizeof(cw_scan_state) == 8 + 8 * CW_SCAN_SLOTS);
 static_assert(sizeof(cw_flow_key) == 36);
-static_assert(sizeof(cw_config) == 56);
-static_assert(sizeof(cw_event) == 128, "one event is 128 bytes in the ring buffer");
+static_assert(sizeof(cw_config) == 80);
+static_assert(offsetof(cw_config, escalation_window_ns) == 56,
+              "config fields are appended: 0 in them is the behaviour before them");
+static_assert(sizeof(cw_offender) == 24);
+static_assert(sizeof(cw_event) == 136, "one event is 136 bytes in the ring buffer");
+static_assert(offsetof(cw_event, offence) == 128,
+              "offence was appended: a 128-byte event of an older program lacks it");
 static_assert(offsetof(cw_event, ports) == 64);
 static_assert(CW_SCAN_SLOTS == 32 && (CW_SCAN_SLOTS & (CW_SCAN_SLOTS - 1)) == 0,
               "the program masks slot indices with CW_SCAN_SLOTS - 1");

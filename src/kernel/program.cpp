@@ -140,11 +140,12 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
 
 namespace {
 
-// The blocklists are what must outlive the process; everything else (scan
-// state, counters, config) is rebuilt at start.
+// The blocklists, and the history of repeat offenders that decides how long
+// the next block lasts, are what must outlive the process (a clean stop
+// included); everything else (scan state, counters, config) is rebuilt at start.
 std::vector<bpf_map*> pinned_maps(connwatch_bpf* skel)
 {
-    return {skel->maps.block_addr, skel->maps.block_cidr};
+    return {skel->maps.block_addr, skel->maps.block_cidr, skel->maps.offenders};
 }
 
 } // namespace
@@ -168,7 +169,10 @@ void XdpProgram::adopt_pins(const std::string& dir)
             info.max_entries == bpf_map__max_entries(map) &&
             info.map_flags == bpf_map__map_flags(map)) {
             if (bpf_map__reuse_fd(map, fd) == 0) {
-                reused_pins_ = true;
+                if (map == skel_->maps.offenders)
+                    offenders_reused_ = true;
+                else
+                    reused_pins_ = true;
                 continue;
             }
         }
@@ -230,7 +234,7 @@ std::vector<bpf_map*> runtime_maps(connwatch_bpf* skel)
     bpf_object__for_each_map(map, skel->obj)
     {
         if (bpf_map__is_internal(map) || map == skel->maps.block_addr ||
-            map == skel->maps.block_cidr)
+            map == skel->maps.block_cidr || map == skel->maps.offenders)
             continue;
         out.push_back(map);
     }
@@ -678,6 +682,48 @@ std::optional<cw_scan_state> XdpProgram::scan_state(const Address& a) const
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.scan_state), &k, &st) != 0)
         return std::nullopt;
     return st;
+}
+
+std::optional<cw_offender> XdpProgram::offender(const cw_addr& key) const
+{
+    cw_offender o{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.offenders), &key, &o) != 0)
+        return std::nullopt;
+    return o;
+}
+
+bool XdpProgram::offender_set(const cw_addr& key, const cw_offender& o)
+{
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.offenders), &key, &o, BPF_ANY) == 0;
+}
+
+bool XdpProgram::offender_remove(const cw_addr& key)
+{
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.offenders), &key) == 0;
+}
+
+std::vector<std::pair<cw_addr, cw_offender>> XdpProgram::offender_list() const
+{
+    std::vector<std::pair<cw_addr, cw_offender>> out;
+    int fd = bpf_map__fd(skel_->maps.offenders);
+    cw_addr key{}, next{};
+    void* prev = nullptr;
+    // Bounded by the map's capacity: an LRU being written meanwhile could
+    // otherwise restart the walk without end.
+    for (uint32_t n = bpf_map__max_entries(skel_->maps.offenders);
+         n > 0 && bpf_map_get_next_key(fd, prev, &next) == 0; n--) {
+        cw_offender o{};
+        if (bpf_map_lookup_elem(fd, &next, &o) == 0)
+            out.emplace_back(next, o);
+        key = next;
+        prev = &key;
+    }
+    return out;
+}
+
+uint32_t XdpProgram::offender_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.offenders);
 }
 
 void XdpProgram::set_fake_now(uint64_t ns)

@@ -96,6 +96,17 @@ public:
     bool scan_state_remove(const Address& a); // false: there was none
     std::optional<cw_scan_state> scan_state(const Address& a) const;
 
+    // Repeat offenders (bpf/escalate.h): a blocked source's history, keyed as
+    // block_addr is. Removing it forgives: the next block is offence 1.
+    std::optional<cw_offender> offender(const cw_addr& key) const;
+    bool offender_set(const cw_addr& key, const cw_offender& o); // false: refused
+    bool offender_remove(const cw_addr& key);                    // false: there was none
+    std::vector<std::pair<cw_addr, cw_offender>> offender_list() const;
+    uint32_t offender_capacity() const;
+    // The offenders map was taken over from the pins (it holds the history of
+    // the run before); false: created now, empty (load it from the state dir).
+    bool offenders_reused() const { return offenders_reused_; }
+
     // Counters summed over CPUs.
     Stats stats() const;
     // Reported connection attempts per interface (ifindex -> count).
@@ -148,6 +159,7 @@ private:
     std::unique_ptr<connwatch_bpf, SkeletonDeleter> skel_;
     std::vector<std::string> warnings_;
     bool reused_pins_ = false;
+    bool offenders_reused_ = false;
     std::string pin_dir_;
     std::optional<bool> same_as_pinned_;
     std::optional<Stats> previous_seen_, previous_stats_;

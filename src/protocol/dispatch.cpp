@@ -145,6 +145,8 @@ void append_json(std::string& out, const BlockEntry& e)
     out += std::to_string(e.expires);
     out += ",\"expires_in\":";
     out += std::to_string(e.expires_in);
+    out += ",\"offence\":";
+    out += std::to_string(e.offence);
     out += ",\"origin\":\"";
     out += to_string(e.origin);
     out += "\",\"prefix\":\"";

@@ -142,6 +142,10 @@ struct BlockEntry {
     std::time_t created = 0; // Unix seconds
     std::time_t expires = 0; // Unix seconds; 0 = until removed
     int64_t expires_in = -1; // seconds from now; -1 = until removed
+    // A scan block with escalation on: which offence of its source it is
+    // (1 = the first of its chain); 0 = not counted. Absent from the JSON of
+    // a connwatchd before repeat offenders: read as 0.
+    uint32_t offence = 0;
 };
 struct AllowEntry {
     Cidr prefix;

@@ -85,7 +85,8 @@ void to_json(nlohmann::json& j, const BlockEntry& v)
          {"reason", v.reason},
          {"created", v.created},
          {"expires", v.expires},
-         {"expires_in", v.expires_in}};
+         {"expires_in", v.expires_in},
+         {"offence", v.offence}};
 }
 
 void from_json(const nlohmann::json& j, BlockEntry& v)
@@ -96,6 +97,7 @@ void from_json(const nlohmann::json& j, BlockEntry& v)
     j.at("created").get_to(v.created);
     j.at("expires").get_to(v.expires);
     j.at("expires_in").get_to(v.expires_in);
+    v.offence = j.value("offence", 0u);
 }
 
 void to_json(nlohmann::json& j, const AllowEntry& v)

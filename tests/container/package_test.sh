@@ -356,7 +356,7 @@ case_stop() {
     ! xdp_on_veth || { WHY="XDP still attached"; return 1; }
     in_ct test -e /sys/fs/bpf/connwatch/block_addr || { WHY="no pinned blocklists in /sys/fs/bpf/connwatch after stop"; return 1; }
     local left
-    left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
+    left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr ! -name offenders -printf '%f ')
     [ -z "$left" ] || { WHY="still pinned after stop: $left"; return 1; }
     # Detached: now the scanner's datagrams do arrive (so the zero counts above can fail).
     local d=/var/tmp/cwct

@@ -138,8 +138,9 @@ case_list_filters() {
     [ "$match" = "$A/32 $A2/32 " ] || why "--match 10.242.0.0/16: '$match'" || return 1
     limit=$(ctl list --limit 2 --json | "$CW_PY" -c 'import json,sys; print(len(json.load(sys.stdin)["blocks"]))')
     [ "$limit" = 2 ] || why "--limit 2 listed $limit" || return 1
-    # The old document, as scripts read it: every key where it was.
-    ctl list --json | json_check 'set(j)=={"ok","allow","blocks"} and j["ok"] and all(set(b)=={"prefix","origin","reason","created","expires","expires_in"} for b in j["blocks"])' ||
+    # The old document, as scripts read it: every key where it was (and
+    # offence, added for repeat offenders).
+    ctl list --json | json_check 'set(j)=={"ok","allow","blocks"} and j["ok"] and all(set(b)=={"prefix","origin","reason","created","expires","expires_in","offence"} for b in j["blocks"])' ||
         why "list --json is not the document it was" || return 1
 }
 check "list: --origin, --match, --limit; --json the same document as before" case_list_filters

@@ -224,11 +224,11 @@ case_stop_detaches() {
     [ "$CW_EXIT_STATUS" = 0 ] || { WHY="connwatchd exited $CW_EXIT_STATUS after SIGTERM"; return 1; }
     if cw_xdp_attached cwrs-h1 || cw_xdp_attached cwrs-h2; then WHY="still attached after SIGTERM"; return 1; fi
     local left
-    left=$(find "$PIN" -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
+    left=$(find "$PIN" -mindepth 1 ! -name block_addr ! -name block_cidr ! -name offenders -printf '%f ')
     [ -z "$left" ] || { WHY="pinned after a clean stop: $left"; return 1; }
     [ -e "$PIN/block_addr" ] || { WHY="the blocklist is no longer pinned"; return 1; }
 }
-check "SIGTERM detaches and unpins all but the blocklists" case_stop_detaches
+check "SIGTERM detaches and unpins all but the blocklists and the offenders' history" case_stop_detaches
 
 case_detach_command() {
     start_daemon

@@ -105,7 +105,7 @@ TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
     EXPECT_EQ(keys(j), (std::set<std::string>{"blocks", "allow"}));
     EXPECT_EQ(j["blocks"][0], json::parse(R"({"prefix":"10.231.1.2/32","origin":"scan",
         "reason":"Port scan detected: x","created":1795578065,"expires":1795581665,
-        "expires_in":3599})"));
+        "expires_in":3599,"offence":0})"));
     EXPECT_EQ(j["blocks"][1]["expires"], 0);
     EXPECT_EQ(j["blocks"][1]["expires_in"], -1);
     EXPECT_EQ(j["blocks"][1]["origin"], "manual");
@@ -128,6 +128,12 @@ TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
     EXPECT_EQ(back.allow[2].prefix, cidr("2001:db8::/32"));
     EXPECT_EQ(back.allow[2].source, AllowSource::Connwatchctl);
     EXPECT_EQ(json(back), j);
+
+    // A connwatchd from before repeat offenders: no offence, read as 0.
+    j["blocks"][0]["offence"] = 3;
+    EXPECT_EQ(j.get<ListResponse>().blocks[0].offence, 3u);
+    j["blocks"][0].erase("offence");
+    EXPECT_EQ(j.get<ListResponse>().blocks[0].offence, 0u);
 
     // Empty lists are arrays, as scripts iterate them.
     EXPECT_EQ(json(ListResponse{}).dump(), R"({"allow":[],"blocks":[]})");
