@@ -121,6 +121,11 @@ struct cw_config {
 	__u64 max_block_ns;            /* the cap; 0 (or below block_ns) = block_ns */
 	__u32 escalation_factor_milli; /* factor x 1000; below 1000 = 1000 (no growth) */
 	__u32 pad2;
+	/* Reverse-path check of a scanner's source before its automatic block
+	 * (rp-filter; docs/SECURITY.md, "Spoofed sources and decoys"): enum
+	 * cw_rp_mode. 0 (off) is the behaviour before it existed. */
+	__u32 rp_filter;
+	__u32 pad_rp;
 };
 
 /* Value of the offenders map (LRU hash keyed by the blocked source, the key of
@@ -136,6 +141,43 @@ struct cw_offender {
 	__u64 block_ns;  /* the latest block's duration */
 	__u32 offences;  /* automatic blocks in the chain, the latest included */
 	__u32 pad;
+};
+
+/* cw_config.rp_filter, and the values of the rp_iface map. */
+enum cw_rp_mode {
+	CW_RP_OFF = 0,    /* no check */
+	CW_RP_STRICT = 1, /* RFC 3704 strict: the route back to the source must leave by
+			   * the interface the packet came in on */
+	CW_RP_LOOSE = 2,  /* RFC 3704 loose (feasible): some route back must exist */
+	CW_RP_IFACE = 3,  /* cw_config only: each interface's mode is in rp_iface
+			   * (keyed by ifindex; an interface not there: off) */
+};
+
+/* Nexthop interfaces kept per route (multipath); a route with more is kept as
+ * CW_ROUTE_ANY. */
+#define CW_ROUTE_NEXTHOPS 4
+
+/* What a route of the mirror (map routes, an LPM trie keyed like the allowlist)
+ * says about a source it covers. */
+enum cw_route_kind {
+	CW_ROUTE_UNICAST = 1, /* leaves by ifindex[0..nhops-1] */
+	CW_ROUTE_NONE = 2,    /* unreachable, blackhole, prohibit, throw: no way back */
+	CW_ROUTE_LOCAL = 3,   /* an own address (or broadcast, multicast, anycast route of
+			       * the local table): a source only on loopback */
+	CW_ROUTE_ANY = 4,     /* a route whose interfaces are not all known (more than
+			       * CW_ROUTE_NEXTHOPS, or nexthop objects): any interface */
+};
+
+/* Value of the route mirror (map routes). Userspace keeps it from rtnetlink
+ * (tables main and local, IPv4 and IPv6). */
+struct cw_route {
+	__u32 ifindex[CW_ROUTE_NEXTHOPS]; /* output interfaces, nhops of them */
+	__u8 kind;  /* enum cw_route_kind */
+	__u8 nhops; /* valid entries of ifindex[] */
+	__u8 v6;    /* 1: an IPv6 route. As in block_cidr, an IPv6 prefix shorter
+		     * than /96 also covers the IPv4-mapped keys: the program takes
+		     * such a match for an IPv4 source as no route. */
+	__u8 pad;
 };
 
 /* Ring-buffer event types. */
@@ -157,6 +199,8 @@ enum cw_scan_action {
 	CW_ACT_BLOCKLIST_FULL = 4,/* block_addr was full: reported, not blocked */
 	CW_ACT_RATE_LIMITED = 5,  /* more automatic blocks than max-new-blocks-per-second
 				   * (and its burst) allow: reported, not blocked */
+	CW_ACT_SPOOFED = 6,       /* the source fails the reverse-path check (rp-filter):
+				   * likely spoofed (a decoy), reported, not blocked */
 };
 
 /* One ring-buffer record. 136 bytes (128 before offence was appended). */
@@ -227,6 +271,8 @@ enum cw_stat {
 	CW_STAT_DROP_TINY_FRAGMENT, /* verdict: such a packet, dropped (drop-tiny-fragments on) */
 	CW_STAT_PASS_TINY_FRAGMENT, /* verdict: such a packet, passed (drop-tiny-fragments off) */
 	CW_STAT_BLOCK_RATE_LIMITED, /* automatic block skipped: max-new-blocks-per-second */
+	CW_STAT_BLOCK_SPOOFED,    /* automatic block skipped: the source fails the
+				   * reverse-path check (rp-filter) */
 	CW_STAT_MAX
 };
 

@@ -49,6 +49,10 @@ using Names = std::initializer_list<std::pair<Enum, const char*>>;
 
 const Names<XdpMode> kXdpModes{
     {XdpMode::Auto, "auto"}, {XdpMode::Native, "native"}, {XdpMode::Generic, "generic"}};
+const Names<RpFilter> kRpFilters{{RpFilter::Auto, "auto"},
+                                  {RpFilter::Strict, "strict"},
+                                  {RpFilter::Loose, "loose"},
+                                  {RpFilter::Off, "off"}};
 const Names<LogTarget> kLogTargets{
     {LogTarget::Auto, "auto"}, {LogTarget::Journal, "journal"}, {LogTarget::Stdout, "stdout"}};
 
@@ -119,6 +123,12 @@ cw_config kernel_config(const Options& o)
     c.threshold = o.threshold;
     c.monitor_only = o.monitor_only ? 1 : 0;
     c.drop_tiny_frags = o.drop_tiny_fragments ? 1 : 0;
+    switch (o.rp_filter) {
+    case RpFilter::Auto: c.rp_filter = CW_RP_IFACE; break;
+    case RpFilter::Strict: c.rp_filter = CW_RP_STRICT; break;
+    case RpFilter::Loose: c.rp_filter = CW_RP_LOOSE; break;
+    case RpFilter::Off: c.rp_filter = CW_RP_OFF; break;
+    }
     if (o.max_new_blocks_per_second) {
         c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
         c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
@@ -218,6 +228,11 @@ const char* to_string(XdpMode m)
     return name_of(kXdpModes, m);
 }
 
+const char* to_string(RpFilter r)
+{
+    return name_of(kRpFilters, r);
+}
+
 const char* to_string(LogTarget t)
 {
     return name_of(kLogTargets, t);
@@ -280,6 +295,11 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "Drop TCP fragments and IPv6 header chains that hide the TCP header "
                    "(RFC 1858, 3128, 7112); they count as probes either way (true/false)")
         ->default_str(o.drop_tiny_fragments ? "true" : "false");
+    add_choice(app, "--rp-filter", o.rp_filter, kRpFilters,
+               "Reverse-path check of a scanner's source before it is blocked: strict (the "
+               "route back must leave by the interface the scan came in on), loose (some "
+               "route back must exist), off; auto: each interface's rp_filter sysctl. A "
+               "source that fails is reported as spoofed, never blocked");
     add_choice(app, "--log-target", o.log_target, kLogTargets,
                "Where events go: auto (journald when run by systemd, else stdout), "
                "journal, stdout");

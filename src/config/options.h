@@ -16,6 +16,9 @@ namespace connwatch {
 
 enum class XdpMode { Auto, Native, Generic };
 enum class LogTarget { Auto, Journal, Stdout };
+// rp-filter: the reverse-path check of a scanner's source before its automatic
+// block. Auto follows each watched interface's own rp_filter sysctl.
+enum class RpFilter { Auto, Strict, Loose, Off };
 
 struct Options {
     std::string config_file = defaults::kConfigFile;
@@ -30,6 +33,7 @@ struct Options {
     std::vector<Cidr> allow;
     bool allow_own_addresses = defaults::kAllowOwnAddresses;
     bool drop_tiny_fragments = defaults::kDropTinyFragments;
+    RpFilter rp_filter = RpFilter::Auto;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
@@ -90,5 +94,6 @@ std::string escalation_warning(const Options& o);
 
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);
+const char* to_string(RpFilter r);
 
 } // namespace connwatch

@@ -28,6 +28,7 @@
 #include "daemon/control_handler.h"
 #include "daemon/host.h"
 #include "daemon/link_monitor.h"
+#include "daemon/route_mirror.h"
 #include "events/events.h"
 #include "kernel/attachment.h"
 #include "kernel/event_reader.h"
@@ -194,7 +195,9 @@ void Manager::start()
     prog_ = std::make_unique<XdpProgram>(ls);
     for (const auto& w : prog_->warnings())
         sink_->warning(w);
-    prog_->set_config(kernel_config(opts_));
+    // Before the config: the check is on only once the mirror holds the routes.
+    start_route_mirror(opts_);
+    prog_->set_config(config_for(opts_));
     // Counters taken over go on from the previous program's: the events lost
     // that the previous daemon already warned about are not said again.
     if (prog_->stats_taken_over() && prog_->previous_seen())
@@ -260,6 +263,8 @@ void Manager::start()
     add_fd(timer_.get());
     if (control_)
         add_fd(control_->fd());
+    if (routes_)
+        add_fd(routes_->fd());
 
     // Interfaces that go and come back are followed from here on; without it
     // (a sandbox refusing netlink) a reload still re-attaches them.
@@ -282,6 +287,8 @@ void Manager::start()
     for (const auto& name : interfaces)
         attach(name);
     report_takeover();
+    refresh_rp_interfaces();
+    sink_->notice("Reverse-path check of scanners (rp-filter): " + rp_summary());
 
     status_ = summary();
     sink_->started("Started, " + status_);
@@ -587,7 +594,10 @@ int Manager::run()
                     link_monitor_->drain();
                     sync_interfaces();
                     refresh_own_addresses();
+                    refresh_rp_interfaces();
                 });
+            } else if (routes_ && fd == routes_->fd()) {
+                guarded("Following route changes", [&] { on_routes(); });
             } else if (crowdsec_ && fd == crowdsec_->fd()) {
                 guarded("Applying CrowdSec decisions", [&] { on_crowdsec(); });
             } else if (fd == timer_.get()) {

@@ -33,6 +33,7 @@ class XdpAttachment;
 class EventReader;
 class ControlServer;
 class LinkMonitor;
+class RouteMirror;
 class ControlHandler;
 class MetricsCollector;
 class KernelMaps;
@@ -46,6 +47,11 @@ struct Settings;
 // files (nullopt: neither bouncer nor watcher configured). Throws Error naming
 // the file and the fix. `--check-config` calls it too.
 std::optional<crowdsec::Settings> crowdsec_settings(const Options& o);
+
+// The rp-filter mode (enum cw_rp_mode) Linux applies to an interface whose
+// net.ipv4.conf.all.rp_filter and net.ipv4.conf.IF.rp_filter are these (-1:
+// unreadable, taken as 0): the larger one, 1 strict, 2 loose, else off.
+uint32_t rp_mode_from_sysctl(int all, int iface);
 
 class Manager {
 public:
@@ -91,6 +97,17 @@ private:
     // Puts the host's own addresses as they are now into the allowlist, when
     // they changed and allow-own-addresses is on.
     void refresh_own_addresses();
+    // The reverse-path check (daemon/rp_filter.cpp): what the kernel is told
+    // (kernel_config, with the check off while there is no route mirror); the
+    // mirror started or stopped as `o` says (a failure is said, the check off);
+    // a failure after start turns the check off; the watched interfaces' modes
+    // from their rp_filter sysctls (returns "eth0 strict, ..."); the status words.
+    cw_config config_for(const Options& o) const;
+    void start_route_mirror(const Options& o);
+    void route_mirror_failed(const std::string& why);
+    void on_routes();
+    std::string refresh_rp_interfaces();
+    std::string rp_summary() const;
     bool on_signals(); // false: stop
     void on_timer();
     void on_event(const cw_event& ev);
@@ -128,6 +145,8 @@ private:
     std::vector<std::string> wanted_; // interfaces to watch, as configured
     std::vector<XdpAttachment> links_;
     std::unique_ptr<LinkMonitor> link_monitor_;
+    std::unique_ptr<RouteMirror> routes_;  // null: the reverse-path check is off
+    std::map<uint32_t, uint32_t> rp_modes_; // ifindex -> mode, as the kernel has it
     std::map<std::string, unsigned> attach_failed_; // name -> ifindex it failed on: said once
     std::unique_ptr<EventReader> reader_;
     std::unique_ptr<ControlHandler> handler_;

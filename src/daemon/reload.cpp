@@ -90,8 +90,9 @@ std::string Manager::reload()
     if (!allowed.error.empty())
         return fail(allowed.error);
     auto previous_own = std::exchange(own_, own);
+    start_route_mirror(next);
     try {
-        prog_->set_config(kernel_config(next));
+        prog_->set_config(config_for(next));
     } catch (const Error& e) {
         own_ = previous_own;
         table_->set_allow_sources(opts_.allow, own_);
@@ -111,6 +112,7 @@ std::string Manager::reload()
     if (auto w = escalation_warning(opts_); !w.empty())
         sink_->warning(w);
     apply_interfaces(interfaces);
+    refresh_rp_interfaces();
     // A worker with new settings starts over with a full pull; unchanged, the
     // running one goes on.
     apply_crowdsec(std::move(crowdsec));

@@ -59,6 +59,10 @@ public:
             skipped_.add(ev.src); // said once per interval, by tick()
             return;
         }
+        if (ev.action == CW_ACT_SPOOFED) {
+            spoofed_.add(ev.src); // the same: a decoy flood is a scan per decoy
+            return;
+        }
         auto what = format_scan_action(ev);
         if (ev.action == CW_ACT_BLOCKED && ev.offence)
             sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
@@ -121,6 +125,10 @@ public:
             sd_journal_send("MESSAGE=%s", msg.substr(msg.find(": ") + 2).c_str(), "MESSAGE_ID=%s",
                             kMsgPortScan, "PRIORITY=%i", LOG_WARNING, "ACTION=rate-limited",
                             "SKIPPED=%llu", static_cast<unsigned long long>(skipped), nullptr);
+        if (auto msg = spoofed_.take(now, &skipped); !msg.empty())
+            sd_journal_send("MESSAGE=%s", msg.substr(msg.find(": ") + 2).c_str(), "MESSAGE_ID=%s",
+                            kMsgPortScan, "PRIORITY=%i", LOG_WARNING, "ACTION=spoofed",
+                            "SKIPPED=%llu", static_cast<unsigned long long>(skipped), nullptr);
     }
 
 private:
@@ -134,6 +142,7 @@ private:
     }
     RateLimiter limiter_{kConnectionBurst, kConnectionInterval};
     SkippedBlocks skipped_;
+    SkippedBlocks spoofed_{true};
 };
 
 } // namespace

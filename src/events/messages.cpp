@@ -8,6 +8,12 @@ namespace connwatch {
 
 namespace {
 
+// Why a scanner failing the reverse-path check is not blocked.
+constexpr const char* kSpoofedReason =
+    "its source fails the reverse-path check (rp-filter: the route back to it does not "
+    "leave by the interface the scan came in on, or there is none), so it is likely "
+    "spoofed, a decoy";
+
 std::string until(std::time_t expires)
 {
     return expires ? " until " + format_timestamp(expires) : " until removed";
@@ -42,6 +48,8 @@ std::string format_scan_action(const PortScan& ev)
     case CW_ACT_RATE_LIMITED:
         return head + "Not blocking " + src +
                ": more automatic blocks than max-new-blocks-per-second allows";
+    case CW_ACT_SPOOFED:
+        return head + "Not blocking " + src + ": " + kSpoofedReason;
     }
     return head + "Unknown action " + std::to_string(ev.action) + " for " + src;
 }
@@ -54,6 +62,7 @@ const char* scan_action_name(uint8_t action)
     case CW_ACT_ALLOWLISTED: return "allowlisted";
     case CW_ACT_BLOCKLIST_FULL: return "blocklist-full";
     case CW_ACT_RATE_LIMITED: return "rate-limited";
+    case CW_ACT_SPOOFED: return "spoofed";
     }
     return "unknown";
 }
@@ -89,10 +98,13 @@ std::string SkippedBlocks::take(Clock::time_point now, uint64_t* n)
         return {};
     std::string msg = format_timestamp(std::time(nullptr)) + ": Not blocking " +
                       std::to_string(n_) + (n_ == 1 ? " scanner" : " scanners") +
-                      " (the latest " + latest_.str() +
-                      "): more automatic blocks than max-new-blocks-per-second allows; the "
-                      "scans are reported, the blocks skipped (raise max-new-blocks-per-second "
-                      "or max-new-blocks-burst if they are real)";
+                      " (the latest " + latest_.str() + "): " +
+                      (spoofed_ ? std::string(kSpoofedReason) + "; the scans are reported"
+                                : std::string(
+                                      "more automatic blocks than max-new-blocks-per-second "
+                                      "allows; the scans are reported, the blocks skipped "
+                                      "(raise max-new-blocks-per-second or "
+                                      "max-new-blocks-burst if they are real)"));
     if (n)
         *n = n_;
     n_ = 0;

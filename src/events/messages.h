@@ -40,10 +40,15 @@ std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsign
 // scan is still reported, but the "Not blocking" line comes once per interval
 // with the count, not once per scan -- a flood of spoofed scans is what the
 // bound is for. The first after a quiet interval is said at the next tick.
+// The same summary serves the scans of sources that fail the reverse-path
+// check (CW_ACT_SPOOFED): a decoy flood is one scan per decoy.
 class SkippedBlocks {
 public:
     using Clock = std::chrono::steady_clock;
     static constexpr std::chrono::seconds kInterval{10};
+
+    SkippedBlocks() = default;
+    explicit SkippedBlocks(bool spoofed) : spoofed_(spoofed) {}
 
     void add(const Address& src)
     {
@@ -55,6 +60,7 @@ public:
     std::string take(Clock::time_point now, uint64_t* n = nullptr);
 
 private:
+    bool spoofed_ = false;
     uint64_t n_ = 0;
     Address latest_;
     Clock::time_point next_{};

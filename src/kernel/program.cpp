@@ -438,6 +438,55 @@ std::vector<Cidr> XdpProgram::allow_list() const
     return out;
 }
 
+void XdpProgram::route_set(const Cidr& c, const cw_route& r)
+{
+    cw_lpm_key k = c.to_lpm();
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.routes), &k, &r, BPF_ANY))
+        throw Error("Failed to mirror the route to " + c.str(), errno_code(errno));
+}
+
+bool XdpProgram::route_remove(const Cidr& c)
+{
+    cw_lpm_key k = c.to_lpm();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.routes), &k) == 0;
+}
+
+std::vector<std::pair<Cidr, cw_route>> XdpProgram::route_list() const
+{
+    std::vector<std::pair<Cidr, cw_route>> out;
+    for_each_entry<cw_lpm_key, cw_route>(bpf_map__fd(skel_->maps.routes),
+                                         [&](const cw_lpm_key& k, const cw_route& r) {
+                                             out.emplace_back(cidr_of(k), r);
+                                         });
+    return out;
+}
+
+uint32_t XdpProgram::route_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.routes);
+}
+
+void XdpProgram::set_rp_interfaces(const std::map<uint32_t, uint32_t>& modes)
+{
+    int fd = bpf_map__fd(skel_->maps.rp_iface);
+    for (const auto& [ifindex, mode] : modes)
+        if (bpf_map_update_elem(fd, &ifindex, &mode, BPF_ANY))
+            throw Error("Failed to write the rp-filter mode of interface " +
+                            std::to_string(ifindex),
+                        errno_code(errno));
+    for (const auto& [ifindex, mode] : rp_interfaces())
+        if (!modes.count(ifindex))
+            bpf_map_delete_elem(fd, &ifindex);
+}
+
+std::map<uint32_t, uint32_t> XdpProgram::rp_interfaces() const
+{
+    std::map<uint32_t, uint32_t> out;
+    for_each_entry<uint32_t, uint32_t>(bpf_map__fd(skel_->maps.rp_iface),
+                                       [&](uint32_t k, uint32_t v) { out[k] = v; });
+    return out;
+}
+
 bool XdpProgram::block_add(const Address& a, const cw_block& b)
 {
     cw_addr k = a.to_abi();

@@ -91,6 +91,17 @@ public:
     std::vector<std::pair<Cidr, cw_block>> cidr_block_list() const;
     uint32_t cidr_block_capacity() const;
 
+    // The route mirror of the reverse-path check (rp-filter; daemon/route_mirror.h).
+    // route_set throws Error (errno kept: E2BIG when the trie is full).
+    void route_set(const Cidr& c, const cw_route& r);
+    bool route_remove(const Cidr& c);
+    std::vector<std::pair<Cidr, cw_route>> route_list() const;
+    uint32_t route_capacity() const;
+    // Each interface's rp-filter mode (ifindex -> enum cw_rp_mode), for
+    // config.rp_filter == CW_RP_IFACE: replaces the whole map.
+    void set_rp_interfaces(const std::map<uint32_t, uint32_t>& modes);
+    std::map<uint32_t, uint32_t> rp_interfaces() const;
+
     // A source's scan-detection state. Removing it makes the program judge the
     // source afresh from its next port (BlockTable does when a block ends).
     bool scan_state_remove(const Address& a); // false: there was none

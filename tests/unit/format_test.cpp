@@ -95,6 +95,29 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
                                          "max-new-blocks-per-second"),
               std::string::npos);
     EXPECT_STREQ(scan_action_name(CW_ACT_RATE_LIMITED), "rate-limited");
+    s.action = CW_ACT_SPOOFED;
+    EXPECT_NE(format_scan_action(s).find("Not blocking 192.0.2.56: its source fails the "
+                                         "reverse-path check (rp-filter"),
+              std::string::npos)
+        << format_scan_action(s);
+    EXPECT_STREQ(scan_action_name(CW_ACT_SPOOFED), "spoofed");
+}
+
+// Scans of sources that fail the reverse-path check: summed the same way.
+TEST_F(FormatTest, SpoofedScansAreSummedOncePerInterval)
+{
+    SkippedBlocks sb(true);
+    auto t0 = SkippedBlocks::Clock::now();
+    for (int i = 0; i < 3; i++)
+        sb.add(a("10.72.0.2"));
+    uint64_t n = 0;
+    std::string msg = sb.take(t0, &n);
+    EXPECT_EQ(n, 3u);
+    EXPECT_NE(msg.find("Not blocking 3 scanners (the latest 10.72.0.2): its source fails the "
+                       "reverse-path check"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find("max-new-blocks-per-second"), std::string::npos) << msg;
 }
 
 // Skipped blocks are said once per interval, with the count, not per scan.

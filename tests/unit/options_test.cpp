@@ -567,6 +567,25 @@ TEST(KernelConfig, DropTinyFragmentsCanBeTurnedOff)
     EXPECT_TRUE(p.code);
 }
 
+TEST(KernelConfig, RpFilter)
+{
+    auto p = parse({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.rp_filter, RpFilter::Auto);
+    EXPECT_EQ(kernel_config(p.opts).rp_filter, static_cast<uint32_t>(CW_RP_IFACE));
+    const std::pair<const char*, uint32_t> modes[] = {
+        {"strict", CW_RP_STRICT}, {"loose", CW_RP_LOOSE}, {"off", CW_RP_OFF}, {"auto", CW_RP_IFACE}};
+    for (const auto& [name, mode] : modes) {
+        p = parse({"--rp-filter", name});
+        ASSERT_FALSE(p.code) << name << ": " << p.err;
+        EXPECT_EQ(kernel_config(p.opts).rp_filter, mode) << name;
+        EXPECT_STREQ(to_string(p.opts.rp_filter), name);
+    }
+    p = parse({"--rp-filter", "1"});
+    EXPECT_TRUE(p.code);
+    EXPECT_NE(p.err.find("rp-filter"), std::string::npos) << p.err;
+}
+
 TEST(KernelConfig, FollowsTheOptions)
 {
     auto p = parse({"--threshold", "31", "--window", "1d", "--block-duration", "0",
