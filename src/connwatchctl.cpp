@@ -57,6 +57,30 @@ void print(const StatusResponse& s)
     std::printf("Blocks:      %llu of at most %u\n", static_cast<unsigned long long>(s.blocks),
                 s.max_blocks);
     std::printf("Allowlist:   %llu prefixes\n", static_cast<unsigned long long>(s.allow));
+    if (s.crowdsec) {
+        const char* label = "CrowdSec:    ";
+        if (const auto& b = s.crowdsec->bouncer) {
+            std::printf("%sbouncer of %s: %llu decisions mirrored, last pull %s", label,
+                        b->lapi_url.c_str(), static_cast<unsigned long long>(b->decisions),
+                        when(b->last_pull).c_str());
+            if (b->failing_since)
+                std::printf("; failing since %s (%llu failed pulls)",
+                            format_timestamp(b->failing_since).c_str(),
+                            static_cast<unsigned long long>(b->failed_pulls));
+            std::printf("\n");
+            label = "             ";
+        }
+        if (const auto& w = s.crowdsec->watcher) {
+            std::printf("%swatcher %s at %s: %llu alerts sent, %llu queued, %llu dropped", label,
+                        w->login.c_str(), w->url.c_str(),
+                        static_cast<unsigned long long>(w->alerts_sent),
+                        static_cast<unsigned long long>(w->alerts_queued),
+                        static_cast<unsigned long long>(w->alerts_dropped));
+            if (w->failing_since)
+                std::printf("; failing since %s", format_timestamp(w->failing_since).c_str());
+            std::printf("\n");
+        }
+    }
     std::printf("Counters:\n");
     for (const auto& [name, value] : s.counters)
         std::printf("  %-20s %llu\n", name.c_str(), static_cast<unsigned long long>(value));

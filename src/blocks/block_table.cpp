@@ -306,15 +306,22 @@ std::string BlockTable::danger(const Cidr& prefix) const
     return why;
 }
 
-std::string BlockTable::refusal(const Cidr& prefix, bool force) const
+std::string BlockTable::refusal(const Cidr& prefix, bool force, BlockOrigin origin) const
 {
+    // One policy for both: an allow entry wins, a dangerous prefix needs force
+    // (a CrowdSec decision never has it). The operator is told the fix; a
+    // decision's refusal is logged beside its prefix, so the reason alone.
+    const bool manual = origin == BlockOrigin::Manual;
     if (auto a = allow_covering(prefix))
-        return prefix.str() + " is covered by the allow entry " + a->str() +
-               ": remove that first (connwatchctl disallow) if you really mean to block it";
+        return manual ? prefix.str() + " is covered by the allow entry " + a->str() +
+                            ": remove that first (connwatchctl disallow) if you really mean to "
+                            "block it"
+                      : "covered by the allow entry " + a->str();
     if (!force)
         if (auto why = danger(prefix); !why.empty())
-            return "not blocking " + prefix.str() + ": " + why +
-                   "; repeat with --force (\"force\": true) if you really mean it";
+            return manual ? "not blocking " + prefix.str() + ": " + why +
+                                "; repeat with --force (\"force\": true) if you really mean it"
+                          : why;
     return "";
 }
 
@@ -332,7 +339,7 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
                                                          std::optional<std::chrono::seconds> duration,
                                                          std::string reason, bool force)
 {
-    if (auto why = refusal(prefix, force); !why.empty())
+    if (auto why = refusal(prefix, force, BlockOrigin::Manual); !why.empty())
         return why;
     cw_block b{};
     b.created_ns = monotonic_now_ns();
@@ -444,50 +451,108 @@ void BlockTable::reconcile()
 BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds remaining,
                                       std::string reason)
 {
-    Mirror m;
-    if (auto a = allow_covering(prefix)) {
-        m.why = "covered by the allow entry " + a->str();
-        return m;
+    return mirror_many({{prefix, remaining, std::move(reason)}}).front();
+}
+
+std::vector<BlockTable::Mirror> BlockTable::mirror_many(std::vector<MirrorItem> items)
+{
+    std::vector<Mirror> out(items.size());
+    // The entries the kernel is asked for, and their index in items.
+    std::vector<std::pair<Cidr, cw_block>> batch;
+    std::vector<size_t> index;
+    std::set<Cidr> seen;
+    const uint64_t now_ns = monotonic_now_ns();
+    for (size_t i = 0; i < items.size(); i++) {
+        const auto& it = items[i];
+        Mirror& m = out[i];
+        if (!seen.insert(it.prefix).second) { // twice in one call: the first one counts
+            m.outcome = Mirror::Outcome::Kept;
+            continue;
+        }
+        if (auto why = refusal(it.prefix, false, BlockOrigin::Crowdsec); !why.empty()) {
+            m.why = std::move(why);
+            continue;
+        }
+        cw_block b{};
+        b.created_ns = now_ns;
+        b.expires_ns = deadline_ns(now_ns, std::max(it.remaining, std::chrono::seconds(1)));
+        b.origin = CW_ORIGIN_CROWDSEC;
+        // The records, not the kernel's maps: a community blocklist brings
+        // tens of thousands of decisions, and each must not walk the lists.
+        auto r = meta_.find(it.prefix);
+        if (r != meta_.end() &&
+            (r->second.origin == BlockOrigin::Manual ||
+             (r->second.origin == BlockOrigin::Scan &&
+              (r->second.expires == 0 || r->second.expires >= wall_time_of(b.expires_ns))))) {
+            m.outcome = Mirror::Outcome::Kept;
+            continue;
+        }
+        m.outcome = r != meta_.end() ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
+        batch.emplace_back(it.prefix, b);
+        index.push_back(i);
     }
-    if (auto why = danger(prefix); !why.empty()) {
-        m.why = why;
-        return m;
+    std::vector<std::string> reasons;
+    reasons.reserve(index.size());
+    for (size_t i : index)
+        reasons.push_back(std::move(items[i].reason));
+    auto made = commit(batch, BlockOrigin::Crowdsec, std::move(reasons));
+    for (size_t k = 0; k < batch.size(); k++) {
+        if (made[k])
+            continue;
+        out[index[k]].outcome = Mirror::Outcome::Refused;
+        out[index[k]].why = full_message(batch[k].first);
     }
-    cw_block b{};
-    b.created_ns = monotonic_now_ns();
-    b.expires_ns = deadline_ns(b.created_ns, std::max(remaining, std::chrono::seconds(1)));
-    b.origin = CW_ORIGIN_CROWDSEC;
-    std::time_t expires = wall_time_of(b.expires_ns);
-    // The records, not the kernel's maps: a community blocklist brings tens of
-    // thousands of decisions, and each must not walk the lists.
-    auto it = meta_.find(prefix);
-    bool existed = it != meta_.end();
-    if (existed && (it->second.origin == BlockOrigin::Manual ||
-                    (it->second.origin == BlockOrigin::Scan &&
-                     (it->second.expires == 0 || it->second.expires >= expires)))) {
-        m.outcome = Mirror::Outcome::Kept;
-        return m;
+    return out;
+}
+
+std::vector<std::optional<BlockRecord>> BlockTable::commit(
+    const std::vector<std::pair<Cidr, cw_block>>& batch, BlockOrigin origin,
+    std::vector<std::string> reasons)
+{
+    // The kernel's maps in batches (the exact addresses; the trie one by one).
+    auto done = maps_.add_blocks(batch);
+    std::vector<std::optional<BlockRecord>> out(batch.size());
+    const std::time_t now = std::time(nullptr);
+    for (size_t k = 0; k < batch.size(); k++) {
+        const auto& [prefix, b] = batch[k];
+        if (k >= done.size() || !done[k])
+            continue; // its list is full
+        BlockRecord r{prefix, origin, std::move(reasons[k]), now,
+                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+        note_block(prefix, b);
+        keep_record(r);
+        note(journal_add(r));
+        out[k] = std::move(r);
     }
-    if (!maps_.add_block(prefix, b)) {
-        m.why = prefix.is_host() ? "the blocklist is full (max-blocks " +
-                                       std::to_string(maps_.host_block_capacity()) + ")"
-                                 : "the CIDR blocklist is full (max-cidr-blocks " +
-                                       std::to_string(maps_.cidr_block_capacity()) + ")";
-        return m;
-    }
-    note_block(prefix, b);
-    BlockRecord r{prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires};
-    keep_record(r);
-    note(journal_add(r));
-    m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
-    return m;
+    return out;
 }
 
 bool BlockTable::withdraw(const Cidr& prefix)
 {
-    auto it = meta_.find(prefix);
-    return it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec &&
-           remove(prefix, RemovalReason::Withdrawn);
+    return !withdraw_many({prefix}).empty();
+}
+
+std::vector<Cidr> BlockTable::withdraw_many(const std::vector<Cidr>& prefixes)
+{
+    // Only mirrored decisions the table knows of: a batch delete stops at the
+    // first key that is not there.
+    std::vector<Cidr> ours, out;
+    std::set<Cidr> seen;
+    for (const auto& p : prefixes) {
+        auto it = meta_.find(p);
+        if (it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec && seen.insert(p).second)
+            ours.push_back(p);
+    }
+    auto done = maps_.remove_blocks(ours);
+    for (size_t k = 0; k < ours.size(); k++) {
+        if (k < done.size() && done[k]) {
+            forget_removed(ours[k], RemovalReason::Withdrawn);
+            out.push_back(ours[k]);
+        } else {
+            forget(ours[k]); // not in the kernel (any more): nor here
+        }
+    }
+    return out;
 }
 
 std::vector<Cidr> BlockTable::mirrored() const
@@ -569,7 +634,7 @@ BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items
             out.present++;
             continue;
         }
-        if (auto why = refusal(it.prefix, force); !why.empty()) {
+        if (auto why = refusal(it.prefix, force, BlockOrigin::Manual); !why.empty()) {
             out.refused.emplace_back(i, std::move(why));
             continue;
         }
@@ -580,20 +645,17 @@ BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items
         batch.emplace_back(it.prefix, b);
         index.push_back(i);
     }
-    auto done = maps_.add_blocks(batch);
-    const std::time_t now = std::time(nullptr);
+    std::vector<std::string> reasons;
+    reasons.reserve(index.size());
+    for (size_t i : index)
+        reasons.push_back(items[i].reason);
+    auto made = commit(batch, BlockOrigin::Manual, std::move(reasons));
     for (size_t k = 0; k < batch.size(); k++) {
-        const auto& [prefix, b] = batch[k];
-        if (k >= done.size() || !done[k]) {
-            out.refused.emplace_back(index[k], full_message(prefix));
+        if (!made[k]) {
+            out.refused.emplace_back(index[k], full_message(batch[k].first));
             continue;
         }
-        BlockRecord r{prefix, BlockOrigin::Manual, items[index[k]].reason, now,
-                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
-        note_block(prefix, b);
-        keep_record(r);
-        note(journal_add(r));
-        out.added.push_back(std::move(r));
+        out.added.push_back(std::move(*made[k]));
         manual_added_++;
     }
     std::sort(out.refused.begin(), out.refused.end());

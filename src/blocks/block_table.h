@@ -115,9 +115,20 @@ public:
         std::string why; // Refused: the reason
     };
     Mirror mirror(const Cidr& prefix, std::chrono::seconds remaining, std::string reason);
+    // Many at once (a pull's decisions; a startup pull of a community
+    // blocklist is 100 k): mirror()'s policy entry by entry, the kernel's maps
+    // written in batches. Result i is item i's.
+    struct MirrorItem {
+        Cidr prefix;
+        std::chrono::seconds remaining;
+        std::string reason;
+    };
+    std::vector<Mirror> mirror_many(std::vector<MirrorItem> items);
     // Lifts the block of prefix if it is a mirrored decision (never a manual or
     // scan block of the same prefix). False when there was none.
     bool withdraw(const Cidr& prefix);
+    // withdraw() for many, in batches; returns the prefixes lifted.
+    std::vector<Cidr> withdraw_many(const std::vector<Cidr>& prefixes);
     // The prefixes blocked by mirrored decisions.
     std::vector<Cidr> mirrored() const;
 
@@ -237,9 +248,18 @@ private:
     void reconcile();
     // What follows a block's removal from the kernel.
     void forget_removed(const Cidr& prefix, RemovalReason why);
-    // Why block() refuses prefix before it asks the kernel, or "".
-    std::string refusal(const Cidr& prefix, bool force) const;
+    // Why block() (origin Manual: with the operator's fix) or mirror()
+    // (origin Crowdsec: the reason alone, never forced) refuses prefix before
+    // it asks the kernel, or "".
+    std::string refusal(const Cidr& prefix, bool force, BlockOrigin origin) const;
     std::string full_message(const Cidr& prefix) const;
+    // block_many's and mirror_many's end: writes the batch into the kernel's
+    // maps and, for each entry written, indexes it, keeps its record (with
+    // reasons[k]) and journals it. Entry k's record, or nullopt: its list is
+    // full.
+    std::vector<std::optional<BlockRecord>> commit(
+        const std::vector<std::pair<Cidr, cw_block>>& batch, BlockOrigin origin,
+        std::vector<std::string> reasons);
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;

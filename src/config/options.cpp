@@ -3,7 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +44,21 @@ CLI::Validator absolute_path(const std::string& key, std::size_t max_len, bool e
              (empty_ok ? ", or empty" : "");
         return false;
     });
+}
+
+// Why path is not a readable PEM bundle with a certificate, or "". Read at
+// load, so that a typo is a configuration error, not a failed pull later.
+std::string pem_bundle_problem(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in)
+        return std::string("cannot be read: ") + std::strerror(errno);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        return std::string("cannot be read: ") + std::strerror(errno);
+    if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+    return "";
 }
 
 // The names of an enum's values, as written on the command line and in the
@@ -386,6 +405,20 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "scan is sent to that LAPI as an alert (empty: no alerts)")
         ->type_name("FILE")
         ->check(absolute_path("crowdsec-machine-credentials-file", 4096, true));
+    app.add_option("--crowdsec-ca-file", o.crowdsec_ca_file,
+                   "PEM bundle of the certificates that sign an https:// LAPI's certificate "
+                   "(a private CA); empty: the system's store")
+        ->type_name("FILE")
+        ->check(absolute_path("crowdsec-ca-file", 4096, true))
+        ->check(validator_from([](const std::string& v, std::string* e) {
+            if (v.empty())
+                return true;
+            std::string why = pem_bundle_problem(v);
+            if (why.empty())
+                return true;
+            *e = "crowdsec-ca-file " + v + ": " + why;
+            return false;
+        }));
     app.add_flag("--verbose", o.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
     // Not from the file (connwatchd(8)): there it would make the service exit

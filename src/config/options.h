@@ -56,6 +56,7 @@ struct Options {
     std::string crowdsec_bouncer_key_file;
     std::chrono::seconds crowdsec_poll_interval = defaults::kCrowdsecPollInterval;
     std::string crowdsec_machine_credentials_file;
+    std::string crowdsec_ca_file; // empty: the system's store
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 

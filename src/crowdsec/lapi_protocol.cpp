@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <set>
 #include <stdexcept>
 
@@ -290,6 +291,17 @@ nlohmann::json make_alert(const ScanAlert& a)
         {"source", {{"scope", "Ip"}, {"value", src}, {"ip", src}}},
         {"decisions", decisions},
     };
+}
+
+std::chrono::seconds token_refresh_in(const std::string& expire, std::time_t now)
+{
+    constexpr std::chrono::seconds kAtMost = std::chrono::minutes(30);
+    std::tm tm{};
+    const char* end = strptime(expire.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return kAtMost;
+    auto left = std::chrono::seconds(timegm(&tm) - now - 60);
+    return std::clamp(left, std::chrono::seconds(0), kAtMost);
 }
 
 std::string login_body(const std::string& machine_id, const std::string& password)

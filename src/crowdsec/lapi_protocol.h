@@ -79,6 +79,13 @@ nlohmann::json make_alert(const ScanAlert& a);
 // POST /v1/watchers/login's body.
 std::string login_body(const std::string& machine_id, const std::string& password);
 
+// When to log in again after a login at `now` whose answer said the token
+// expires at `expire` ("2026-11-27T15:34:24Z"; fractions and a zone offset
+// other than Z read as UTC): a minute before it expires, at most 30 minutes
+// on, at once when it is already (nearly) expired; 30 minutes when `expire`
+// cannot be read. A token refused early is replaced on its 401 anyway.
+std::chrono::seconds token_refresh_in(const std::string& expire, std::time_t now);
+
 // The file `cscli machines add -f FILE` writes (YAML, three keys):
 //   url: http://127.0.0.1:8080/
 //   login: NAME

@@ -45,6 +45,7 @@ Answer<StatusResponse> ControlHandler::status(const Peer&)
     auto st = m_.program().stats();
     for (const auto& s : stat_table())
         r.counters.emplace_back(std::string(s.name), st[s.id]);
+    r.crowdsec = m_.crowdsec_status();
     return r;
 }
 

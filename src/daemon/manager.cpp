@@ -450,7 +450,7 @@ void Manager::update_status(const BlockCounts& n)
     auto st = prog_->stats();
     std::string s = summary() + "; " + std::to_string(st[CW_STAT_SYN]) + " connections, " +
                     std::to_string(st[CW_STAT_SCAN]) + " scans, " + std::to_string(n.total()) +
-                    " blocked";
+                    " blocked" + crowdsec_summary();
     if (s != status_) {
         status_ = s;
         sd_notifyf(0, "STATUS=%s", status_.c_str());
@@ -527,6 +527,9 @@ void Manager::update_metrics(const BlockCounts& n)
         s.crowdsec.alerts_queued = c.alerts_queued;
         s.crowdsec.alerts_dropped = c.alerts_dropped;
         s.crowdsec.alert_failures = c.alert_failures;
+        s.crowdsec.logins = c.logins;
+        s.crowdsec.relogins_expiry = c.relogins_expiry;
+        s.crowdsec.relogins_refused = c.relogins_refused;
     }
     s.allow_entries = table_->allow_size();
     s.manual_blocks_added = table_->manual_added();

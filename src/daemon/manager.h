@@ -21,6 +21,7 @@
 #include "config/options.h"
 #include "crowdsec/lapi_protocol.h"
 #include "events/event_sink.h"
+#include "protocol/protocol.h"
 
 namespace prometheus {
 class Exposer;
@@ -71,6 +72,10 @@ public:
     std::vector<std::string> missing_interfaces() const;
     const XdpProgram& program() const { return *prog_; }
     BlockTable& table() { return *table_; }
+    // The CrowdSec link as connwatchctl status shows it; nullopt when not configured.
+    std::optional<protocol::CrowdsecStatus> crowdsec_status() const;
+    // The same for STATUS=: "; CrowdSec: ..." or "".
+    std::string crowdsec_summary() const;
     EventSink& sink() { return *sink_; }
     // Re-reads the configuration; "" on success, else why the running one was kept.
     std::string reload();

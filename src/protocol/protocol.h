@@ -119,6 +119,24 @@ struct Interface {
     std::string name;
     std::string xdp_mode; // "native" or "generic", as attached
 };
+// The CrowdSec link (docs/CROWDSEC.md), when configured. Times are Unix
+// seconds, 0 = never / not failing.
+struct CrowdsecStatus {
+    struct Bouncer {
+        std::string lapi_url;
+        int64_t last_pull = 0;     // the last successful pull
+        uint64_t decisions = 0;    // blocks mirrored now
+        int64_t failing_since = 0; // the first failed pull of the outage under way
+        uint64_t failed_pulls = 0; // failed in a row
+    };
+    struct Watcher {
+        std::string url, login;
+        uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0;
+        int64_t failing_since = 0; // sending alerts fails since then
+    };
+    std::optional<Bouncer> bouncer;
+    std::optional<Watcher> watcher;
+};
 struct StatusResponse {
     std::string version;
     int64_t pid = 0;
@@ -134,6 +152,8 @@ struct StatusResponse {
     uint64_t blocks = 0;
     uint64_t allow = 0;
     std::vector<std::pair<std::string, uint64_t>> counters; // name -> value
+    // Absent when CrowdSec is not configured (and from a connwatchd before it).
+    std::optional<CrowdsecStatus> crowdsec;
 };
 struct BlockEntry {
     Cidr prefix;

@@ -252,6 +252,27 @@ TEST_F(ConfigFile, KeysAreTheFlagNames)
     EXPECT_EQ(p.opts.config_file, path_);
 }
 
+TEST_F(ConfigFile, CrowdsecCaFileIsAReadablePemBundle)
+{
+    std::string ca = dir_ + "/ca.pem";
+    std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    write("crowdsec-ca-file = " + ca + "\n");
+    auto p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.crowdsec_ca_file, ca);
+
+    std::string key = dir_ + "/key.pem";
+    std::ofstream(key) << "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    write("threshold = 4\ncrowdsec-ca-file = " + key + "\n");
+    p = parse_with({});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find(path_ + ":2: "), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find("holds no PEM certificate"), std::string::npos) << p.err;
+
+    write("");
+    EXPECT_TRUE(parse_with({}).opts.crowdsec_ca_file.empty()) << "default: the system's store";
+}
+
 TEST_F(ConfigFile, CommandLineWins)
 {
     write("threshold = 7\nwindow = 5m\n");
@@ -300,6 +321,9 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"config = /etc/other.conf\n", 1, "not allowed in a configuration file"},
              {"check-config = true\n", 1, "not allowed in a configuration file"},
              {"allow = [192.0.2.0/24,\n  10.0.0.0/8]\nbogus = 1\n", 3, "unknown key 'bogus'"},
+             {"threshold = 4\ncrowdsec-ca-file = /nonexistent/ca.pem\n", 2,
+              "crowdsec-ca-file /nonexistent/ca.pem: cannot be read: No such file or directory"},
+             {"crowdsec-ca-file = relative.pem\n", 1, "crowdsec-ca-file must be an absolute path"},
          }) {
         write(c.text);
         auto p = parse_with({});

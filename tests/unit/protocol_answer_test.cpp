@@ -97,6 +97,30 @@ TEST(ProtocolResponse, StatusHasTodaysKeysAndRoundTrips)
     // A connwatchd from before the field: no missing interfaces, not an error.
     j.erase("missing_interfaces");
     EXPECT_TRUE(j.get<StatusResponse>().missing_interfaces.empty());
+    EXPECT_FALSE(j.get<StatusResponse>().crowdsec) << "no CrowdSec: no key";
+}
+
+TEST(ProtocolResponse, StatusCarriesTheCrowdsecLinkWhenConfigured)
+{
+    StatusResponse s = sample_status();
+    CrowdsecStatus cs;
+    cs.bouncer = CrowdsecStatus::Bouncer{"https://lapi:8080/", 1795578065, 42, 0, 0};
+    s.crowdsec = cs;
+    json j = s;
+    EXPECT_EQ(j["crowdsec"], json::parse(R"({"bouncer":{"lapi_url":"https://lapi:8080/",
+        "last_pull":1795578065,"decisions":42,"failing_since":0,"failed_pulls":0}})"));
+    auto back = j.get<StatusResponse>();
+    ASSERT_TRUE(back.crowdsec && back.crowdsec->bouncer);
+    EXPECT_FALSE(back.crowdsec->watcher);
+    EXPECT_EQ(back.crowdsec->bouncer->decisions, 42u);
+    EXPECT_EQ(json(back), j);
+
+    cs.watcher = CrowdsecStatus::Watcher{"http://lapi:8080/", "h1", 5, 2, 1, 1795578000};
+    s.crowdsec = cs;
+    j = s;
+    EXPECT_EQ(j["crowdsec"]["watcher"], json::parse(R"({"url":"http://lapi:8080/","login":"h1",
+        "alerts_sent":5,"alerts_queued":2,"alerts_dropped":1,"failing_since":1795578000})"));
+    EXPECT_EQ(json(j.get<StatusResponse>()), j);
 }
 
 TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
