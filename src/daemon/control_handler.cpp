@@ -188,13 +188,24 @@ Answer<PrefixResponse> ControlHandler::disallow(const DisallowRequest& req, cons
     return PrefixResponse{req.prefix};
 }
 
+Handler::FlushSteps ControlHandler::flush_steps(const Peer& p)
+{
+    uint64_t n = m_.begin_flush(by(p));
+    return [this, n]() -> std::optional<Answer<FlushResponse>> {
+        if (m_.flushes_done() < n)
+            m_.flush_step();
+        if (m_.flushes_done() < n)
+            return std::nullopt;
+        return FlushResponse{m_.last_flush_removed()};
+    };
+}
+
 Answer<FlushResponse> ControlHandler::flush(const Peer& p)
 {
-    auto removed = m_.table().flush();
-    for (const auto& c : removed)
-        m_.sink().block_removed(c.str(), "flushed" + by(p));
-    m_.save_state();
-    return FlushResponse{removed.size()};
+    auto step = flush_steps(p);
+    for (;;)
+        if (auto a = step())
+            return *a;
 }
 
 Answer<ReloadResponse> ControlHandler::reload(const Peer&)

@@ -73,6 +73,16 @@ public:
     void save_state();
     // Logs the blocks an allowlist change lifted.
     void report_lifted(const std::vector<Cidr>& lifted, const std::string& who);
+    // connwatchctl flush, a slice at a time (BlockTable::flush_step): begins
+    // one, or joins the one under way; returns its number. flush_step() does
+    // a slice of the flush under way (the requests' answers and the tick call
+    // it: a flush whose client went away is finished all the same); when it
+    // completes, one line says what it removed, by origin.
+    uint64_t begin_flush(const std::string& who);
+    void flush_step();
+    // The number of the last flush completed, and what it removed.
+    uint64_t flushes_done() const { return flushes_done_; }
+    uint64_t last_flush_removed() const { return last_flush_removed_; }
 
 private:
     void start();
@@ -112,6 +122,8 @@ private:
 
     Options opts_;
     std::vector<std::string> args_;
+    uint64_t flushes_begun_ = 0, flushes_done_ = 0, last_flush_removed_ = 0;
+    std::string flush_by_;
     std::unique_ptr<EventSink> sink_;
     std::unique_ptr<XdpProgram> prog_;
     std::unique_ptr<KernelMaps> maps_;

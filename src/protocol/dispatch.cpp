@@ -93,6 +93,32 @@ private:
     bool started_ = false, first_ = true, done_ = false;
 };
 
+// A flush's answer: one slice of the flush each call, nothing written until
+// it is complete (the server comes back after the rest of its loop).
+class FlushWriter final : public AnswerStream {
+public:
+    explicit FlushWriter(Handler::FlushSteps steps) : steps_(std::move(steps)) {}
+    bool more(std::string& out, std::size_t) override
+    {
+        nlohmann::json j;
+        try {
+            auto a = steps_();
+            if (!a)
+                return true;
+            j = answer_json(*a);
+        } catch (const std::exception& e) {
+            j = error_response(e.what());
+        } catch (...) {
+            j = error_response("internal error: the request failed");
+        }
+        out += compact(j) + "\n";
+        return false;
+    }
+
+private:
+    Handler::FlushSteps steps_;
+};
+
 template <class... F>
 struct Overloaded : F... {
     using F::operator()...;
@@ -178,7 +204,9 @@ std::unique_ptr<AnswerStream> answer(Handler& h, const Request& request, const P
                 [&](const UnblockRequest& r) { return whole(h.unblock(r, peer)); },
                 [&](const AllowRequest& r) { return whole(h.allow(r, peer)); },
                 [&](const DisallowRequest& r) { return whole(h.disallow(r, peer)); },
-                [&](const FlushRequest&) { return whole(h.flush(peer)); },
+                [&](const FlushRequest&) -> std::unique_ptr<AnswerStream> {
+                    return std::make_unique<FlushWriter>(h.flush_steps(peer));
+                },
                 [&](const ReloadRequest&) { return whole(h.reload(peer)); },
                 [&](const BlockManyRequest& r) { return whole(h.block_many(r, peer)); },
                 [&](const UnblockManyRequest& r) { return whole(h.unblock_many(r, peer)); },

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <map>
 
+#include "blocks/block_table.h"
+#include "blocks/kernel_maps.h"
 #include "xdp_fixture.h"
 
 namespace connwatch::test {
@@ -85,11 +87,48 @@ TEST_F(Batch, ABatchedDeleteSkipsWhatIsNotThere)
         keys.push_back(key(i));
     keys.insert(keys.begin() + 10, key(5000)); // never there
     keys.push_back(key(6000));                 // nor this
-    EXPECT_EQ(prog_->block_remove_many(keys), 50u);
+    std::vector<bool> done;
+    EXPECT_EQ(prog_->block_remove_batch(keys, &done), 50u);
+    ASSERT_EQ(done.size(), keys.size());
+    EXPECT_TRUE(done[0]);
+    EXPECT_FALSE(done[10]) << "never there";
+    EXPECT_TRUE(done[11]);
+    EXPECT_FALSE(done.back());
     EXPECT_EQ(prog_->block_list().size(), 50u);
     EXPECT_FALSE(prog_->block_get(Address(key(0))));
     EXPECT_TRUE(prog_->block_get(Address(key(1))));
 }
 
+// connwatchctl flush on the real map: a slice of the walk and one delete
+// batch a step, every block gone in the end, counted by origin; a block made
+// after the flush began stays.
+TEST_F(Batch, AFlushGoesInSlicesAndKeepsWhatCameAfter)
+{
+    constexpr uint32_t n = 15000;
+    fill(n);
+    KernelMaps maps(*prog_);
+    BlockTable table(maps, "/nonexistent/connwatch-test/state.json");
+    table.restore();
+    ASSERT_EQ(table.counts().scan, n);
+    const uint64_t begun = 1'000'000;
+    table.flush_begin(begun);
+    cw_block later{};
+    later.created_ns = begun + 1;
+    later.origin = CW_ORIGIN_MANUAL;
+    ASSERT_TRUE(prog_->block_add(Address(key(n + 1)), later));
+    int steps = 0;
+    while (!table.flush_step(1024))
+        ASSERT_LT(++steps, 1000) << "no end";
+    EXPECT_GE(steps, 10) << "one step did it all";
+    EXPECT_EQ(table.flushed().scan, n);
+    EXPECT_EQ(table.flushed().total(), n);
+    auto left = prog_->block_list();
+    ASSERT_EQ(left.size(), 1u);
+    EXPECT_EQ(left[0].first, Address(key(n + 1)));
+    EXPECT_EQ(table.counts().total(), 0u) << "the later block was never indexed";
+    EXPECT_EQ(table.removed(RemovalReason::Flushed), n);
+}
+
 } // namespace
 } // namespace connwatch::test
+
