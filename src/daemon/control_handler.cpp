@@ -124,6 +124,7 @@ Answer<BlockManyResponse> ControlHandler::block_many(const BlockManyRequest& req
         r.refused.push_back({i, std::move(why)});
     if (r.added)
         m_.save_state();
+    m_.trim_later();
     // One line a request, not one a block: an import of a million would
     // flood the journal (and its rate limit would drop the rest).
     m_.sink().notice("Blocked " + std::to_string(r.added) + " of " +
@@ -139,6 +140,7 @@ Answer<UnblockManyResponse> ControlHandler::unblock_many(const UnblockManyReques
     auto done = m_.table().unblock_many(req.prefixes);
     if (!done.removed.empty())
         m_.save_state();
+    m_.trim_later();
     m_.sink().notice("Unblocked " + std::to_string(done.removed.size()) + " of " +
                      std::to_string(req.prefixes.size()) + " prefixes at once" + by(p) + ": " +
                      std::to_string(done.absent) + " were not blocked");
