@@ -28,6 +28,8 @@ public:
     // Many at once (bulk imports): entry i added or removed as add_block or
     // remove_block would, result[i] what it returned. One call each here;
     // KernelMaps writes the exact addresses in batches.
+    // (remove_blocks is the one way BlockTable removes many: unblock --file,
+    // expiry, flush.)
     virtual std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
     {
         std::vector<bool> done;
@@ -61,8 +63,6 @@ public:
     virtual uint64_t host_block_slice(uint64_t cursor, size_t max, const HostVisitor& fn) const;
     // The kernel's entry of an exact block, if there is one.
     virtual std::optional<cw_block> find_host_block(const cw_addr& key) const;
-    // Removes these exact blocks; returns how many were there.
-    virtual size_t remove_host_blocks(const std::vector<cw_addr>& keys);
 
     virtual uint32_t cidr_block_capacity() const = 0;
     // Forgets a source's scan-detection state, so that its next port starts a
@@ -74,6 +74,15 @@ public:
     // operator lifts its block (unblock, flush, an allow entry), never when a
     // block expires. The fake keeps no history.
     virtual void forgive(const Address& source) { (void)source; }
+    // The sources that have scan state (bounded by its map), so that a flush
+    // of a million blocks resets those few rather than asking for each
+    // block; nullopt: cannot say (reset_scan_state each one).
+    virtual std::optional<std::vector<cw_addr>> scan_state_sources() const { return std::nullopt; }
+    virtual void reset_scan_states(const std::vector<cw_addr>& sources)
+    {
+        for (const auto& k : sources)
+            reset_scan_state(Address(k));
+    }
 
     // Throws Error when the kernel refuses (the trie is full, ...).
     virtual void add_allow(const Cidr& prefix) = 0;

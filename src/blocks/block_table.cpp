@@ -2,6 +2,7 @@
 #include "blocks/block_table.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -30,6 +31,70 @@ BlockRecord BlockTable::record_of(const Cidr& prefix, const cw_block& b) const
             b.expires_ns ? wall_time_of(b.expires_ns) : 0};
 }
 
+BlockRecord BlockTable::record_for(const Cidr& prefix, const cw_block& b) const
+{
+    if (auto m = meta_.find(prefix); m != meta_.end())
+        return m->second;
+    if (prefix.is_host())
+        if (const HostEntry* e = hosts_.find(prefix.address().to_abi()); e && e->shared) {
+            const Shared& r = shared_[e->shared];
+            return {prefix, BlockOrigin::Manual, r.reason, r.created, r.expires};
+        }
+    return record_of(prefix, b);
+}
+
+std::optional<BlockRecord> BlockTable::record(const Cidr& prefix) const
+{
+    if (!present(prefix))
+        return std::nullopt;
+    if (!prefix.is_host())
+        return record_for(prefix, cidrs_.at(prefix));
+    auto b = maps_.find_host_block(prefix.address().to_abi());
+    if (!b) { // indexed, gone from the kernel a moment ago: what the index says
+        const HostEntry* e = hosts_.find(prefix.address().to_abi());
+        b = cw_block{};
+        b->origin = e->origin;
+    }
+    return record_for(prefix, *b);
+}
+
+uint16_t BlockTable::share(const BlockRecord& r)
+{
+    auto key = std::make_tuple(r.reason, r.created, r.expires);
+    if (auto it = shared_ids_.find(key); it != shared_ids_.end()) {
+        shared_[it->second].refs++;
+        return it->second;
+    }
+    uint16_t id = 0;
+    if (!shared_free_.empty()) {
+        id = shared_free_.back();
+        shared_free_.pop_back();
+    } else if (shared_.size() <= kMaxSharedRecords) {
+        id = static_cast<uint16_t>(shared_.size());
+        shared_.emplace_back();
+    } else {
+        return 0;
+    }
+    shared_[id] = {r.reason, r.created, r.expires, 1};
+    shared_ids_.emplace(std::move(key), id);
+    return id;
+}
+
+bool BlockTable::unshare(HostEntry& e)
+{
+    if (!e.shared)
+        return false;
+    Shared& r = shared_[e.shared];
+    if (--r.refs == 0) {
+        shared_ids_.erase(std::make_tuple(r.reason, r.created, r.expires));
+        r = Shared{};
+        shared_free_.push_back(e.shared);
+    }
+    e.shared = 0;
+    shared_blocks_--;
+    return true;
+}
+
 BlockTable::Restored BlockTable::restore()
 {
     Restored out;
@@ -41,6 +106,11 @@ BlockTable::Restored BlockTable::restore()
     cidr_scan_ = cidr_crowdsec_ = 0;
     meta_.clear();
     scan_records_ = 0;
+    shared_.assign(1, Shared{});
+    shared_free_.clear();
+    shared_ids_.clear();
+    shared_blocks_ = 0;
+    flush_.reset();
     round_open_ = false;
     reconcile_cursor_ = 0;
     // The one walk of the blocklist: batched, straight into the index.
@@ -96,14 +166,18 @@ void BlockTable::note_block(const Cidr& prefix, const cw_block& b)
 
 void BlockTable::forget(const Cidr& prefix)
 {
+    bool had = false; // a record: its journal line says it is gone
     if (prefix.is_host()) {
+        if (HostEntry* e = hosts_.find(prefix.address().to_abi()))
+            had = unshare(*e);
         hosts_.erase(prefix.address().to_abi());
     } else if (auto it = cidrs_.find(prefix); it != cidrs_.end()) {
         cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
         cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
         cidrs_.erase(it);
     }
-    if (erase_record(prefix))
+    had = erase_record(prefix) || had;
+    if (had && !quiet_)
         note(journal_remove(prefix));
 }
 
@@ -115,6 +189,19 @@ bool BlockTable::present(const Cidr& prefix) const
 
 bool BlockTable::keep_record(BlockRecord r)
 {
+    // A manual exact block shares its record when it can.
+    HostEntry* e = r.prefix.is_host() ? hosts_.find(r.prefix.address().to_abi()) : nullptr;
+    if (e && r.origin == BlockOrigin::Manual) {
+        if (uint16_t id = share(r)) {
+            erase_record(r.prefix);
+            unshare(*e);
+            e->shared = id;
+            shared_blocks_++;
+            return true;
+        }
+    }
+    if (e)
+        unshare(*e); // a record of its own from now on
     bool scan = r.origin == BlockOrigin::Scan;
     auto it = meta_.find(r.prefix);
     if (it == meta_.end()) {
@@ -388,17 +475,104 @@ bool BlockTable::unblock(const Cidr& prefix)
     return remove(prefix, RemovalReason::Unblocked);
 }
 
-std::vector<Cidr> BlockTable::flush()
+void BlockTable::flush_begin(uint64_t now_ns)
 {
-    // Everything the kernel holds, known to the index or not.
-    std::vector<Cidr> all, out;
-    maps_.for_each_block(
-        [&](const cw_addr& k, const cw_block&) { all.push_back(Cidr::host(Address(k))); },
-        [&](const Cidr& c, const cw_block&) { all.push_back(c); });
-    for (const auto& prefix : all)
-        if (remove(prefix, RemovalReason::Flushed))
-            out.push_back(prefix);
-    return out;
+    if (flush_)
+        return; // one is under way: the caller joins it
+    Flush f;
+    f.started_ns = now_ns;
+    // The prefix blocks (only connwatchd makes them; bounded by
+    // max-cidr-blocks): listed now, removed a slice at a time. The exact ones
+    // are found by walking the kernel's map, known to the index or not.
+    for (const auto& [c, b] : cidrs_)
+        if (b.created_ns <= now_ns)
+            f.cidrs.push_back(c);
+    f.scanned = maps_.scan_state_sources();
+    if (f.scanned)
+        std::sort(f.scanned->begin(), f.scanned->end(), [](const cw_addr& a, const cw_addr& b) {
+            return std::memcmp(a.b, b.b, sizeof(a.b)) < 0;
+        });
+    flush_ = std::move(f);
+}
+
+bool BlockTable::flush_step(size_t max)
+{
+    if (!flush_)
+        return true;
+    Flush& f = *flush_;
+    quiet_ = true;
+    auto count = [&](uint8_t origin) { f.removed.count(block_origin_of(origin)); };
+    // Prefix blocks first, one by one.
+    for (size_t n = 0; f.cidr_at < f.cidrs.size() && n < max; f.cidr_at++, n++) {
+        const Cidr& c = f.cidrs[f.cidr_at];
+        auto it = cidrs_.find(c);
+        uint8_t origin = it != cidrs_.end() ? it->second.origin : uint8_t{CW_ORIGIN_MANUAL};
+        if (it != cidrs_.end() && it->second.created_ns > f.started_ns)
+            continue; // made again since the flush began
+        if (remove(c, RemovalReason::Flushed))
+            count(origin);
+    }
+    if (f.cidr_at < f.cidrs.size()) {
+        quiet_ = false;
+        return false;
+    }
+    // Exact blocks: a slice of the kernel's walk (whatever the index knows),
+    // removed in one batch.
+    std::vector<Cidr> keys;
+    std::vector<uint8_t> origins;
+    if (!f.hosts_started || f.cursor) {
+        f.hosts_started = true;
+        f.cursor = maps_.host_block_slice(f.cursor, max, [&](const cw_addr& k, const cw_block& b) {
+            if (b.created_ns > f.started_ns)
+                return; // made since the flush began: kept
+            keys.push_back(Cidr::host(Address(k)));
+            origins.push_back(b.origin);
+        });
+        if (f.cursor == BlockMaps::kSliceFailed)
+            f.cursor = 0; // the walk cannot go on: what it saw is removed, the rest kept
+    }
+    auto done = maps_.remove_blocks(keys);
+    std::vector<cw_addr> reset;
+    for (size_t i = 0; i < keys.size(); i++) {
+        if (!done[i]) {
+            forget(keys[i]); // gone meanwhile (expired): nor here
+            continue;
+        }
+        cw_addr k = keys[i].address().to_abi();
+        if (!f.scanned)
+            reset.push_back(k);
+        else if (std::binary_search(f.scanned->begin(), f.scanned->end(), k,
+                                    [](const cw_addr& a, const cw_addr& b) {
+                                        return std::memcmp(a.b, b.b, sizeof(a.b)) < 0;
+                                    }))
+            reset.push_back(k);
+        forget(keys[i]);
+        removed_[RemovalReason::Flushed]++;
+        count(origins[i]);
+    }
+    // Judged afresh from their next port (see remove()): the few with scan
+    // state, in one batch.
+    if (!reset.empty())
+        maps_.reset_scan_states(reset);
+    quiet_ = false;
+    if (f.cursor)
+        return false;
+    // Complete: the state file gets a snapshot of what is left.
+    flushed_ = f.removed;
+    flush_.reset();
+    rewrite_ = true;
+    pending_.clear();
+    pending_lines_ = 0;
+    mark_dirty();
+    return true;
+}
+
+BlockCounts BlockTable::flush()
+{
+    flush_begin(monotonic_now_ns());
+    while (!flush_step(kFlushSlice)) {
+    }
+    return flushed_;
 }
 
 void BlockTable::record_scan_block(const Address& src, std::string reason, std::time_t created,
@@ -439,9 +613,10 @@ void BlockTable::reconcile()
     // The round is complete: what it never saw is not in the kernel any more
     // (deleted behind connwatchd's back, bpftool, another process).
     round_open_ = false;
-    for (const auto& k : hosts_.end_round()) {
-        Cidr host = Cidr::host(Address(k));
-        if (erase_record(host))
+    for (auto& e : hosts_.end_round()) {
+        Cidr host = Cidr::host(Address(e.key));
+        bool had = unshare(e);
+        if (erase_record(host) || had)
             note(journal_remove(host));
     }
 }
@@ -477,6 +652,14 @@ std::vector<BlockTable::Mirror> BlockTable::mirror_many(std::vector<MirrorItem> 
         b.created_ns = now_ns;
         b.expires_ns = deadline_ns(now_ns, std::max(it.remaining, std::chrono::seconds(1)));
         b.origin = CW_ORIGIN_CROWDSEC;
+        // An operator's block stays, whether or not it keeps a record of its own
+        // (an imported block shares one).
+        if (it.prefix.is_host())
+            if (const HostEntry* e = hosts_.find(it.prefix.address().to_abi());
+                e && e->origin == CW_ORIGIN_MANUAL) {
+                m.outcome = Mirror::Outcome::Kept;
+                continue;
+            }
         // The records, not the kernel's maps: a community blocklist brings
         // tens of thousands of decisions, and each must not walk the lists.
         auto r = meta_.find(it.prefix);
@@ -602,9 +785,13 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
         when.push_back(b->expires_ns);
     }
     if (!gone.empty()) {
-        maps_.remove_host_blocks(gone);
+        std::vector<Cidr> hosts;
+        hosts.reserve(gone.size());
+        for (const auto& k : gone)
+            hosts.push_back(Cidr::host(Address(k)));
+        maps_.remove_blocks(hosts);
         for (size_t i = 0; i < gone.size(); i++) {
-            Cidr host = Cidr::host(Address(gone[i]));
+            const Cidr& host = hosts[i];
             // Judged afresh from its next port (see remove()).
             maps_.reset_scan_state(host.address());
             forget(host);
@@ -692,23 +879,6 @@ BlockTable::BulkRemoval BlockTable::unblock_many(const std::vector<Cidr>& prefix
 
 // ---- views -----------------------------------------------------------------------
 
-std::vector<BlockView> BlockTable::list() const
-{
-    std::vector<BlockView> rows;
-    auto row = [&](const Cidr& prefix, const cw_block& b) {
-        auto it = meta_.find(prefix);
-        rows.push_back({it != meta_.end() ? it->second : record_of(prefix, b), b.expires_ns});
-    };
-    maps_.for_each_block([&](const cw_addr& k, const cw_block& b) { row(Cidr::host(Address(k)), b); },
-                         row);
-    std::sort(rows.begin(), rows.end(), [](const BlockView& a, const BlockView& b) {
-        uint64_t ea = a.expires_ns ? a.expires_ns : UINT64_MAX;
-        uint64_t eb = b.expires_ns ? b.expires_ns : UINT64_MAX;
-        return ea != eb ? ea < eb : a.record.prefix < b.record.prefix;
-    });
-    return rows;
-}
-
 bool BlockTable::ListFilter::passes(const BlockRecord& r) const
 {
     if (origin && r.origin != *origin)
@@ -733,8 +903,7 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
         auto it = from.after ? cidrs_.upper_bound(*from.after) : cidrs_.begin();
         for (; it != cidrs_.end() && page.records.size() < max && budget > 0; ++it, budget--) {
             page.next.after = it->first;
-            auto m = meta_.find(it->first);
-            take(m != meta_.end() ? m->second : record_of(it->first, it->second));
+            take(record_for(it->first, it->second));
         }
         if (it != cidrs_.end())
             return page;
@@ -749,9 +918,7 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
     }
     uint64_t next = maps_.host_block_slice(
         page.next.bucket, std::max<size_t>(std::min(budget, max), 1), [&](const cw_addr& k, const cw_block& b) {
-            Cidr host = Cidr::host(Address(k));
-            auto m = meta_.find(host);
-            take(m != meta_.end() ? m->second : record_of(host, b));
+            take(record_for(Cidr::host(Address(k)), b));
         });
     // A failed walk ends the list: resuming it could list entries twice.
     page.end = next == 0 || next == BlockMaps::kSliceFailed;
@@ -775,6 +942,9 @@ size_t BlockTable::memory_bytes() const
     size_t records = 0;
     for (const auto& [c, r] : meta_)
         records += 32 + sizeof(c) + sizeof(r) + (r.reason.capacity() > 15 ? r.reason.capacity() + 1 : 0);
+    for (const auto& r : shared_)
+        records += sizeof(r) + (r.reason.capacity() > 15 ? r.reason.capacity() + 1 : 0);
+    records += shared_ids_.size() * (32 + sizeof(Shared) + 8);
     return hosts_.bytes() + cidrs_.size() * (32 + sizeof(Cidr) + sizeof(cw_block)) +
            cidr_due_.size() * (32 + sizeof(uint64_t) + sizeof(Cidr)) + records;
 }
@@ -807,15 +977,28 @@ BlockTable::Save BlockTable::save_if_dirty()
 {
     if (!dirty_ && !file_.unsynced())
         return {};
-    if (file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, meta_.size()))
+    if (file_.journal_lines() + pending_lines_ >
+        std::max(kMinJournalLines, meta_.size() + shared_blocks_))
         rewrite_ = true;
     Save out;
     try {
         auto snapshot = [&] {
             State st;
-            st.blocks.reserve(meta_.size());
+            st.blocks.reserve(meta_.size() + shared_blocks_);
             for (const auto& [c, r] : meta_)
                 st.blocks.push_back(r);
+            if (shared_blocks_) {
+                hosts_.for_each([&](const HostEntry& e) {
+                    if (!e.shared)
+                        return;
+                    const Shared& r = shared_[e.shared];
+                    st.blocks.push_back({Cidr::host(Address(e.key)), BlockOrigin::Manual,
+                                         r.reason, r.created, r.expires});
+                });
+                // In the prefixes' order, as when every block had its record.
+                std::sort(st.blocks.begin(), st.blocks.end(),
+                          [](const BlockRecord& a, const BlockRecord& b) { return a.prefix < b.prefix; });
+            }
             st.allow = runtime_;
             file_.rewrite(st);
         };

@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -33,12 +34,6 @@ struct BlockCounts {
     {
         (o == BlockOrigin::Manual ? manual : o == BlockOrigin::Crowdsec ? crowdsec : scan)++;
     }
-};
-
-// A block as `list` shows it.
-struct BlockView {
-    BlockRecord record;
-    uint64_t expires_ns = 0; // monotonic deadline, 0 = never
 };
 
 // A block that fell due: its prefix and the wall-clock time it expired at.
@@ -96,8 +91,26 @@ public:
     std::string danger(const Cidr& prefix) const;
     // False when it was not blocked.
     bool unblock(const Cidr& prefix);
-    // Every block removed; returns their prefixes.
-    std::vector<Cidr> flush();
+
+    // ---- flush: every block removed, a slice at a time (a million blocks take
+    // seconds; the event loop runs between slices). flush_begin() starts one
+    // (or, while one is under way, does nothing: the caller joins it); each
+    // flush_step() removes up to `max` blocks -- the exact ones in batches
+    // (bpf_map_delete_batch), their sources' scan state reset -- and says
+    // whether the flush is complete. A block made after flush_begin() (its
+    // kernel entry's creation time is later) is kept. The removals write no
+    // journal line each: the state file gets a snapshot when the flush is
+    // complete.
+    void flush_begin(uint64_t now_ns);
+    bool flush_step(size_t max);
+    bool flushing() const { return flush_.has_value(); }
+    // What the last flush completed removed, by origin.
+    const BlockCounts& flushed() const { return flushed_; }
+    // A flush whole (tests, small tables): begin, step until complete.
+    BlockCounts flush();
+    // Exact blocks a flush_step() removes at most (a slice of the kernel's
+    // walk, one delete batch): tens of milliseconds.
+    static constexpr size_t kFlushSlice = 16384;
     // The kernel made a block on a scan: remember why.
     void record_scan_block(const Address& src, std::string reason, std::time_t created,
                            std::time_t expires);
@@ -164,8 +177,6 @@ public:
     BulkRemoval unblock_many(const std::vector<Cidr>& prefixes);
 
     // ---- views
-    // Every block, soonest expiry first, blocks without one last.
-    std::vector<BlockView> list() const;
     // A page of the blocks: the prefix blocks first, in address order (Cidr's),
     // then the single addresses in the kernel's own order (its hash buckets:
     // a walk that resumes where it stopped, whatever was added or removed
@@ -202,6 +213,18 @@ public:
     // file; past it a scan block is listed without one (it was logged when
     // made). Manual and prefix blocks always keep theirs.
     static constexpr size_t kMaxScanRecords = 16384;
+    // Records that manual exact blocks share (a reason with its creation and
+    // expiry times: a bulk import's request makes one), numbered in 16 bits
+    // in the index's entry; past this many distinct ones a block gets a
+    // record of its own.
+    static constexpr size_t kMaxSharedRecords = 65535;
+    // Manual exact blocks whose record is shared (none of their own), and the
+    // shared records in use.
+    size_t shared_blocks() const { return shared_blocks_; }
+    size_t shared_records() const { return shared_ids_.size(); }
+    // The block's record as list shows it and the state file keeps it
+    // (nullopt: not blocked, as far as the table knows).
+    std::optional<BlockRecord> record(const Cidr& prefix) const;
     // Reconciliation: at least this many exact blocks read a tick, and enough
     // that a whole round takes at most kReconcileRounds ticks, up to kMax.
     // (Idle at a million blocks the slice is most of connwatchd's CPU time:
@@ -263,6 +286,11 @@ private:
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
+    // The record kept for a block (its own, or a shared one), else what its
+    // kernel entry says.
+    BlockRecord record_for(const Cidr& prefix, const cw_block& b) const;
+    // Drops an exact block's shared record, if it has one; true if it had.
+    bool unshare(HostEntry& e);
 
     BlockMaps& maps_;
     std::string state_path_;
@@ -280,6 +308,35 @@ private:
     // its kernel entry.
     std::map<Cidr, BlockRecord> meta_;
     size_t scan_records_ = 0;
+    // Manual exact blocks do not each keep a record: most of a million-line
+    // import say the same (a reason, the same times), so the record is kept
+    // once, counted, and the block's index entry holds its number (1 up to
+    // kMaxSharedRecords; 0 of the index means none). 24 bytes a block instead
+    // of a ~140-byte map node (docs/SCALE.md).
+    struct Shared {
+        std::string reason;
+        std::time_t created = 0, expires = 0;
+        size_t refs = 0;
+    };
+    std::vector<Shared> shared_{1}; // [0] unused
+    std::vector<uint16_t> shared_free_;
+    std::map<std::tuple<std::string, std::time_t, std::time_t>, uint16_t> shared_ids_;
+    size_t shared_blocks_ = 0;
+    uint16_t share(const BlockRecord& r); // 0: no number left
+    // A flush under way: the prefix blocks to remove, the kernel walk's
+    // cursor, the sources with scan state (sorted), what was removed.
+    struct Flush {
+        uint64_t started_ns = 0;
+        std::vector<Cidr> cidrs;
+        size_t cidr_at = 0;
+        uint64_t cursor = 0;
+        bool hosts_started = false;
+        std::optional<std::vector<cw_addr>> scanned;
+        BlockCounts removed;
+    };
+    std::optional<Flush> flush_;
+    BlockCounts flushed_;
+    bool quiet_ = false; // removals write no journal line (a flush: a snapshot follows)
     uint64_t reconcile_cursor_ = 0;
     bool round_open_ = false;
     StateFile file_;

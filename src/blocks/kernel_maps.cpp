@@ -29,9 +29,10 @@ std::vector<std::pair<Cidr, cw_block>> KernelMaps::blocks() const
     return out;
 }
 
-// The exact addresses in one batch each way; what the batch did not do (a
-// full map, a key not there, an old kernel) and the CIDR trie's entries (the
-// LPM trie has no batch operations) one by one.
+// The exact addresses in batches: an addition the batch did not do (a full
+// map, an old kernel) is tried alone; a removal skips the keys that are not
+// there. The CIDR trie's entries (the LPM trie has no batch operations) one by
+// one.
 std::vector<bool> KernelMaps::add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
 {
     std::vector<bool> done(entries.size(), false);
@@ -65,9 +66,10 @@ std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
         hosts.push_back(i);
         keys.push_back(prefixes[i].address().to_abi());
     }
-    std::size_t n = prog_.block_remove_batch(keys);
+    std::vector<bool> removed;
+    prog_.block_remove_batch(keys, &removed);
     for (std::size_t k = 0; k < hosts.size(); k++)
-        done[hosts[k]] = k < n || prog_.block_remove(prefixes[hosts[k]].address());
+        done[hosts[k]] = removed[k];
     for (std::size_t i = 0; i < prefixes.size(); i++)
         if (!prefixes[i].is_host())
             done[i] = prog_.cidr_block_remove(prefixes[i]);

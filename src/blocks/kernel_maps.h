@@ -23,10 +23,6 @@ public:
     {
         return prog_.block_get(Address(key));
     }
-    size_t remove_host_blocks(const std::vector<cw_addr>& keys) override
-    {
-        return prog_.block_remove_many(keys);
-    }
     std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries) override;
     std::vector<bool> remove_blocks(const std::vector<Cidr>& prefixes) override;
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
@@ -39,6 +35,14 @@ public:
     }
     // Histories forgiven so far: the Manager saves offenders.json when it moves.
     uint64_t forgiven() const { return forgiven_; }
+    std::optional<std::vector<cw_addr>> scan_state_sources() const override
+    {
+        return prog_.scan_state_sources();
+    }
+    void reset_scan_states(const std::vector<cw_addr>& sources) override
+    {
+        prog_.scan_state_remove_batch(sources);
+    }
 
     void add_allow(const Cidr& prefix) override { prog_.allow_add(prefix); }
     bool remove_allow(const Cidr& prefix) override { return prog_.allow_remove(prefix); }

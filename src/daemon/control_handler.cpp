@@ -144,6 +144,7 @@ Answer<BlockManyResponse> ControlHandler::block_many(const BlockManyRequest& req
         r.refused.push_back({i, std::move(why)});
     if (r.added)
         m_.save_state();
+    m_.trim_later();
     // One line a request, not one a block: an import of a million would
     // flood the journal (and its rate limit would drop the rest).
     m_.sink().notice("Blocked " + std::to_string(r.added) + " of " +
@@ -159,6 +160,7 @@ Answer<UnblockManyResponse> ControlHandler::unblock_many(const UnblockManyReques
     auto done = m_.table().unblock_many(req.prefixes);
     if (!done.removed.empty())
         m_.save_state();
+    m_.trim_later();
     m_.sink().notice("Unblocked " + std::to_string(done.removed.size()) + " of " +
                      std::to_string(req.prefixes.size()) + " prefixes at once" + by(p) + ": " +
                      std::to_string(done.absent) + " were not blocked");
@@ -208,13 +210,24 @@ Answer<PrefixResponse> ControlHandler::disallow(const DisallowRequest& req, cons
     return PrefixResponse{req.prefix};
 }
 
+Handler::FlushSteps ControlHandler::flush_steps(const Peer& p)
+{
+    uint64_t n = m_.begin_flush(by(p));
+    return [this, n]() -> std::optional<Answer<FlushResponse>> {
+        if (m_.flushes_done() < n)
+            m_.flush_step();
+        if (m_.flushes_done() < n)
+            return std::nullopt;
+        return FlushResponse{m_.last_flush_removed()};
+    };
+}
+
 Answer<FlushResponse> ControlHandler::flush(const Peer& p)
 {
-    auto removed = m_.table().flush();
-    for (const auto& c : removed)
-        m_.sink().block_removed(c.str(), "flushed" + by(p));
-    m_.save_state();
-    return FlushResponse{removed.size()};
+    auto step = flush_steps(p);
+    for (;;)
+        if (auto a = step())
+            return *a;
 }
 
 Answer<ReloadResponse> ControlHandler::reload(const Peer&)

@@ -131,6 +131,31 @@ void Manager::refresh_own_addresses()
     save_state();
 }
 
+uint64_t Manager::begin_flush(const std::string& who)
+{
+    if (!table_->flushing()) {
+        table_->flush_begin(monotonic_now_ns());
+        flushes_begun_++;
+        flush_by_ = who;
+    }
+    return flushes_begun_;
+}
+
+void Manager::flush_step()
+{
+    if (!table_->flushing() || !table_->flush_step(BlockTable::kFlushSlice))
+        return;
+    const BlockCounts& n = table_->flushed();
+    flushes_done_ = flushes_begun_;
+    last_flush_removed_ = n.total();
+    // One line, not one a block: a million lines would flood the journal.
+    sink_->notice("Flushed " + std::to_string(n.total()) + " blocks (" +
+                  std::to_string(n.manual) + " manual, " + std::to_string(n.scan) + " scan, " +
+                  std::to_string(n.crowdsec) + " crowdsec)" + flush_by_);
+    save_state();
+    trim_later();
+}
+
 void Manager::report_lifted(const std::vector<Cidr>& lifted, const std::string& who)
 {
     for (const auto& c : lifted)
@@ -466,6 +491,8 @@ void Manager::on_timer()
         sd_notify(0, "WATCHDOG=1");
     // Expired blocks stop matching in the kernel at once; here they are removed
     // and logged, which also frees their room. One walk, which also counts.
+    // A flush whose client went away goes on here, a slice a tick.
+    flush_step();
     auto sweep = table_->sweep_expired(monotonic_now_ns());
     for (const auto& e : sweep.expired) {
         if (e.prefix.is_host())
@@ -476,6 +503,13 @@ void Manager::on_timer()
     report_lost_events();
     save_state();
     save_offenders(false);
+    if (trim_due_) {
+        // A million-line import parses a thousand requests of 4,096 entries and
+        // grows the index: what it freed stays in malloc's arenas, resident,
+        // until trimmed (7 to 20 MiB at a million blocks).
+        trim_due_ = false;
+        malloc_trim(0);
+    }
     // What a successor would count as missed, should this process end now.
     prog_->record_seen(prog_->stats());
     // The control clients' deadlines pass without any event on the socket.

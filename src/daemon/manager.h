@@ -84,6 +84,19 @@ public:
     void save_state();
     // Logs the blocks an allowlist change lifted.
     void report_lifted(const std::vector<Cidr>& lifted, const std::string& who);
+    // connwatchctl flush, a slice at a time (BlockTable::flush_step): begins
+    // one, or joins the one under way; returns its number. flush_step() does
+    // a slice of the flush under way (the requests' answers and the tick call
+    // it: a flush whose client went away is finished all the same); when it
+    // completes, one line says what it removed, by origin.
+    uint64_t begin_flush(const std::string& who);
+    void flush_step();
+    // A bulk request or a flush freed much memory in small pieces: malloc's
+    // arenas are trimmed at the next tick (once, however many requests).
+    void trim_later() { trim_due_ = true; }
+    // The number of the last flush completed, and what it removed.
+    uint64_t flushes_done() const { return flushes_done_; }
+    uint64_t last_flush_removed() const { return last_flush_removed_; }
 
 private:
     void start();
@@ -140,6 +153,9 @@ private:
 
     Options opts_;
     std::vector<std::string> args_;
+    uint64_t flushes_begun_ = 0, flushes_done_ = 0, last_flush_removed_ = 0;
+    std::string flush_by_;
+    bool trim_due_ = false;
     std::unique_ptr<EventSink> sink_;
     std::unique_ptr<XdpProgram> prog_;
     std::unique_ptr<KernelMaps> maps_;

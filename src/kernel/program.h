@@ -75,15 +75,17 @@ public:
     using BlockVisitor = std::function<void(const cw_addr&, const cw_block&)>;
     uint64_t block_slice(uint64_t cursor, size_t max, const BlockVisitor& fn) const;
     void block_for_each(const BlockVisitor& fn) const; // every entry, in slices
-    // Deletes these keys; returns how many were there.
-    size_t block_remove_many(const std::vector<cw_addr>& keys);
-    // The same for many addresses in one bpf() call each way (bulk imports).
-    // Returns how many, from the first, were done: fewer than asked when one
-    // failed (the map is full; a key to remove is not there; a kernel without
-    // batch operations does none) -- the caller goes on one by one from there.
+    // Many addresses in one bpf() call each way (bulk imports, expiry, flush).
+    // block_add_batch returns how many, from the first, were written: fewer
+    // than asked when one failed (the map is full; a kernel without batch
+    // operations writes none) -- the caller goes on one by one from there.
     std::size_t block_add_batch(const std::vector<cw_addr>& keys,
                                 const std::vector<cw_block>& values);
-    std::size_t block_remove_batch(const std::vector<cw_addr>& keys);
+    // Deletes the keys that are there (a key that is not is skipped, not an
+    // error; a kernel without batch operations gets them one by one);
+    // returns how many were. done[i], when asked for: key i was removed.
+    std::size_t block_remove_batch(const std::vector<cw_addr>& keys,
+                                   std::vector<bool>* done = nullptr);
 
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);
@@ -106,6 +108,10 @@ public:
     // source afresh from its next port (BlockTable does when a block ends).
     bool scan_state_remove(const Address& a); // false: there was none
     std::optional<cw_scan_state> scan_state(const Address& a) const;
+    // The sources with scan state (at most the map's 32,768), and many
+    // removed at once (block_remove_batch's rules).
+    std::vector<cw_addr> scan_state_sources() const;
+    std::size_t scan_state_remove_batch(const std::vector<cw_addr>& keys);
 
     // Repeat offenders (bpf/escalate.h): a blocked source's history, keyed as
     // block_addr is. Removing it forgives: the next block is offence 1.
@@ -180,8 +186,14 @@ private:
     uint8_t pinned_tag_[8] = {};
     bool have_pinned_tag_ = false;
     // Entries of a pinned map that could not be reused as it is (another
-    // capacity), to re-insert after load: map name -> (key, value) bytes.
-    std::vector<std::tuple<std::string, std::vector<uint8_t>, std::vector<uint8_t>>> carry_;
+    // capacity), to re-insert after load: its keys and values back to back
+    // (a million blocks are 40 MB here, not a million pairs of vectors).
+    struct Carried {
+        std::string map;
+        std::vector<uint8_t> keys, values;
+        std::size_t count = 0;
+    };
+    std::vector<Carried> carry_;
     // block_slice's buffers, kept: a slice every second must not map and
     // unmap a megabyte every second.
     mutable std::vector<cw_addr> batch_keys_;

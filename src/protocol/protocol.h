@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -239,6 +240,16 @@ public:
     virtual Answer<PrefixResponse> allow(const AllowRequest&, const Peer&) = 0;
     virtual Answer<PrefixResponse> disallow(const DisallowRequest&, const Peer&) = 0;
     virtual Answer<FlushResponse> flush(const Peer&) = 0;
+    // A flush made a slice at a time, so that a million blocks do not hold
+    // the daemon's loop: each call of the returned function does one slice
+    // and gives the answer once the flush is complete (nullopt: not yet; the
+    // server calls it again after the rest of the loop). By default flush(),
+    // whole, at the first call.
+    using FlushSteps = std::function<std::optional<Answer<FlushResponse>>()>;
+    virtual FlushSteps flush_steps(const Peer& p)
+    {
+        return [this, p]() -> std::optional<Answer<FlushResponse>> { return flush(p); };
+    }
     virtual Answer<ReloadResponse> reload(const Peer&) = 0;
     virtual Answer<BlockManyResponse> block_many(const BlockManyRequest&, const Peer&) = 0;
     virtual Answer<UnblockManyResponse> unblock_many(const UnblockManyRequest&, const Peer&) = 0;

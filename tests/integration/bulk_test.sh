@@ -221,6 +221,49 @@ case_unblock_file() {
 }
 check "unblock --file of the same $LINES lines" case_unblock_file
 
+case_restart_keeps_reasons() {
+    local out
+    out=$(ctl block --file "$WORK/many.txt") || why "block --file exited $?: $out" || return 1
+    [ "$out" = "Added $LINES blocks; 0 already present; 0 lines refused" ] || why "summary: $out" || return 1
+    echo "# connwatchd RSS with $LINES manual blocks: $(awk '/VmRSS/ {print $2, $3}' /proc/"$DPID"/status)"
+    stop_daemon || return 1
+    start_daemon
+    ctl status --json | json_check "j['blocks'] >= $LINES" || why "the blocks are not counted after the restart" || return 1
+    out=$(ctl list --match 100.64.0.0/30 --json) || why "list --match exited $?" || return 1
+    json_check 'sorted(b["prefix"] for b in j["blocks"])==["100.64.0.%d/32" % i for i in range(4)] and all(b["reason"]=="bulk" and b["origin"]=="manual" and b["expires"]>0 for b in j["blocks"])' <<<"$out" ||
+        why "after the restart the imported blocks' reasons are not listed: $out" || return 1
+}
+check "a restart keeps the $LINES imported blocks and their reason" case_restart_keeps_reasons
+
+case_flush() {
+    local out n status_ok=0 t0
+    t0=$(cw_now_ms)
+    ctl flush >"$WORK/flush.out" 2>&1 &
+    local flusher=$!
+    cw_on_cleanup "cw_kill $flusher 2"
+    # The daemon answers others while it flushes (or after: either way an answer).
+    ctl status --json | json_check 'j["ok"]' && status_ok=1
+    cw_wait_exit "$flusher" 120 || why "connwatchctl flush did not finish" || return 1
+    [ "$CW_EXIT_STATUS" = 0 ] || why "connwatchctl flush exited $CW_EXIT_STATUS: $(cat "$WORK/flush.out")" || return 1
+    out=$(cat "$WORK/flush.out")
+    echo "# flushed in $(($(cw_now_ms) - t0)) ms: $out"
+    [ "$status_ok" = 1 ] || why "status during the flush failed" || return 1
+    [[ $out =~ ^Removed\ ([0-9]+)\ blocks$ ]] || why "flush said: $out" || return 1
+    local removed=${BASH_REMATCH[1]}
+    [ "$removed" -ge "$LINES" ] || why "flush removed $removed, fewer than $LINES" || return 1
+    ctl status --json | json_check "j['blocks'] == 0" || why "blocks left after the flush" || return 1
+    # One line in the log for the whole flush, counted by origin; none a block.
+    cw_wait_for_line "$WORK/err" "Flushed $removed blocks \\([0-9]+ manual, [0-9]+ scan, [0-9]+ crowdsec\\)" 5 "$DPID" ||
+        why "no 'Flushed $removed blocks (... manual, ... scan, ... crowdsec)' line" || return 1
+    n=$(cat "$WORK/out" "$WORK/err" | grep -c 'flushed (by' || true)
+    [ "$n" = 0 ] || why "$n log lines of a block each 'flushed (by ...)'" || return 1
+    # Nothing comes back on a restart: the state file was rewritten.
+    stop_daemon || return 1
+    start_daemon
+    ctl status --json | json_check "j['blocks'] == 0" || why "flushed blocks came back after a restart" || return 1
+}
+check "flush of $LINES blocks: batched, one log line, nothing back after a restart" case_flush
+
 check "SIGTERM: a clean exit (0)" stop_daemon
 echo "# connwatchd stderr:"; sed 's/^/#   /' "$WORK/err" | tail -20
 echo "$PASSED passed, $FAILED failed"

@@ -294,7 +294,7 @@ TEST_F(BlockTableTest, MirrorsADecisionAndWithdrawsOnlyItsOwn)
     EXPECT_EQ(m.outcome, BlockTable::Mirror::Outcome::Added) << m.why;
     EXPECT_EQ(maps_.hosts.at(P("192.0.2.7")).origin, CW_ORIGIN_CROWDSEC);
     EXPECT_EQ(table_->counts().crowdsec, 1u);
-    EXPECT_EQ(table_->list().at(0).record.origin, BlockOrigin::Crowdsec);
+    EXPECT_EQ(every_block(*table_).at(0).origin, BlockOrigin::Crowdsec);
     EXPECT_EQ(table_->mirror(P("192.0.2.7"), 7200s, "crowdsec y").outcome,
               BlockTable::Mirror::Outcome::Updated);
 
