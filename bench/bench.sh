@@ -43,6 +43,6 @@ status=0
 OUT=$out RUN_TIMEOUT=${TIMEOUT:-3600} "$here/run.sh" "$build" -- ${ARGS:-} || status=$?
 echo "# uptime after: $(uptime)" | tee -a "$out"
 if [ "$status" -eq 0 ] || grep -q '^| drop ' "$out"; then
-    python3 "$here/plot.py" "$out" "$here/results/$stamp" || status=$?
+    /usr/bin/python3 "$here/plot.py" "$out" "$here/results/$stamp" || status=$?
 fi
 exit "$status"

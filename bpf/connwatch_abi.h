@@ -111,29 +111,6 @@ struct cw_config {
 	 * and each one moves it block_every_ns on. */
 	__u64 block_every_ns; /* 1e9 / rate: one token per this long; 0 = no bound */
 	__u64 block_slack_ns; /* (burst - 1) * block_every_ns: the burst beyond one */
-	/* Generation of the per-CPU verdict cache (verdict_cache map, struct
-	 * cw_verdict_slot). A cached drop verdict counts only while its slot holds
-	 * the generation read here; userspace moves this on after every change that
-	 * can end or shorten a block or exempt an address (unblock, flush, expiry
-	 * sweep, a block rewritten, an allowlist change), so a verdict cached before
-	 * the change is never used after it. 0 = the cache is off: neither read nor
-	 * written, every packet looks the blocklists up (the behaviour before the
-	 * cache, and what a zeroed config means). connwatchd starts it at 1. */
-	__u64 verdict_gen;
-};
-
-/* Slots of the per-CPU verdict cache (a power of two): direct-mapped, indexed
- * by a multiplicative hash of the source address. */
-#define CW_VERDICT_SLOTS_LOG2 12
-#define CW_VERDICT_SLOTS (1u << CW_VERDICT_SLOTS_LOG2)
-
-/* One slot of the verdict cache: a recent drop verdict of this CPU. */
-struct cw_verdict_slot {
-	struct cw_addr addr; /* the source dropped */
-	__u64 expires_ns;    /* the block's deadline (CLOCK_MONOTONIC); 0 = none */
-	__u64 gen;           /* cw_config.verdict_gen when cached; 0 = empty */
-	__u32 stat;          /* the verdict counter: CW_STAT_DROP_BLOCKED[_CIDR] */
-	__u32 pad;
 };
 
 /* Ring-buffer event types. */

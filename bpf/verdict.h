@@ -56,73 +56,15 @@ static __always_inline int is_allowed(const struct cw_addr *a)
 	return bpf_map_lookup_elem(&allow, &k) != NULL;
 }
 
-/* ---- the verdict cache (maps.h: verdict_cache) --------------------------- */
-
-/* Slot of a source: the four words of its address folded, times a 32-bit
- * golden-ratio constant, top bits (Fibonacci hashing). IPv4 sources differ in
- * the last word only; consecutive addresses land far apart. */
-static __always_inline __u32 verdict_slot(const struct cw_addr *a)
-{
-	__u32 w[4];
-
-	__builtin_memcpy(w, a->b, 16);
-	return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 2654435761u) >> (32 - CW_VERDICT_SLOTS_LOG2);
-}
-
-static __always_inline int addr_eq(const struct cw_addr *x, const struct cw_addr *y)
-{
-	__u64 a[2], b[2];
-
-	__builtin_memcpy(a, x->b, 16);
-	__builtin_memcpy(b, y->b, 16);
-	return a[0] == b[0] && a[1] == b[1];
-}
-
-/* Remembers a drop verdict. gen 0 first, gen last: a packet handled on this
- * CPU in between (an interrupt nests, it never interleaves) sees an empty
- * slot, never a half-written one. */
-static __always_inline void verdict_store(struct cw_verdict_slot *s, const struct cw_addr *src,
-					  __u64 expires_ns, __u32 stat, __u64 gen)
-{
-	WRITE_ONCE(s->gen, 0);
-	asm volatile("" ::: "memory");
-	__builtin_memcpy(s->addr.b, src->b, 16);
-	s->expires_ns = expires_ns;
-	s->stat = stat;
-	asm volatile("" ::: "memory");
-	WRITE_ONCE(s->gen, gen);
-}
-
 /* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
- * constant at each call (inlined), so the IPv6 path carries no trace of it.
- *
- * The block lookups of the fast path, all of them here. First this CPU's
- * verdict cache: a slot holding src, the current generation and a deadline
- * not passed is the verdict, without the hash lookup. The generation is read
- * before the blocklists, so a verdict cached from a lookup that raced a
- * removal carries the generation from before it, which userspace retires
- * right after the removal. A block without deadline needs no clock. */
+ * constant at each call (inlined), so the IPv6 path carries no trace of it. */
 static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
 				     const int v4)
 {
-	__u64 gen = READ_ONCE(cfg->verdict_gen);
-	struct cw_verdict_slot *slot = NULL;
-	struct cw_block *b;
+	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
 
-	if (gen) {
-		__u32 idx = verdict_slot(src);
-
-		slot = bpf_map_lookup_elem(&verdict_cache, &idx);
-		if (slot && READ_ONCE(slot->gen) == gen && addr_eq(&slot->addr, src) &&
-		    (slot->expires_ns == 0 || now_ns() < slot->expires_ns))
-			return slot->stat;
-	}
-	b = bpf_map_lookup_elem(&block_addr, src);
-	if (b && block_active(b)) {
-		if (slot)
-			verdict_store(slot, src, b->expires_ns, CW_STAT_DROP_BLOCKED, gen);
+	if (b && block_active(b))
 		return CW_STAT_DROP_BLOCKED;
-	}
 	if (cfg->cidr_blocks) {
 		struct cw_lpm_key k = { .prefixlen = 128 };
 
@@ -131,11 +73,8 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 		/* An allow entry inside a blocked prefix wins: a CIDR block must not
 		 * lock out an administrator's address. Exact blocks need no such
 		 * check: userspace never inserts one that an allow entry covers. */
-		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src)) {
-			if (slot)
-				verdict_store(slot, src, b->expires_ns, CW_STAT_DROP_BLOCKED_CIDR, gen);
+		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src))
 			return CW_STAT_DROP_BLOCKED_CIDR;
-		}
 	}
 	return 0;
 }

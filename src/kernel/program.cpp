@@ -125,9 +125,6 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     // A config map taken over from a running program already holds the previous
     // daemon's settings, which that program is using right now: kept until the
     // caller sets its own, never the defaults in between.
-    // The verdict cache's generation goes on from a config taken over (its
-    // cache map too, maybe): one more retires whatever was cached before.
-    verdict_gen_ = config().verdict_gen + 1;
     if (!runtime_reused_.count("config"))
         set_config(kernel_config(Options{}));
     // A pinned CIDR blocklist taken over may hold entries: the fast path must
@@ -401,44 +398,8 @@ void XdpProgram::set_config(const cw_config& cfg)
     uint32_t key = 0;
     cw_config c = cfg;
     c.cidr_blocks = config().cidr_blocks; // owned by the CIDR blocklist
-    c.verdict_gen = verdict_cache_on_ ? verdict_gen_ : 0; // owned here
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
         throw Error("Failed to write the config map", errno_code(errno));
-}
-
-void XdpProgram::set_verdict_cache(bool enabled)
-{
-    verdict_cache_on_ = enabled;
-    retire_verdicts();
-}
-
-std::vector<cw_verdict_slot> XdpProgram::verdict_slots(const Address& a) const
-{
-    // bpf/verdict.h, verdict_slot(): the same words, the same constant.
-    cw_addr k = a.to_abi();
-    uint32_t w[4];
-    std::memcpy(w, k.b, sizeof(w));
-    uint32_t idx = ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 2654435761u) >> (32 - CW_VERDICT_SLOTS_LOG2);
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<cw_verdict_slot> out(static_cast<size_t>(ncpu > 0 ? ncpu : 0));
-    if (out.empty() ||
-        bpf_map_lookup_elem(bpf_map__fd(skel_->maps.verdict_cache), &idx, out.data()) != 0)
-        out.clear();
-    return out;
-}
-
-void XdpProgram::retire_verdicts()
-{
-    // A new number, never one written before: slots filled under any earlier
-    // generation (or while the cache was off and on again) stop counting the
-    // moment the program reads it. The map write is the kernel's copy into
-    // the array value; each 8-byte field lands whole.
-    verdict_gen_++;
-    uint32_t key = 0;
-    cw_config c = config();
-    c.verdict_gen = verdict_cache_on_ ? verdict_gen_ : 0;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
-        throw Error("Failed to write the config map (verdict cache generation)", errno_code(errno));
 }
 
 cw_config XdpProgram::config() const
@@ -455,16 +416,12 @@ void XdpProgram::allow_add(const Cidr& c)
     uint8_t one = 1;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allow), &k, &one, BPF_ANY))
         throw Error("Failed to add " + c.str() + " to the allowlist", errno_code(errno));
-    retire_verdicts(); // an allow entry inside a CIDR block ends its drops
 }
 
 bool XdpProgram::allow_remove(const Cidr& c)
 {
     cw_lpm_key k = c.to_lpm();
-    bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.allow), &k) == 0;
-    if (ok)
-        retire_verdicts(); // not needed (it can only add drops), but cheap and simple
-    return ok;
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.allow), &k) == 0;
 }
 
 std::vector<Cidr> XdpProgram::allow_list() const
@@ -480,27 +437,13 @@ std::vector<Cidr> XdpProgram::allow_list() const
 bool XdpProgram::block_add(const Address& a, const cw_block& b)
 {
     cw_addr k = a.to_abi();
-    int fd = bpf_map__fd(skel_->maps.block_addr);
-    // A new block: one call, and nothing cached can be stale. A block
-    // rewritten (a shorter deadline, say) retires the cached verdicts.
-    if (bpf_map_update_elem(fd, &k, &b, BPF_NOEXIST) == 0)
-        return true;
-    if (errno != EEXIST)
-        return false;
-    bool ok = bpf_map_update_elem(fd, &k, &b, BPF_ANY) == 0;
-    int saved = errno;
-    retire_verdicts();
-    errno = saved;
-    return ok;
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b, BPF_ANY) == 0;
 }
 
 bool XdpProgram::block_remove(const Address& a)
 {
     cw_addr k = a.to_abi();
-    bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
-    if (ok)
-        retire_verdicts();
-    return ok;
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
 }
 
 std::optional<cw_block> XdpProgram::block_get(const Address& a) const
@@ -571,8 +514,6 @@ size_t XdpProgram::block_remove_many(const std::vector<cw_addr>& keys)
         // Key `at` was not there (ENOENT ends a batch): skip it, go on.
         at++;
     }
-    if (removed)
-        retire_verdicts();
     return removed;
 }
 
@@ -596,12 +537,9 @@ std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
     if (n == 0)
         return 0;
     // On failure `n` says how many were written before the one that failed.
-    int err = bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(),
-                                   values.data(), &n, &opts);
-    int saved = errno;
-    // Some may have rewritten existing blocks (a batch cannot tell).
-    retire_verdicts();
-    if (err != 0 && batch_unsupported(saved))
+    if (bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), values.data(), &n,
+                             &opts) != 0 &&
+        batch_unsupported(errno))
         return 0;
     return n;
 }
@@ -612,10 +550,8 @@ std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys)
     uint32_t n = static_cast<uint32_t>(keys.size());
     if (n == 0)
         return 0;
-    int err = bpf_map_delete_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), &n, &opts);
-    int saved = errno;
-    retire_verdicts(); // also after a partial batch: some were removed
-    if (err != 0 && batch_unsupported(saved))
+    if (bpf_map_delete_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), &n, &opts) != 0 &&
+        batch_unsupported(errno))
         return 0;
     return n;
 }
@@ -653,10 +589,8 @@ bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
     // The count moves only when the prefix is new. (A lookup would not tell:
     // an LPM trie's returns the longest prefix covering the key, maybe another
     // one; an update with BPF_EXIST matches the exact prefix.)
-    if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0) {
-        retire_verdicts(); // rewritten: maybe a shorter deadline
+    if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0)
         return true;
-    }
     bool ok = bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) == 0;
     if (ok) {
         cidr_count_++;
@@ -672,7 +606,6 @@ bool XdpProgram::cidr_block_remove(const Cidr& c)
     if (ok) {
         cidr_count_ -= cidr_count_ ? 1 : 0;
         update_cidr_count();
-        retire_verdicts();
     }
     return ok;
 }
@@ -692,7 +625,6 @@ void XdpProgram::update_cidr_count()
     uint32_t key = 0;
     cw_config c = config();
     c.cidr_blocks = cidr_count_;
-    c.verdict_gen = verdict_cache_on_ ? verdict_gen_ : 0;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY);
 }
 

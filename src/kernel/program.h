@@ -51,20 +51,6 @@ public:
     void set_config(const cw_config& cfg);
     cw_config config() const;
 
-    // The per-CPU verdict cache of the fast path (bpf/maps.h, verdict_cache):
-    // on by default. Every method below that can end or shorten a block or
-    // exempt an address (removals, a block rewritten, allowlist changes)
-    // retires all cached verdicts before it returns (retire_verdicts), so the
-    // next packet on every CPU is judged by the maps. A new writer of
-    // block_addr, block_cidr or allow must do the same. set_config keeps the
-    // generation (owned here, like cidr_blocks). Off: config.verdict_gen 0,
-    // the program neither reads nor fills the cache (tests, the benchmark).
-    void set_verdict_cache(bool enabled);
-    bool verdict_cache() const { return verdict_cache_on_; }
-    void retire_verdicts();
-    // Tests: the verdict cache's slot of `a` on every possible CPU.
-    std::vector<cw_verdict_slot> verdict_slots(const Address& a) const;
-
     // Allowlist (LPM trie). allow_add throws Error (errno kept) when the
     // kernel refuses, e.g. E2BIG when the trie is full.
     void allow_add(const Cidr& c);
@@ -178,10 +164,6 @@ private:
     mutable std::vector<cw_addr> batch_keys_;
     mutable std::vector<cw_block> batch_values_;
     uint32_t cidr_count_ = 0; // entries in block_cidr, as config.cidr_blocks says
-    // The last verdict generation written (config.verdict_gen while the cache
-    // is on); only grows, so a number is never used twice.
-    uint64_t verdict_gen_ = 0;
-    bool verdict_cache_on_ = true;
 };
 
 // Checks that the kernel and our privileges can run connwatch at all; throws
