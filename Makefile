@@ -23,6 +23,9 @@
 #   make podman-full-test  the podman test with both Dockerfile stages built from
 #                        source (the other targets take the .deb already packaged)
 #   make demo            deps, build, a narrated scan-and-block on throwaway namespaces
+#   make bench           the packet-rate benchmark, every row (root, ~30-60 min on a
+#                        shared 2-CPU VM; bench/README.md): results and plots in
+#                        bench/results/. Not part of make test.
 #   make clean           remove $(BUILD), $(BUILD_ASAN) and $(BUILD_FUZZ)
 
 BUILD ?= build
@@ -54,7 +57,7 @@ DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-de
         podman runc containernetworking-plugins
 
 .PHONY: all build deps package test test-unit package-test run demo clean require-root \
-        build-asan build-fuzz test-sanitizers test-fuzz fuzz podman-full-test
+        build-asan build-fuzz test-sanitizers test-fuzz fuzz podman-full-test bench
 .DEFAULT_GOAL := build
 # Prerequisites in the order written (deps before build before tests), whatever -j
 # says; the build itself runs $(JOBS) jobs.
@@ -175,6 +178,9 @@ run: deps build
 
 demo: require-root deps build
 	bash tests/integration/demo.sh "$(BUILD)/connwatchd"
+
+bench: require-root
+	bash bench/bench.sh "$(BUILD)"
 
 clean:
 	@for d in "$(BUILD)" "$(BUILD_ASAN)" "$(BUILD_FUZZ)"; do \
