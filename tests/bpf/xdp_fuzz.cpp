@@ -436,7 +436,7 @@ struct Kernel {
     std::unique_ptr<XdpProgram> prog;
     std::unique_ptr<connwatch::EventReader> reader;
     std::vector<cw_event> pending;
-    int stats_fd = -1, scan_fd = -1, syn_seen_fd = -1, probe_seen_fd = -1;
+    int stats_fd = -1, scan_fd = -1, syn_seen_fd = -1, probe_seen_fd = -1, bucket_fd = -1;
     int ncpu = 0;
     std::vector<uint32_t> keys;
     std::vector<uint64_t> values;
@@ -454,7 +454,8 @@ struct Kernel {
         scan_fd = map_fd(prog->prog_fd(), "scan_state");
         syn_seen_fd = map_fd(prog->prog_fd(), "syn_seen");
         probe_seen_fd = map_fd(prog->prog_fd(), "probe_seen");
-        if (stats_fd < 0 || scan_fd < 0 || syn_seen_fd < 0 || probe_seen_fd < 0)
+        bucket_fd = map_fd(prog->prog_fd(), "bucket");
+        if (stats_fd < 0 || scan_fd < 0 || syn_seen_fd < 0 || probe_seen_fd < 0 || bucket_fd < 0)
             throw std::runtime_error("cannot find the program's maps by name");
         ncpu = libbpf_num_possible_cpus();
         keys.resize(CW_STAT_MAX);
@@ -776,6 +777,33 @@ struct Fuzzer {
                 cidr_remove(p);
             tally["CIDR changes"]++;
         }
+        if (r.permille(1)) { // connwatchctl allow / disallow
+            static const std::vector<const char*> prefixes = {"192.0.2.8/32", "2001:db8:1::6/128",
+                                                              "198.18.0.0/16"};
+            Cidr c = *Cidr::parse(r.pick(prefixes));
+            Prefix p = prefix_of(c);
+            auto it = std::find(ref.allow.begin(), ref.allow.end(), p);
+            if (it == ref.allow.end()) {
+                k.prog->allow_add(c);
+                ref.allow.push_back(p);
+                // Userspace lifts the blocks the entry covers; their sources
+                // start afresh.
+                std::vector<Addr> lifted;
+                for (auto& [a, b] : ref.blocks)
+                    if (p.covers(a))
+                        lifted.push_back(a);
+                for (auto& a : lifted) {
+                    k.prog->block_remove(Address(abi(a)));
+                    k.prog->scan_state_remove(Address(abi(a)));
+                    ref.blocks.erase(a);
+                    ref.scan.erase(a);
+                }
+            } else {
+                k.prog->allow_remove(c);
+                ref.allow.erase(it);
+            }
+            tally["allow changes"]++;
+        }
         if (ref.scan.size() > kMaxScanSources) {
             k.wipe<cw_addr>(k.scan_fd);
             ref.scan.clear();
@@ -901,6 +929,12 @@ struct Fuzzer {
                     want[i] = n;
             if (per_if != want)
                 fail("in the per-interface attempt counts (if_syn)", nullptr, 0);
+            uint32_t zero = 0;
+            uint64_t tat = 0;
+            if (bpf_map_lookup_elem(k.bucket_fd, &zero, &tat) != 0 || tat != ref.bucket_tat)
+                fail("in the block bucket: reference tat " + std::to_string(ref.bucket_tat) +
+                         ", kernel " + std::to_string(tat),
+                     nullptr, 0);
             tally["full checkpoints"]++;
         } else {
             for (const Addr& a : touched)
