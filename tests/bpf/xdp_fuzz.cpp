@@ -833,8 +833,8 @@ struct Fuzzer {
             step = r.below(500 * kMs);
         else if (x < 990)
             step = r.range(1, 7) * kSec + r.below(kSec);
-        else if (x < 996)
-            step = ref.config.window_ns + r.below(2 * kSec) - kSec / 2;
+        else if (x < 996) // about the window (never backwards: time only advances)
+            step = std::max<uint64_t>(ref.config.window_ns + r.below(2 * kSec), kSec / 2) - kSec / 2;
         else
             step = ref.config.block_ns + r.below(2 * kSec);
         now += step;
