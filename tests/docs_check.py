@@ -162,7 +162,10 @@ def check_make(words, src, errors):
     if program(words) != "make":
         return
     args = [w for w in words[1:] if not w.startswith("-")]
-    r = subprocess.run(["make", "-q", "-C", src, *args], capture_output=True, text=True, timeout=60)
+    # Not the outer make's flags (make test runs this through ctest): no jobserver, no -n.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = subprocess.run(["make", "-q", "-C", src, *args], capture_output=True, text=True,
+                       timeout=60, env=env)
     if r.returncode not in (0, 1):
         errors.append(f"make -q {' '.join(args)}: {(r.stderr or r.stdout).strip()[-300:]}")
 
@@ -244,6 +247,12 @@ def same(doc, test):
     return placeholder(doc) and not test.startswith("-")
 
 
+def same_program(doc, test):
+    """A test runs the program by name, by path, or through a variable ("$CTL")."""
+    return (doc == test or test.endswith("/" + doc) or same(doc, test)
+            or re.fullmatch(r"\$\{?\w+\}?", test) is not None)
+
+
 def claimed(words, script_lines):
     """The doc command's words appear in order (others may sit between them: a test's
     extra options, its `in_ct` prefix) on one line of the script."""
@@ -251,7 +260,7 @@ def claimed(words, script_lines):
     for line in script_lines:
         i = 0
         for w in line:
-            if i < len(doc) and same(doc[i], w):
+            if i < len(doc) and (same_program(doc[0], w) if i == 0 else same(doc[i], w)):
                 i += 1
         if i == len(doc):
             return True
