@@ -18,7 +18,7 @@ fi
 SRC=$(realpath "$1")
 BIN=$(realpath "$2")
 CTL=$(realpath "$3")
-cw_require_tools python3 make promtool man ip flock
+cw_require_tools python3 make promtool ip flock
 cw_workdir /tmp/cwdc
 
 rc=0
