@@ -48,7 +48,7 @@ cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" "${CW_ISOLATE[@]}" \
     cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
 
 # The files the documented commands name, with something in them.
-printf '192.0.2.1\n192.0.2.0/28\n2001:db8:bad::/48\n' >"$WORK/threats.txt"
+printf '203.0.113.250\n203.0.113.248/30\n2001:db8:dc::/48\n' >"$WORK/threats.txt"
 
 case_ctl() {
     local line out

@@ -11,6 +11,9 @@ src=$(realpath "$1")
 work=$(mktemp -d /tmp/cwdcst.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
+# The system's python3, not a per-user shim (tests/lib/netns.sh does the same).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
 
 mkdir -p "$work/tree/docs" "$work/tree/tests" "$work/bin"
 cat >"$work/bin/connwatchd" <<'EOF'
@@ -65,7 +68,7 @@ expect() {
     local name=$1 pattern=$2 sed=$3 out rc=0
     good >"$work/tree/README.md"
     [ -z "$sed" ] || sed -i "$sed" "$work/tree/README.md"
-    out=$(python3 "$src/tests/docs_check.py" "$work/tree" "$work/bin/connwatchd" \
+    out=$("$PY" "$src/tests/docs_check.py" "$work/tree" "$work/bin/connwatchd" \
         "$work/bin/connwatchctl" --ctl-out "$work/ctl" 2>&1) || rc=$?
     if [ -z "$sed" ]; then
         if [ $rc = 0 ] && grep -q '"block", "203.0.113.7"' "$work/ctl"; then
