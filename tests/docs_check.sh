@@ -37,6 +37,7 @@ fi
 cw_take_lock /tmp/cwdc-docs.lock 240
 PIDFILE=/tmp/cwdc-docs.connwatchd.pid
 cw_pidfile_reap $PIDFILE "/tmp/cwdc."
+cw_on_cleanup "rm -f $PIDFILE"
 IF=cwdc-h0
 cw_ns_create cwdc-ns
 cw_veth $IF cwdc-ns cwdc-p0
