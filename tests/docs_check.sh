@@ -57,8 +57,8 @@ case_ctl() {
     while IFS= read -r line; do
         mapfile -t args < <("$CW_PY" -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])))' "$line")
         if ! out=$(cd "$WORK" && "$CTL" --socket "$SOCK" "${args[@]}" 2>&1 </dev/null); then
-            WHY="connwatchctl ${args[*]} failed: $out"
-            return 1
+            why "connwatchctl ${args[*]} failed: $out"
+            return
         fi
         echo "# connwatchctl ${args[*]}: ok"
     done <"$WORK/ctl.jsonl"

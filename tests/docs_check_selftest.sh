@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# shellcheck disable=SC2016  # the backquotes in the sed expressions are Markdown's
 # docs_check.py can fail: on a made-up source tree (a README, a Makefile, a test
 # script registered in a CMakeLists.txt, and stand-ins for connwatchd and
 # connwatchctl that print a --help), each kind of fault it exists to catch is planted
