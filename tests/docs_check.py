@@ -26,7 +26,9 @@ In every shell block, whatever its tag:
     "no rule", 0 and 1 are "exists, up to date or not"); -q runs no recipe, not even
     the $(MAKE) lines -n would run;
   - each `--option` given to connwatchd or connwatchctl must be in that binary's
-    --help (connwatchctl: the global --help and the subcommand's).
+    --help (connwatchctl: the global --help and the subcommand's), also where another
+    command runs them (`podman exec NAME connwatchctl ...`, the image's arguments
+    after `podman run ... connwatch`).
 And in inline code spans in the prose, `connwatchd --x`, `connwatchctl sub --y` and
 `make TARGET`: the same.
 
@@ -142,8 +144,23 @@ def known_flags(text):
     return set(re.findall(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)", text))
 
 
+def embedded(words):
+    """The connwatchd/connwatchctl command inside another one: `podman exec NAME
+    connwatchctl ...`, `nsenter ... connwatchd ...`, and `podman run ... connwatch ARGS`
+    (the image, whose entry point is connwatchd: docs/CONTAINER.md)."""
+    for i, w in enumerate(words[1:], 1):
+        if os.path.basename(w) in ("connwatchd", "connwatchctl"):
+            return words[i:]
+    if program(words) in ("podman", "docker") and "run" in words and "connwatch" in words:
+        return ["connwatchd"] + words[len(words) - words[::-1].index("connwatch"):]
+    return None
+
+
 def check_flags(words, bins, errors):
     """Every --option of a connwatchd/connwatchctl command is in that binary's --help."""
+    inner = embedded(words) if program(words) not in ("connwatchd", "connwatchctl") else None
+    if inner:
+        words = inner
     prog = program(words)
     if prog not in ("connwatchd", "connwatchctl"):
         return

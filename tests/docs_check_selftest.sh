@@ -55,6 +55,7 @@ connwatchctl block 198.51.100.1 --duration 1h
 ```
 ```sh operator: needs a real host's package repository
 apt install connwatch
+podman exec cw connwatchctl block 192.0.2.1 --duration 1h
 ```
 ```ini
 threshold = 5
@@ -96,6 +97,7 @@ expect "a make target that does not exist" 'No rule to make target' 's/^make bui
 expect "a connwatchd command --check-config refuses" 'exited 2' 's/--threshold 3/--threshold 0/'
 expect "a configuration key that is no option" "'thresh' is not a connwatchd option" 's/^threshold = 5$/thresh = 5/'
 expect "a command docs-check does not know how to run" 'does not run .rm.' 's/^make build$/rm -rf x/'
+expect "an option of a connwatchctl run by podman exec" 'has no option --durration' 's/192.0.2.1 --duration 1h/192.0.2.1 --durration 1h/'
 expect "an inline option that does not exist" 'has no option --check-confg' 's/--check-config`/--check-confg`/'
 expect "an inline make target that does not exist" 'No rule to make target' 's/`make all`/`make al`/'
 
