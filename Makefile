@@ -56,7 +56,7 @@ DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-de
         debootstrap systemd-container prometheus rpm lintian rpmlint \
         podman runc containernetworking-plugins
 
-.PHONY: all build deps package test test-unit package-test run demo clean require-root \
+.PHONY: all build deps package test test-unit docs-check package-test run demo clean require-root \
         build-asan build-fuzz test-sanitizers test-fuzz fuzz podman-full-test bench
 .DEFAULT_GOAL := build
 # Prerequisites in the order written (deps before build before tests), whatever -j
@@ -168,6 +168,15 @@ package-test: require-root deps build package
 
 podman-full-test: require-root deps build package
 	CW_PODMAN_FULL_BUILD=1 ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 900 -R '^podman_image$$'
+
+# The commands README.md and docs/*.md show, run or claimed by a test (tests/docs_check.py).
+# It needs the two binaries only (their --help, --check-config, a throwaway daemon).
+docs-check:
+	@if [ ! -f "$(BUILD)/CMakeCache.txt" ]; then \
+	  cmake -S "$(CURDIR)" -B "$(BUILD)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
+	fi
+	cmake --build "$(BUILD)" -j $(JOBS) --target connwatchd connwatchctl
+	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error -L docs $(CTEST_ARGS)
 
 test-unit: build
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error -L unit $(CTEST_ARGS)

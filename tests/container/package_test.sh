@@ -156,6 +156,10 @@ case_boot() {
     local status; status=$(prop StatusText)
     [[ $status == watching\ cwct-h1* ]] || { WHY="StatusText='$status'"; return 1; }
     has_entry 3a4cfcd983604884a15c127a995372a4 || { WHY="no 'started' entry"; return 1; }
+    # README's and PACKAGING.md's first look after the install (exit 0: active).
+    local out
+    out=$(in_ct systemctl status connwatchd --no-pager 2>&1) || { WHY="systemctl status: $out"; return 1; }
+    grep -q 'Active: active (running)' <<<"$out" || { WHY="systemctl status: $out"; return 1; }
 }
 check "the service the package enabled starts at boot: Type=notify reaches READY with a STATUS" case_boot
 
