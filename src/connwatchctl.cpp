@@ -127,13 +127,17 @@ int list(const std::string& socket_path, const ListRequest& req, bool json)
             std::printf("%s    %s", blocks ? ",\n" : "\n", indented(j.dump(2), 4).c_str());
         } else {
             auto b = j.get<BlockEntry>();
+            // The columns scripts read since the first release; a repeat
+            // offence is said after the reason, where nothing followed before.
             if (!blocks)
-                std::printf("%-43s %-8s %-19s %-7s %s\n", "PREFIX", "ORIGIN", "EXPIRES",
-                            "OFFENCE", "REASON");
-            std::printf("%-43s %-8s %-19s %-7s %s\n", b.prefix.str().c_str(),
+                std::printf("%-43s %-8s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
+            std::string reason = b.reason;
+            if (b.offence > 1)
+                reason += (reason.empty() ? "" : " ") + std::string("(offence ") +
+                          std::to_string(b.offence) + ")";
+            std::printf("%-43s %-8s %-19s %s\n", b.prefix.str().c_str(),
                         std::string(to_string(b.origin)).c_str(), when(b.expires).c_str(),
-                        b.offence ? std::to_string(b.offence).c_str() : "-",
-                        b.reason.c_str());
+                        reason.c_str());
         }
         blocks++;
     };

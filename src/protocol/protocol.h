@@ -122,19 +122,24 @@ struct Interface {
 };
 // The CrowdSec link (docs/CROWDSEC.md), when configured. Times are Unix
 // seconds, 0 = never / not failing.
+// The two halves are declared outside CrowdsecStatus: clang counts a nested struct
+// with default member initializers as not default-constructible until the enclosing
+// class is complete, which std::optional<Nested> and nlohmann's get<>() need.
+struct CrowdsecBouncerStatus {
+    std::string lapi_url;
+    int64_t last_pull = 0;     // the last successful pull
+    uint64_t decisions = 0;    // blocks mirrored now
+    int64_t failing_since = 0; // the first failed pull of the outage under way
+    uint64_t failed_pulls = 0; // failed in a row
+};
+struct CrowdsecWatcherStatus {
+    std::string url, login;
+    uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0;
+    int64_t failing_since = 0; // sending alerts fails since then
+};
 struct CrowdsecStatus {
-    struct Bouncer {
-        std::string lapi_url;
-        int64_t last_pull = 0;     // the last successful pull
-        uint64_t decisions = 0;    // blocks mirrored now
-        int64_t failing_since = 0; // the first failed pull of the outage under way
-        uint64_t failed_pulls = 0; // failed in a row
-    };
-    struct Watcher {
-        std::string url, login;
-        uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0;
-        int64_t failing_since = 0; // sending alerts fails since then
-    };
+    using Bouncer = CrowdsecBouncerStatus;
+    using Watcher = CrowdsecWatcherStatus;
     std::optional<Bouncer> bouncer;
     std::optional<Watcher> watcher;
 };
