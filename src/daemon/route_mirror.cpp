@@ -18,6 +18,14 @@ namespace connwatch {
 
 namespace {
 
+// NLMSG_OK without the macro's comparison of the header's unsigned length with the
+// caller's int (clang's -Wsign-compare, an error in the sanitizer build).
+bool nlmsg_ok(const nlmsghdr* h, int left)
+{
+    return left >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+           static_cast<int64_t>(h->nlmsg_len) <= left;
+}
+
 // Nexthops of an RTA_MULTIPATH attribute: rtnexthop records, each followed by
 // its own attributes.
 void parse_multipath(const rtattr* a, std::vector<uint32_t>& oifs)
@@ -208,7 +216,7 @@ std::vector<RouteEntry> dump_routes()
         if (n == 0)
             throw Error("Cannot read the routing table: the netlink dump ended early");
         auto left = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); nlmsg_ok(h, left);
              h = NLMSG_NEXT(h, left)) {
             if (h->nlmsg_type == NLMSG_DONE)
                 return out;
@@ -253,7 +261,7 @@ bool RouteMirror::on_readable()
         if (n <= 0)
             break;
         auto left = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf); nlmsg_ok(h, left);
              h = NLMSG_NEXT(h, left))
             if (h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE)
                 changed = true;
