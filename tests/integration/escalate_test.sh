@@ -55,20 +55,12 @@ metrics-listen =
 EOF
 
 DPID=''
-STARTED=0
-started_more() { [ "$(cw_count_lines "$WORK/err" '^connwatchd: Started')" -gt "$STARTED" ]; }
 start_daemon() {
-    STARTED=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_wait_until 15 started_more || { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    DPID=$CW_DAEMON_PID
 }
-stop_daemon() {
-    kill -TERM "$DPID"
-    cw_wait_exit "$DPID" 10
-}
+stop_daemon() { cw_daemon_stop "$DPID" 10; }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 check_fail_note() { cw_pid_alive "${DPID:-0}" || echo " (connwatchd is not running)"; }
 
