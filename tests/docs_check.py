@@ -21,6 +21,10 @@ it is and, for shell, who runs it:
 
 A block without an info string, or a shell block without one of those tags, fails.
 
+README.md's commands (its shell blocks and inline spans together) must show every
+option of connwatchd's and connwatchctl's --help and every connwatchctl subcommand:
+the README is where a newcomer finds the whole interface.
+
 In every shell block, whatever its tag:
   - `make TARGET [VAR=VALUE]` is checked with `make -q`: the target exists (exit 2 is
     "no rule", 0 and 1 are "exists, up to date or not"); -q runs no recipe, not even
@@ -170,9 +174,53 @@ def check_flags(words, bins, errors):
         if sub and re.fullmatch(r"[a-z][a-z-]*", sub):
             flags |= known_flags(help_text(bins[prog], sub))
     for w in words[1:]:
-        m = FLAG.match(w)
+        m = FLAG.match(w.lstrip("["))  # a synopsis's optional `[--x ...]` too
         if m and m.group(0) not in flags:
             errors.append(f"{prog} has no option {m.group(0)} (not in its --help)")
+
+
+def shown_flags(words, shown):
+    """Adds the --options a connwatchd/connwatchctl command shows to shown[prog]."""
+    inner = embedded(words) if program(words) not in ("connwatchd", "connwatchctl") else None
+    if inner:
+        words = inner
+    prog = program(words)
+    if prog in ("connwatchd", "connwatchctl"):
+        for w in words[1:]:
+            m = FLAG.match(w.lstrip("["))
+            if m:
+                shown.setdefault(prog, set()).add(m.group(0))
+            elif prog == "connwatchctl" and re.fullmatch(r"[a-z][a-z-]*", w):
+                shown.setdefault("connwatchctl sub", set()).add(w)
+
+
+def subcommands(text):
+    """The subcommands a CLI11 --help lists, one an indented line after `Subcommands:`."""
+    subs, on = [], False
+    for line in text.splitlines():
+        if line.startswith("Subcommands:"):
+            on = True
+        elif on and line.strip():
+            if not line[:1].isspace():
+                break
+            subs.append(line.split()[0])
+    return subs
+
+
+def readme_coverage(bins, shown):
+    """The README is the newcomer's one page: its commands (blocks and inline spans) show
+    every option of both binaries (--help aside) and every connwatchctl subcommand."""
+    errors = []
+    for prog in ("connwatchd", "connwatchctl"):
+        want = known_flags(help_text(bins[prog]))
+        subs = subcommands(help_text(bins[prog])) if prog == "connwatchctl" else []
+        for sub in subs:
+            want |= known_flags(help_text(bins[prog], sub))
+            if sub not in shown.get("connwatchctl sub", set()):
+                errors.append(f"README.md shows no `connwatchctl {sub}` (a subcommand of its --help)")
+        for flag in sorted(want - {"--help"} - shown.get(prog, set())):
+            errors.append(f"README.md does not show {prog} {flag} (in its --help)")
+    return errors
 
 
 def check_make(words, src, errors):
@@ -317,6 +365,7 @@ def main():
     passed = failed = 0
     counts = {}
 
+    shown = {}  # what README.md's commands show, for readme_coverage()
     for path in doc_files(src):
         rel = os.path.relpath(path, src)
         for line, info, lines in blocks(path):
@@ -357,6 +406,8 @@ def main():
                     words = split(cmd)
                     check_flags(words, bins, errors)
                     check_make(words, src, errors)
+                    if rel == "README.md":
+                        shown_flags(words, shown)
                 if tag == "docs-check":
                     run_block(cmds, src, bins, ctl_cmds, errors)
                 elif tag.startswith("test="):
@@ -394,9 +445,15 @@ def main():
             errors = []
             check_flags(split(cmd), bins, errors)
             check_make(split(cmd), src, errors)
+            if rel == "README.md":
+                shown_flags(split(cmd), shown)
             for e in errors:
                 failed += 1
                 print(f"FAIL: {rel}:{n} `{cmd}`: {e}")
+
+    for e in readme_coverage(bins, shown):
+        failed += 1
+        print(f"FAIL: {e}")
 
     with open(a.ctl_out, "w", encoding="utf-8") as f:
         for c in ctl_cmds:

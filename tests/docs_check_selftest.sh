@@ -27,7 +27,8 @@ esac
 EOF
 cat >"$work/bin/connwatchctl" <<'EOF'
 #!/bin/sh
-echo "Subcommands: status list block; global: --socket --json; block: --duration"
+printf '%s\n' "global: --socket --json; block: --duration" "Subcommands:" \
+    "  status   what it watches" "  block    block a source"
 EOF
 chmod +x "$work/bin/connwatchd" "$work/bin/connwatchctl"
 printf 'all:\n\ttrue\nbuild:\n\ttrue\n' >"$work/tree/Makefile"
@@ -60,7 +61,7 @@ podman exec cw connwatchctl block 192.0.2.1 --duration 1h
 ```ini
 threshold = 5
 ```
-Inline: `connwatchd --check-config` and `make all`.
+Inline: `connwatchd --config /etc/x.conf --check-config`, `connwatchctl --socket /run/x.sock --json status` and `make all`.
 EOF
 }
 
@@ -100,6 +101,10 @@ expect "a command docs-check does not know how to run" 'does not run .rm.' 's/^m
 expect "an option of a connwatchctl run by podman exec" 'has no option --durration' 's/192.0.2.1 --duration 1h/192.0.2.1 --durration 1h/'
 expect "an inline option that does not exist" 'has no option --check-confg' 's/--check-config`/--check-confg`/'
 expect "an inline make target that does not exist" 'No rule to make target' 's/`make all`/`make al`/'
+expect "a connwatchd option the README does not show" 'README.md does not show connwatchd --threshold' 's/ --threshold 3$//'
+expect "a connwatchctl option the README does not show" 'README.md does not show connwatchctl --json' 's/ --json status`/ status`/'
+expect "a connwatchctl subcommand the README does not show" 'README.md shows no .connwatchctl status.' 's/ --json status`/ --json`/'
+expect "a misspelt option inside a synopsis's [...]" 'has no option --intrface' 's/--interface eth0/--interface eth0 [--intrface eth1]/'
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
