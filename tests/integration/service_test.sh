@@ -203,6 +203,35 @@ case_rescan_after_unblock() {
 }
 check "a scanner unblocked and scanning again is detected and blocked again" case_rescan_after_unblock
 
+# The canary's switch (docs/DEPLOYMENT.md, section 3): monitor-only turned on and off
+# again by reloads of the file. cwsv-a's scan is reported and not blocked; after the
+# second reload cwsv-b's is blocked (cwsv-a's was already reported in this window).
+monitor_only_scan() {
+    local before
+    echo "monitor-only = true" >>"$CONF"
+    ctl reload >/dev/null || { WHY="the reload into monitor-only exited $?"; return 1; }
+    before=$(cw_count_lines "$WORK/out" "Not blocking $(E $A): monitor-only mode")
+    timeout 60 ip netns exec cwsv-a nmap -sS -n -Pn -p 21-26 --max-retries 0 $H1 >/dev/null 2>&1 || true
+    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/out" "Not blocking $(E $A): monitor-only mode")" -gt "$before" ]' ||
+        { WHY="no 'Not blocking $A: monitor-only mode' for cwsv-a's scan"; return 1; }
+    can_connect cwsv-a $H1 || { WHY="cwsv-a was blocked in monitor-only mode"; return 1; }
+}
+case_monitor_only_reload() {
+    local rc=0 before
+    monitor_only_scan || rc=1
+    sed -i '/^monitor-only = true$/d' "$CONF"
+    ctl reload >/dev/null || { WHY="${WHY:+$WHY; }the reload out of monitor-only exited $?"; return 1; }
+    [ $rc = 0 ] || return 1
+    before=$(cw_count_lines "$WORK/out" "Blocked $(E $B) until")
+    timeout 60 ip netns exec cwsv-b nmap -sS -n -Pn -p 21-26 --max-retries 0 $H2 >/dev/null 2>&1 || true
+    cw_wait_until 10 eval '[ "$(cw_count_lines "$WORK/out" "Blocked $(E $B) until")" -gt "$before" ]' ||
+        { WHY="cwsv-b's scan was not blocked once monitor-only was off"; return 1; }
+    cannot_connect cwsv-b $H2 || { WHY="cwsv-b still connects after its block"; return 1; }
+    ctl unblock $B >/dev/null || { WHY="unblock of cwsv-b exited $?"; return 1; }
+    can_connect cwsv-b $H2 || { WHY="cwsv-b cannot connect after unblock"; return 1; }
+}
+check "monitor-only switched on and off by reloads: reported, not blocked; then blocked" case_monitor_only_reload
+
 case_allow() {
     ctl allow 10.235.1.0/24 >/dev/null || { WHY="allow exited $?"; return 1; }
     local err rc=0
