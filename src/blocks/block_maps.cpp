@@ -41,6 +41,14 @@ std::optional<cw_block> BlockMaps::find_host_block(const cw_addr& key) const
     return std::nullopt;
 }
 
+std::optional<cw_block> BlockMaps::find_prefix_block(const Cidr& prefix) const
+{
+    for (const auto& [c, b] : blocks())
+        if (c == prefix)
+            return b;
+    return std::nullopt;
+}
+
 size_t BlockMaps::remove_host_blocks(const std::vector<cw_addr>& keys)
 {
     size_t n = 0;

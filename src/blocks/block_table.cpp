@@ -209,6 +209,15 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
         for (const auto& entry : cidrs_)
             check(entry.first);
     }
+    // An automatic prefix block (ipv4-prefix, ipv6-prefix) is never made over
+    // an allowlisted address; one that an entry added now lies inside is
+    // lifted, or it would drop that address.
+    if (!added.empty())
+        for (const auto& [prefix, b] : cidrs_)
+            if (b.prefix_len && std::any_of(added.begin(), added.end(), [&](const Cidr& a) {
+                    return prefix.covers(a) && a != prefix;
+                }))
+                covered.push_back(prefix);
     for (const auto& prefix : covered)
         if (remove(prefix, RemovalReason::Allowlisted) && lifted)
             lifted->push_back(prefix);
@@ -363,10 +372,9 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
 {
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
-    // window" and let it scan again unseen. (Prefix blocks are never made by
-    // a scan, and the state is per address.)
-    if (prefix.is_host())
-        maps_.reset_scan_state(prefix.address());
+    // window" and let it scan again unseen. A prefix's state is kept under
+    // its masked address (ipv4-prefix, ipv6-prefix), the prefix's address.
+    maps_.reset_scan_state(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
 }
@@ -389,18 +397,26 @@ std::vector<Cidr> BlockTable::flush()
     return out;
 }
 
-void BlockTable::record_scan_block(const Address& src, std::string reason, std::time_t created,
+void BlockTable::record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
                                    std::time_t expires)
 {
     // The kernel's own entry says the deadline to the nanosecond (and whether
     // it is still there: an event can be read after the block went).
-    cw_addr key = src.to_abi();
-    auto b = maps_.find_host_block(key);
-    if (!b)
-        return;
-    hosts_.put(key, b->expires_ns, b->origin);
-    Cidr host = Cidr::host(src);
-    BlockRecord r{host, BlockOrigin::Scan, std::move(reason), created, expires};
+    if (blocked.is_host()) {
+        cw_addr key = blocked.address().to_abi();
+        auto b = maps_.find_host_block(key);
+        if (!b)
+            return;
+        hosts_.put(key, b->expires_ns, b->origin);
+    } else {
+        // An automatic prefix block (ipv4-prefix, ipv6-prefix): kept with the
+        // prefix blocks, listed, unblocked and expired by prefix.
+        auto b = maps_.find_prefix_block(blocked);
+        if (!b)
+            return;
+        note_block(blocked, *b);
+    }
+    BlockRecord r{blocked, BlockOrigin::Scan, std::move(reason), created, expires};
     if (keep_record(r))
         note(journal_add(r));
 }
@@ -415,8 +431,16 @@ void BlockTable::reconcile()
     size_t slice = std::clamp(hosts_.size() / kReconcileRounds, kReconcileMinSlice,
                               kReconcileMaxSlice);
     reconcile_cursor_ = maps_.host_block_slice(
-        reconcile_cursor_, slice,
-        [&](const cw_addr& k, const cw_block& b) { hosts_.put(k, b.expires_ns, b.origin); });
+        reconcile_cursor_, slice, [&](const cw_addr& k, const cw_block& b) {
+            // An automatic prefix block whose event was lost is learnt here.
+            if (b.prefix_len) {
+                Cidr prefix = prefix_of(Address(k), b.prefix_len);
+                if (!present(prefix))
+                    note_block(prefix, b);
+                return;
+            }
+            hosts_.put(k, b.expires_ns, b.origin);
+        });
     if (reconcile_cursor_ == BlockMaps::kSliceFailed) {
         // An incomplete round proves nothing vanished: start a new one.
         round_open_ = false;
@@ -432,6 +456,26 @@ void BlockTable::reconcile()
         if (erase_record(host))
             note(journal_remove(host));
     }
+}
+
+std::vector<Cidr> BlockTable::move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix)
+{
+    std::vector<Cidr> stuck;
+    for (auto& [prefix, b] : cidrs_) {
+        unsigned len = prefix.address().is_v4() ? ipv4_prefix : ipv6_prefix;
+        if (!b.prefix_len || prefix.length() == len)
+            continue;
+        cw_block v = b;
+        v.prefix_len = 0;
+        // Into the trie first, then out of the hash: matched throughout.
+        if (!maps_.add_block(prefix, v)) {
+            stuck.push_back(prefix);
+            continue;
+        }
+        maps_.remove_prefix_entry(prefix);
+        b = v;
+    }
+    return stuck;
 }
 
 // ---- CrowdSec decisions ---------------------------------------------------------
@@ -682,6 +726,8 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
     }
     uint64_t next = maps_.host_block_slice(
         page.next.bucket, std::max<size_t>(std::min(budget, max), 1), [&](const cw_addr& k, const cw_block& b) {
+            if (b.prefix_len)
+                return; // an automatic prefix block: listed with the prefixes
             Cidr host = Cidr::host(Address(k));
             auto m = meta_.find(host);
             take(m != meta_.end() ? m->second : record_of(host, b));

@@ -98,9 +98,23 @@ public:
     bool unblock(const Cidr& prefix);
     // Every block removed; returns their prefixes.
     std::vector<Cidr> flush();
-    // The kernel made a block on a scan: remember why.
-    void record_scan_block(const Address& src, std::string reason, std::time_t created,
+    // The kernel made a block on a scan: remember why. `blocked` is the
+    // scanner's address, or its prefix (ipv4-prefix, ipv6-prefix).
+    void record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
                            std::time_t expires);
+    void record_scan_block(const Address& src, std::string reason, std::time_t created,
+                           std::time_t expires)
+    {
+        record_scan_block(Cidr::host(src), std::move(reason), created, expires);
+    }
+
+    // The kernel finds an automatic prefix block (ipv4-prefix, ipv6-prefix) by
+    // masking a source to the length configured now: after a change of
+    // length, the blocks of another length are moved to the CIDR trie (same
+    // deadline, origin scan), which matches any length. Called at start and
+    // on reload, before the new lengths reach the kernel. Returns those that
+    // did not fit the trie (max-cidr-blocks): they stay, but no longer match.
+    std::vector<Cidr> move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix);
 
     // ---- CrowdSec decisions (origin crowdsec, docs/CROWDSEC.md)
     // Mirrors a ban decision of the LAPI: `prefix` blocked for `remaining`

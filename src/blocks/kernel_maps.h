@@ -19,10 +19,9 @@ public:
     {
         return prog_.block_slice(cursor, max, fn);
     }
-    std::optional<cw_block> find_host_block(const cw_addr& key) const override
-    {
-        return prog_.block_get(Address(key));
-    }
+    std::optional<cw_block> find_host_block(const cw_addr& key) const override;
+    std::optional<cw_block> find_prefix_block(const Cidr& prefix) const override;
+    bool remove_prefix_entry(const Cidr& prefix) override;
     size_t remove_host_blocks(const std::vector<cw_addr>& keys) override
     {
         return prog_.block_remove_many(keys);

@@ -30,6 +30,10 @@ inline constexpr uint32_t kMaxCidrBlocks = 4096;
 // at most 5 * 3600 + 100 = 18100 blocks, 28% of kMaxBlocks (docs/ARCHITECTURE.md).
 inline constexpr uint32_t kMaxNewBlocksPerSecond = 5; // 0 = no bound
 inline constexpr uint32_t kMaxNewBlocksBurst = 100;
+// Sources are counted and blocked per prefix of this length: an IPv6 scanner
+// owns a /64 and rotates addresses inside it. 32 and 128: per address.
+inline constexpr uint32_t kIpv4Prefix = 32;
+inline constexpr uint32_t kIpv6Prefix = 64;
 inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
 inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
 inline constexpr const char* kControlGroup = "connwatch";
@@ -72,5 +76,9 @@ static_assert(uint64_t{defaults::kMaxNewBlocksPerSecond} * defaults::kBlockDurat
                   defaults::kMaxBlocks / 2,
               "the default bucket must not be able to fill half the default blocklist");
 inline constexpr uint32_t kMaxNewBlocksLimit = 1'000'000;
+// The widest ipv4-prefix and ipv6-prefix: the widest block an operator may
+// make without --force (BlockTable::danger()).
+inline constexpr uint32_t kMinIpv4Prefix = 8;
+inline constexpr uint32_t kMinIpv6Prefix = 16;
 
 } // namespace connwatch

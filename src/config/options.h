@@ -35,6 +35,9 @@ struct Options {
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
     uint32_t max_new_blocks_per_second = defaults::kMaxNewBlocksPerSecond; // 0 = no bound
     uint32_t max_new_blocks_burst = defaults::kMaxNewBlocksBurst;
+    // Sources counted and blocked per prefix of this length (32/128: per address).
+    uint32_t ipv4_prefix = defaults::kIpv4Prefix;
+    uint32_t ipv6_prefix = defaults::kIpv6Prefix;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;
