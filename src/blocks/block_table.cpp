@@ -372,9 +372,12 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
 {
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
-    // window" and let it scan again unseen. A prefix's state is kept under
-    // its masked address (ipv4-prefix, ipv6-prefix), the prefix's address.
-    maps_.reset_scan_state(prefix.address());
+    // window" and let it scan again unseen. An automatic prefix block's
+    // state is kept under its masked address (ipv4-prefix, ipv6-prefix), the
+    // prefix's address; an operator's prefix block follows no scan state.
+    auto c = prefix.is_host() ? cidrs_.end() : cidrs_.find(prefix);
+    if (prefix.is_host() || (c != cidrs_.end() && c->second.prefix_len))
+        maps_.reset_scan_state(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
 }
