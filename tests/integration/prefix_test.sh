@@ -43,7 +43,7 @@ PORT=8080 # listens
 TS=$CW_TS_RE
 E() { cw_regex_escape "$1"; }
 OUT="" ERR="" DPID=""
-SOCK=$WORK/cwpx-integration.sock
+SOCK=$WORK/cwpx-integration.sock # cw_isolation names it so
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 
 check_fail_note() {
@@ -99,7 +99,7 @@ cw_isolation "$BIN" "$WORK" cwpx-integration
 ISO=("${CW_ISOLATE[@]}")
 OUT=$WORK/connwatchd.out ERR=$WORK/connwatchd.err
 # ipv6-prefix is left at its default (64): that is what is tested.
-"$BIN" "${ISO[@]}" --control-socket "$SOCK" --interface cwpx-h1 --log-target stdout \
+"$BIN" "${ISO[@]}" --interface cwpx-h1 --log-target stdout \
     --threshold 3 --window 60s --block-duration 10m >"$OUT" 2>"$ERR" 9>&- &
 DPID=$!
 cw_on_cleanup "cw_kill $DPID 5"
@@ -146,7 +146,7 @@ case_rotating() {
     cw_wait_for_line "$OUT" "^${TS}Blocked $(E $PREFIX) until " 5 "$DPID" ||
         why "no 'Blocked $PREFIX until' line" || return 1
     local n
-    n=$(cw_count_lines "$OUT" "Port scan detected: fd17:f7a9:12:2:")
+    n=$(cw_count_lines "$OUT" "Port scan detected: fd17:f7a9:12:2:[0-9a-f:]* -> ")
     [ "$n" = 0 ] || why "$n scan lines name a single address of the /64" || return 1
     echo "  $(grep -E "Port scan detected: " "$OUT" | cut -d' ' -f3-)"
 }
