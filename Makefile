@@ -20,7 +20,12 @@
 #   make package         the .deb and the .rpm (CPack), in $(BUILD)
 #   make package-test    package, then only the package tests (lint, apt in a booted
 #                        Debian container, rpm --root, the Dockerfile under podman)
+#   make podman-full-test  the podman test with both Dockerfile stages built from
+#                        source (the other targets take the .deb already packaged)
 #   make demo            deps, build, a narrated scan-and-block on throwaway namespaces
+#   make bench           the packet-rate benchmark, every row (root, ~30-60 min on a
+#                        shared 2-CPU VM; bench/README.md): results and plots in
+#                        bench/results/. Not part of make test.
 #   make clean           remove $(BUILD), $(BUILD_ASAN) and $(BUILD_FUZZ)
 
 BUILD ?= build
@@ -51,8 +56,8 @@ DEPS := build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-de
         debootstrap systemd-container prometheus rpm lintian rpmlint \
         podman runc containernetworking-plugins
 
-.PHONY: all build deps package test test-unit package-test run demo clean require-root \
-        build-asan build-fuzz test-sanitizers test-fuzz fuzz
+.PHONY: all build deps package test test-unit docs-check package-test run demo clean require-root \
+        build-asan build-fuzz test-sanitizers test-fuzz fuzz podman-full-test bench
 .DEFAULT_GOAL := build
 # Prerequisites in the order written (deps before build before tests), whatever -j
 # says; the build itself runs $(JOBS) jobs.
@@ -102,9 +107,22 @@ require-root:
 # those failed (so one run says everything), and the target fails if any did.
 # CTEST_ARGS selects among the main build's tests only: `-R netns` would leave the
 # fuzz layer without a test.
+#
+# The sanitizer and fuzz builds compile (niced) while the main build's tests run:
+# those mostly wait on namespaces, containers and the network, and the two builds
+# are a third of CI's time when they run after them. Their output goes to
+# $(BUILD)/side-builds.log, shown when they fail; the layers then build again in
+# the foreground (a no-op when the side build succeeded).
 test: require-root deps build package
 	@rc=0; \
+	( nice -n 10 $(MAKE) --no-print-directory build-asan build-fuzz >"$(BUILD)/side-builds.log" 2>&1; \
+	  echo $$? >"$(BUILD)/side-builds.rc" ) & side=$$!; \
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 $(CTEST_ARGS) || rc=1; \
+	wait $$side; \
+	if [ "$$(cat "$(BUILD)/side-builds.rc")" != 0 ]; then \
+	  echo "test: the sanitizer/fuzz build failed; its log's end ($(BUILD)/side-builds.log):"; \
+	  tail -40 "$(BUILD)/side-builds.log"; \
+	fi; \
 	$(MAKE) --no-print-directory test-sanitizers test-fuzz CTEST_ARGS= || rc=1; \
 	exit $$rc
 
@@ -128,12 +146,15 @@ build-fuzz:
 
 # Unit and integration tests only: the bpf tests would only instrument the test
 # program around the kernel, and the package tests install the main build's.
+# $(JOBS) at once: the integration tests mostly wait, and each takes its own lock
+# (tests/lib), so two of them never share a namespace, a port or a pin. The fuzz
+# targets are one process each, CPU-bound: one a core.
 test-sanitizers: require-root build-asan
 	ctest --test-dir "$(BUILD_ASAN)" --output-on-failure --no-tests=error --timeout 600 \
-	  -L 'unit|integration' $(CTEST_ARGS)
+	  -j $(JOBS) -L 'unit|integration' $(CTEST_ARGS)
 
 test-fuzz: build-fuzz
-	ctest --test-dir "$(BUILD_FUZZ)" --output-on-failure --no-tests=error -L fuzz $(CTEST_ARGS)
+	ctest --test-dir "$(BUILD_FUZZ)" --output-on-failure --no-tests=error -j $(JOBS) -L fuzz $(CTEST_ARGS)
 
 fuzz: build-fuzz
 	@rc=0; for t in $(FUZZ_TARGETS); do \
@@ -145,6 +166,18 @@ fuzz: build-fuzz
 package-test: require-root deps build package
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 900 -L package $(CTEST_ARGS)
 
+podman-full-test: require-root deps build package
+	CW_PODMAN_FULL_BUILD=1 ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 900 -R '^podman_image$$'
+
+# The commands README.md and docs/*.md show, run or claimed by a test (tests/docs_check.py).
+# It needs the two binaries only (their --help, --check-config, a throwaway daemon).
+docs-check:
+	@if [ ! -f "$(BUILD)/CMakeCache.txt" ]; then \
+	  cmake -S "$(CURDIR)" -B "$(BUILD)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
+	fi
+	cmake --build "$(BUILD)" -j $(JOBS) --target connwatchd connwatchctl
+	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error -L docs $(CTEST_ARGS)
+
 test-unit: build
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error -L unit $(CTEST_ARGS)
 
@@ -154,6 +187,9 @@ run: deps build
 
 demo: require-root deps build
 	bash tests/integration/demo.sh "$(BUILD)/connwatchd"
+
+bench: require-root
+	bash bench/bench.sh "$(BUILD)"
 
 clean:
 	@for d in "$(BUILD)" "$(BUILD_ASAN)" "$(BUILD_FUZZ)"; do \

@@ -10,6 +10,9 @@
  *                    peer veth as xdp_frames, straight into the peer's XDP program.
  *   xdp_redirect_sp  the same, but first writes a new TCP source port into every
  *                    frame (one per-CPU counter): every SYN is a new 4-tuple.
+ *   xdp_redirect_src the same, but first writes a new IPv4 source address into
+ *                    every frame: spread_base + n mod spread_count (one per-CPU
+ *                    counter), so the frames cycle through a set of sources.
  *   xdp_drop_count   receiver baseline: XDP_DROP after one per-CPU counter increment
  *                    (the ceiling of anything that drops in XDP).
  *   xdp_pass_count   receiver baseline: XDP_PASS after one per-CPU counter increment.
@@ -92,6 +95,38 @@ int xdp_redirect_sp(struct xdp_md *ctx)
 	port = bpf_htons(1024 + (__u16)(*n % 64512));
 	tcp->check = csum_replace2(tcp->check, tcp->source, port);
 	tcp->source = port;
+	*n += 1;
+	return bpf_redirect(target_ifindex, 0);
+}
+
+/* Set by the harness between rows (in .bss, writable while loaded): the
+ * sources xdp_redirect_src cycles through, host order. */
+__u32 spread_base = 0;
+__u32 spread_count = 0; /* 0 counts as 1 */
+
+/* The source address rewritten, the IP header checksum adjusted word by word
+ * from what the frame holds now (as xdp_redirect_sp does with the port); the
+ * TCP checksum too, which covers the address through the pseudo-header. */
+SEC("xdp")
+int xdp_redirect_src(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct tcphdr *tcp = (void *)(ip + 1);
+	__u32 key = BENCH_TX, count = spread_count ? spread_count : 1;
+	__u64 *n = bpf_map_lookup_elem(&counters, &key);
+	__be32 addr;
+	__u16 *old, *new;
+
+	if ((void *)(tcp + 1) > end || !n)
+		return XDP_ABORTED;
+	addr = bpf_htonl(spread_base + (__u32)(*n % count));
+	old = (__u16 *)&ip->saddr;
+	new = (__u16 *)&addr;
+	ip->check = csum_replace2(csum_replace2(ip->check, old[0], new[0]), old[1], new[1]);
+	tcp->check = csum_replace2(csum_replace2(tcp->check, old[0], new[0]), old[1], new[1]);
+	ip->saddr = addr;
 	*n += 1;
 	return bpf_redirect(target_ifindex, 0);
 }

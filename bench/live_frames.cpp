@@ -334,9 +334,14 @@ uint64_t percpu_sum(int map_fd, uint32_t key)
 
 // ---- rows ------------------------------------------------------------------------
 
-enum class Receiver { BareDrop, BarePass, Connwatch };
+// External: whatever the row's setup command attached (xdp-filter), or nothing.
+enum class Receiver { BareDrop, BarePass, Connwatch, External };
 enum class Template { Ack, Syn };
-enum class Sender { Fixed, NewPort }; // xdp_redirect | xdp_redirect_sp
+// xdp_redirect | xdp_redirect_sp | xdp_redirect_src (sources spread_base + n mod spread)
+enum class Sender { Fixed, NewPort, Spread };
+
+// The blocklist groups' sources: 10.0.0.0 + i, i < entries (all of 10/8 at 16 M).
+constexpr uint32_t kSpreadBase = 0x0a000000;
 
 struct Row {
     std::string key;         // for --rows
@@ -346,13 +351,64 @@ struct Row {
     Sender sender = Sender::Fixed;
     bool block_source = false;  // connwatch: template source in block_addr
     uint64_t dedup_ns = 0;      // connwatch: config.dedup_ns for the row (0: default)
-    std::string baseline;       // key of the row this one is compared with
+    std::string baseline{};     // key of the row this one is compared with
     // Counter that must have moved by exactly `count`: a bench counter (BENCH_RX)
     // for the bare programs, a connwatch stat for connwatch.
     int expect_stat = -1;
+    // Rows of a blocklist group run together, after the map was filled with
+    // `group` entries (10.0.0.0 + i); 0: the first group, no entries.
+    uint32_t group = 0;
+    uint32_t spread = 1;        // Sender::Spread: how many sources the frames cycle through
+    // Firewall rows: shell commands run before and after (the other tools'
+    // own set-up), what is filled afterwards, and what must hold: the stack
+    // saw none of the TCP segments (a firewall dropped them).
+    std::string setup{}, teardown{};
+    std::string fill_xdp_filter{}; // xdp-filter: its map of this name gets fw_entries
+    uint32_t fw_entries = 0;
+    bool expect_stack_silent = false;
 };
 
-std::vector<Row> all_rows()
+std::string group_name(uint32_t n)
+{
+    if (n >= 1000000 && n % 1000000 == 0)
+        return std::to_string(n / 1000000) + "m";
+    if (n == 16777216)
+        return "16m";
+    if (n >= 1000 && n % 1000 == 0)
+        return std::to_string(n / 1000) + "k";
+    return std::to_string(n);
+}
+
+// The other tools' rows. Each creates its set in cwbn-rx and removes it again;
+// the set holds the sender's address and entries-1 others from 10.0.0.0.
+Row nft_row(uint32_t n, const std::string& ns, const std::string& ifname)
+{
+    Row r{.key = "nft-" + group_name(n), .label = "XDP_PASS + nftables netdev ingress, set of " +
+                                                     std::to_string(n),
+          .receiver = Receiver::BarePass, .tmpl = Template::Ack, .baseline = "drop"};
+    r.setup = "ip netns exec " + ns + " nft -f $CWBN_SETFILE";
+    r.teardown = "ip netns exec " + ns + " nft delete table netdev cwbn";
+    r.fw_entries = n;
+    r.label += " (" + ifname + ")";
+    r.expect_stack_silent = true;
+    return r;
+}
+
+Row ipset_row(uint32_t n, const std::string& ns)
+{
+    Row r{.key = "ipset-" + group_name(n), .label = "XDP_PASS + iptables raw PREROUTING, ipset hash:ip of " +
+                                                       std::to_string(n),
+          .receiver = Receiver::BarePass, .tmpl = Template::Ack, .baseline = "drop"};
+    r.setup = "ip netns exec " + ns + " ipset restore -f $CWBN_SETFILE && ip netns exec " + ns +
+              " iptables -t raw -A PREROUTING -m set --match-set cwbn src -j DROP";
+    r.teardown = "ip netns exec " + ns + " iptables -t raw -F PREROUTING; ip netns exec " + ns +
+                 " ipset destroy cwbn";
+    r.fw_entries = n;
+    r.expect_stack_silent = true;
+    return r;
+}
+
+std::vector<Row> base_rows()
 {
     return {
         {.key = "drop", .label = "bare XDP_DROP (the ceiling)", .receiver = Receiver::BareDrop,
@@ -379,12 +435,88 @@ std::vector<Row> all_rows()
     };
 }
 
+struct RowOptions {
+    std::vector<uint32_t> entries;     // blocklist groups
+    std::vector<uint32_t> fw_entries;  // nft / ipset set sizes
+    std::vector<uint32_t> xdpf_entries; // xdp-filter sizes (<= 10000, its maps' capacity)
+    std::string rx_netns, rx_if, src;
+};
+
+std::vector<Row> all_rows(const RowOptions& ro)
+{
+    std::vector<Row> rows = base_rows();
+    // Pass rows: nothing attached at all (veth NAPI through GRO: the frames
+    // become skbs), and SYNs from a million new sources (scan-state inserts).
+    {
+        Row r{.key = "no-prog", .label = "no XDP program (veth GRO on), established-flow ACK",
+              .receiver = Receiver::External, .tmpl = Template::Ack, .baseline = "pass"};
+        r.setup = "ip netns exec " + ro.rx_netns + " ethtool -K " + ro.rx_if + " gro on";
+        r.teardown = "ip netns exec " + ro.rx_netns + " ethtool -K " + ro.rx_if + " gro off";
+        rows.push_back(r);
+        rows.push_back({.key = "pass-syn-src", .label = "bare XDP_PASS, SYN, new source each (1 M sources)",
+                        .receiver = Receiver::BarePass, .tmpl = Template::Syn, .sender = Sender::Spread,
+                        .baseline = "drop", .spread = 1000000});
+        rows.push_back({.key = "cw-syn-src", .label = "connwatch SYN path, new source each (scan-state inserts)",
+                        .receiver = Receiver::Connwatch, .tmpl = Template::Syn, .sender = Sender::Spread,
+                        .baseline = "pass-syn-src", .expect_stat = CW_STAT_PASS_SYN, .spread = 1000000});
+    }
+    // The other tools, in the first group (their sets come and go per row).
+    for (uint32_t n : ro.xdpf_entries) {
+        Row r{.key = "xdpf-" + group_name(n), .label = "xdp-filter (xdp-tools), source match, " +
+                                                         std::to_string(n) + " entries",
+              .receiver = Receiver::External, .tmpl = Template::Ack, .baseline = "drop"};
+        // One mount namespace for load and rule: its pins live there only.
+        r.setup = "ip netns exec " + ro.rx_netns + " sh -c 'mount -t bpf bpf /sys/fs/bpf && "
+                  "xdp-filter load -m native -f ipv4 " + ro.rx_if + " && xdp-filter ip -m src " + ro.src + "'";
+        r.teardown = "ip -n " + ro.rx_netns + " link set dev " + ro.rx_if + " xdp off";
+        r.fill_xdp_filter = "filter_ipv4";
+        r.fw_entries = n;
+        rows.push_back(r);
+    }
+    for (uint32_t n : ro.fw_entries)
+        rows.push_back(nft_row(n, ro.rx_netns, ro.rx_if));
+    {
+        Row r{.key = "ipt-rule", .label = "XDP_PASS + iptables raw PREROUTING, one -s rule",
+              .receiver = Receiver::BarePass, .tmpl = Template::Ack, .baseline = "drop"};
+        r.setup = "ip netns exec " + ro.rx_netns + " iptables -t raw -A PREROUTING -s " + ro.src + " -j DROP";
+        r.teardown = "ip netns exec " + ro.rx_netns + " iptables -t raw -F PREROUTING";
+        r.expect_stack_silent = true;
+        rows.push_back(r);
+    }
+    for (uint32_t n : ro.fw_entries)
+        rows.push_back(ipset_row(n, ro.rx_netns));
+    // Blocklist groups: connwatch with N entries, the same source repeated
+    // (spread 1: 10.0.0.0) and sources spread over all N (every frame a new
+    // source, the realistic flood), against a bare XDP_DROP fed by the same
+    // sender. (The verdict cache measured on 2026-11-27 is gone: bench/README.md.)
+    for (uint32_t n : ro.entries) {
+        std::string g = group_name(n), drop = "drop-g" + g;
+        rows.push_back({.key = drop, .label = "bare XDP_DROP, same sender (" + g + " group)",
+                        .receiver = Receiver::BareDrop, .tmpl = Template::Ack, .sender = Sender::Spread,
+                        .group = n, .spread = n});
+        for (bool spread : {false, true}) {
+            Row r{.key = std::string("cw-") + (spread ? "spread-" : "same-") + g,
+                  .label = "connwatch, " + std::to_string(n) + " entries, " +
+                           (spread ? "sources spread over all" : "one blocked source"),
+                  .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .sender = Sender::Spread,
+                  .baseline = drop, .expect_stat = CW_STAT_DROP_BLOCKED};
+            r.group = n;
+            r.spread = spread ? n : 1;
+            rows.push_back(r);
+        }
+    }
+    return rows;
+}
+
 // Frames that XDP drops cost ~100-200 ns here; frames that enter the stack cost
 // 5-20 times that. One count for both would make the stack rows take minutes,
 // so each kind has its own (--count, --stack-count).
 bool into_stack(const Row& r)
 {
-    return r.receiver == Receiver::BarePass || (r.receiver == Receiver::Connwatch && !r.block_source);
+    if (r.group)
+        return false;
+    return r.receiver == Receiver::BarePass || r.receiver == Receiver::External ||
+           (r.receiver == Receiver::Connwatch && !r.block_source);
 }
 
 struct Result {
@@ -396,6 +528,7 @@ struct Result {
     double solo_ns = 0;   // the receiver's program alone (plain BPF_PROG_RUN)
     double cpu_ns = 0;    // CPU time per frame: this thread + ksoftirqd
     double softirqd_ns = 0; // of which ksoftirqd (deferred NAPI polls)
+    double setup_s = 0;     // the row's set-up command (other tools' sets)
     std::vector<std::string> problems;
     std::string detail;
 };
@@ -421,7 +554,48 @@ struct Options {
     uint16_t sport = 1000, syn_sport = 1001, dport = 8080;
     std::vector<std::string> rows;
     bool verbose = false;
+    std::vector<uint32_t> entries = {1, 10000, 1000000, 16777216};
+    std::vector<uint32_t> fw_entries = {1, 10000, 1000000};
+    std::vector<uint32_t> xdpf_entries = {1, 10000};
 };
+
+std::string ipv4_text(uint32_t host_order)
+{
+    in_addr a{htonl(host_order)};
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a, buf, sizeof(buf));
+    return buf;
+}
+
+// The set of a firewall row: the sender's address, then 10.0.0.0 + i until
+// there are n (the sender's skipped).
+std::vector<uint32_t> fw_set(uint32_t src, uint32_t n)
+{
+    std::vector<uint32_t> out{src};
+    for (uint32_t i = 0; out.size() < n; i++)
+        if (kSpreadBase + i != src)
+            out.push_back(kSpreadBase + i);
+    return out;
+}
+
+// Runs a row's set-up or tear-down command (a script in /tmp, bounded by
+// timeout); false, and what it said, when it failed.
+bool shell(const std::string& cmd, const std::string& setfile, std::string* problem)
+{
+    const std::string script = "/tmp/cwbn-cmd.sh", log = "/tmp/cwbn-cmd.log";
+    {
+        std::ofstream out(script);
+        out << "CWBN_SETFILE=" << setfile << "\n" << cmd << "\n";
+    }
+    int rc = std::system(("timeout --kill-after=10 300 sh -e " + script + " >" + log + " 2>&1").c_str());
+    if (rc != 0 && problem) {
+        std::ifstream in(log);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        *problem = "'" + cmd + "' failed (status " + std::to_string(rc) + "): " + ss.str();
+    }
+    return rc == 0;
+}
 
 class Bench {
 public:
@@ -440,12 +614,17 @@ public:
             fail("--src and --dst must be IPv4 addresses");
         flow_.src = o.src;
         flow_.dst = o.dst;
+        inet_pton(AF_INET, o.src.c_str(), &check);
+        src_host_ = ntohl(check.s_addr);
         flow_.sport = o.sport;
         flow_.dport = o.dport;
         Flow syn_flow = flow_;
         syn_flow.sport = o.syn_sport;
         ack_ = tcp_frame(flow_, test::kAck, kPeerSeq, kLocalSeq, o.frame_len);
         syn_ = tcp_frame(syn_flow, test::kSyn, 0x30000000, 0, o.frame_len);
+        Flow base_flow = flow_;
+        base_flow.src = ipv4_text(kSpreadBase);
+        ack_base_ = tcp_frame(base_flow, test::kAck, kPeerSeq, kLocalSeq, o.frame_len);
 
         progs_ = load_bench_progs(tx_ifindex_);
         // The sending veth's own program: without one the veth cannot be an
@@ -457,6 +636,9 @@ public:
         }
         LoadSettings settings;
         settings.pin_dir.clear(); // never pin: a daemon's pinned blocklist is not ours to touch
+        // As large as the largest group: a host configured for max-blocks N.
+        for (uint32_t n : o.entries)
+            settings.max_blocks = std::max(settings.max_blocks, n);
         connwatch_ = std::make_unique<XdpProgram>(settings);
         default_config_ = connwatch_->config();
         // Read (and throw away) the events after each row, as connwatchd would, so
@@ -469,20 +651,98 @@ public:
                                  "softirqs, ignoring\n", o.cpu);
     }
 
+    // Grows connwatch's block_addr to n entries, 10.0.0.0 + i (never shrinks:
+    // groups run in ascending order). Returns the seconds it took.
+    double fill_to(uint32_t n)
+    {
+        auto t0 = std::chrono::steady_clock::now();
+        constexpr uint32_t kBatch = 65536;
+        std::vector<cw_addr> keys;
+        std::vector<cw_block> values;
+        cw_block b{};
+        b.created_ns = monotonic_now_ns();
+        b.origin = CW_ORIGIN_MANUAL; // expires 0: until removed
+        while (filled_ < n) {
+            keys.clear();
+            for (uint32_t i = filled_; i < n && keys.size() < kBatch; i++) {
+                cw_addr k{}; // ::ffff:a.b.c.d
+                k.b[10] = k.b[11] = 0xff;
+                uint32_t be = htonl(kSpreadBase + i);
+                std::memcpy(&k.b[12], &be, 4);
+                keys.push_back(k);
+            }
+            values.assign(keys.size(), b);
+            size_t done = connwatch_->block_add_batch(keys, values);
+            if (done != keys.size())
+                fail("Failed to fill the blocklist at " + std::to_string(filled_ + done) + " of " +
+                     std::to_string(n) + " entries: " + errno_text(errno));
+            filled_ += static_cast<uint32_t>(done);
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+
     Result run_row(const Row& row, uint32_t frames)
     {
         Result r;
         r.frames = frames;
         const auto& frame = row.tmpl == Template::Ack ? ack_ : syn_;
-        int sender_fd = bpf_program__fd(row.sender == Sender::NewPort ? progs_->progs.xdp_redirect_sp
-                                                                     : progs_->progs.xdp_redirect);
+        int sender_fd = bpf_program__fd(row.sender == Sender::NewPort  ? progs_->progs.xdp_redirect_sp
+                                        : row.sender == Sender::Spread ? progs_->progs.xdp_redirect_src
+                                                                       : progs_->progs.xdp_redirect);
+        progs_->bss->spread_base = kSpreadBase;
+        progs_->bss->spread_count = row.spread ? row.spread : 1;
         Address src = *Address::parse(o_.src);
         int counters_fd = bpf_map__fd(progs_->maps.counters);
+
+        // The other tools' set-up: their set in a file, their commands.
+        std::string setfile;
+        if (row.fw_entries && row.fill_xdp_filter.empty()) {
+            setfile = "/tmp/cwbn-set.txt";
+            std::ofstream out(setfile);
+            auto set = fw_set(src_host_, row.fw_entries);
+            if (row.key.rfind("nft-", 0) == 0) {
+                out << "table netdev cwbn {\n  set s {\n    type ipv4_addr\n    size " << set.size() + 16
+                    << "\n    elements = {";
+                for (size_t i = 0; i < set.size(); i++)
+                    out << (i ? ",\n" : " ") << ipv4_text(set[i]);
+                out << " }\n  }\n  chain c {\n    type filter hook ingress device " << o_.rx_if
+                    << " priority 0; policy accept;\n    ip saddr @s drop\n  }\n}\n";
+            } else {
+                out << "create cwbn hash:ip maxelem " << std::max<size_t>(65536, set.size()) << "\n";
+                for (uint32_t a : set)
+                    out << "add cwbn " << ipv4_text(a) << "\n";
+            }
+        }
+        struct Teardown {
+            std::string cmd;
+            ~Teardown()
+            {
+                if (!cmd.empty())
+                    shell(cmd, "", nullptr);
+            }
+        } teardown;
+        if (!row.setup.empty()) {
+            std::string problem;
+            teardown.cmd = row.teardown;
+            auto t0 = std::chrono::steady_clock::now();
+            if (!shell(row.setup, setfile, &problem)) {
+                r.problems.push_back("set-up: " + problem);
+                return r;
+            }
+            if (!row.fill_xdp_filter.empty() && row.fw_entries > 1 && !fill_xdp_filter(row, &problem)) {
+                r.problems.push_back("xdp-filter's map: " + problem);
+                return r;
+            }
+            r.setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
 
         // Receiver program, attached for this row only.
         UniqueFd link;
         std::unique_ptr<XdpAttachment> cw_link;
-        if (row.receiver == Receiver::Connwatch) {
+        if (row.receiver == Receiver::External) {
+            // Attached (or not) by the set-up command.
+        } else if (row.receiver == Receiver::Connwatch) {
+
             cw_config cfg = default_config_;
             if (row.dedup_ns)
                 cfg.dedup_ns = row.dedup_ns;
@@ -554,21 +814,27 @@ public:
 
         // The receiver's program alone on the same frame and the same maps: plain
         // BPF_PROG_RUN, no veth, no sender. Its counters move, after the snapshot.
+        // Group rows: on a frame from 10.0.0.0, blocked in every group, again
+        // and again (so with the cache on, every run after the first is a
+        // hit); not measured for external receivers.
         int solo_fd = row.receiver == Receiver::Connwatch ? connwatch_->prog_fd()
                       : row.receiver == Receiver::BareDrop ? bpf_program__fd(progs_->progs.xdp_drop_count)
                                                             : bpf_program__fd(progs_->progs.xdp_pass_count);
         LIBBPF_OPTS(bpf_test_run_opts, solo);
-        solo.data_in = frame.data();
-        solo.data_size_in = static_cast<uint32_t>(frame.size());
+        const auto& solo_frame = row.group ? ack_base_ : frame;
+        solo.data_in = solo_frame.data();
+        solo.data_size_in = static_cast<uint32_t>(solo_frame.size());
         solo.repeat = static_cast<int>(o_.solo_count);
-        int solo_err = err ? 0 : bpf_prog_test_run_opts(solo_fd, &solo);
+        bool solo_run = !err && row.receiver != Receiver::External && (row.group || row.sender != Sender::Spread);
+        int solo_err = solo_run ? bpf_prog_test_run_opts(solo_fd, &solo) : 0;
         int solo_errno = errno;
 
         link = UniqueFd();
         cw_link.reset();
         uint64_t events = events_ ? static_cast<uint64_t>(std::max(0, events_->consume())) : 0;
         if (row.receiver == Receiver::Connwatch) {
-            connwatch_->block_remove(src);
+            if (row.block_source)
+                connwatch_->block_remove(src);
             connwatch_->set_config(default_config_);
         }
 
@@ -587,8 +853,9 @@ public:
             r.problems.push_back("BPF_PROG_RUN of the receiver alone failed: " + errno_text(solo_errno));
         else
             r.solo_ns = solo.duration;
-        uint32_t want_action = row.receiver == Receiver::BareDrop || row.block_source ? XDP_DROP : XDP_PASS;
-        if (!solo_err && solo.retval != want_action)
+        uint32_t want_action =
+            row.receiver == Receiver::BareDrop || row.block_source || row.group ? XDP_DROP : XDP_PASS;
+        if (solo_run && !solo_err && solo.retval != want_action)
             r.problems.push_back("the receiver alone returned XDP action " + std::to_string(solo.retval) +
                                  ", not " + std::to_string(want_action));
 
@@ -615,6 +882,8 @@ public:
                 r.problems.push_back(std::string("connwatch counted ") + std::to_string(got) + " " +
                                      std::string(stat_name(static_cast<uint32_t>(row.expect_stat))) + ", not " +
                                      std::to_string(frames));
+        } else if (row.receiver == Receiver::External) {
+            // Only the veth's count (above) and the stack's.
         } else {
             d << "; bare program counted +" << brx1 - brx0;
             if (brx1 - brx0 != frames)
@@ -629,6 +898,11 @@ public:
         }
         if (sink1 != sink0)
             d << "; replies dropped at " << o_.tx_if << " +" << sink1 - sink0;
+        if (row.expect_stack_silent && snmp1["Tcp:InSegs"] != snmp0["Tcp:InSegs"])
+            r.problems.push_back("the stack received " + std::to_string(snmp1["Tcp:InSegs"] - snmp0["Tcp:InSegs"]) +
+                                 " TCP segments: the firewall did not drop them");
+        if (r.setup_s > 0)
+            d << "; set-up took " << r.setup_s << " s";
         r.detail = d.str();
         r.ok = r.problems.empty();
         return r;
@@ -640,6 +914,7 @@ private:
     int tx_ifindex_ = 0, rx_ifindex_ = 0;
     Flow flow_;
     test::Bytes ack_, syn_;
+    test::Bytes ack_base_; // from 10.0.0.0: blocked in every group (program alone)
     BenchSkel progs_;
     UniqueFd sink_;
     UniqueFd flow_socket_;
@@ -647,6 +922,58 @@ private:
     std::unique_ptr<EventReader> events_;
     std::string ksoftirqd_;
     cw_config default_config_{};
+    uint32_t filled_ = 0;
+    uint32_t src_host_ = 0;
+
+    // xdp-filter has no bulk command: after its own `ip` command put the
+    // sender's address in, its map (found by name among the maps of the
+    // program it attached) gets fw_entries - 1 more, each with the value it
+    // wrote for that first one.
+    bool fill_xdp_filter(const Row& row, std::string* problem)
+    {
+        uint32_t id = 0;
+        int fd = -1;
+        while (bpf_map_get_next_id(id, &id) == 0) {
+            int f = bpf_map_get_fd_by_id(id);
+            if (f < 0)
+                continue;
+            bpf_map_info info{};
+            uint32_t len = sizeof(info);
+            if (bpf_obj_get_info_by_fd(f, &info, &len) == 0 && row.fill_xdp_filter == info.name &&
+                info.key_size == 4) {
+                if (fd >= 0)
+                    close(fd);
+                fd = f; // the newest of that name
+                continue;
+            }
+            close(f);
+        }
+        if (fd < 0) {
+            *problem = "no map named " + row.fill_xdp_filter;
+            return false;
+        }
+        UniqueFd guard(fd);
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        bpf_obj_get_info_by_fd(fd, &info, &len);
+        int ncpu = libbpf_num_possible_cpus();
+        bool percpu = info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_PERCPU_ARRAY;
+        size_t vsize = (info.value_size + 7) / 8 * 8 * (percpu ? static_cast<size_t>(ncpu) : 1);
+        std::vector<uint8_t> value(vsize);
+        uint32_t key = htonl(src_host_);
+        if (bpf_map_lookup_elem(fd, &key, value.data()) != 0) {
+            *problem = "the sender's address is not in " + row.fill_xdp_filter + ": " + errno_text(errno);
+            return false;
+        }
+        for (uint32_t a : fw_set(src_host_, row.fw_entries)) {
+            uint32_t k = htonl(a);
+            if (bpf_map_update_elem(fd, &k, value.data(), BPF_ANY) != 0) {
+                *problem = "adding " + ipv4_text(a) + ": " + errno_text(errno);
+                return false;
+            }
+        }
+        return true;
+    }
 };
 
 std::string first_line_of(const char* file, const char* prefix)
@@ -686,10 +1013,16 @@ int run(int argc, char** argv)
     app.add_option("--rx-if", o.rx_if);
     app.add_option("--src", o.src, "source address of the frames (sender side)");
     app.add_option("--dst", o.dst, "destination address (the receiving veth's)");
+    app.add_option("--entries", o.entries, "blocklist groups: connwatch with this many entries")
+        ->delimiter(',')->check(CLI::Range(1u, 16777216u));
+    app.add_option("--fw-entries", o.fw_entries, "nftables and ipset rows: sets of this many")
+        ->delimiter(',')->check(CLI::Range(1u, 16777216u));
+    app.add_option("--xdpf-entries", o.xdpf_entries, "xdp-filter rows: this many entries (its maximum: 10000)")
+        ->delimiter(',')->check(CLI::Range(1u, 10000u));
     std::string keys;
-    for (const auto& r : all_rows())
+    for (const auto& r : all_rows({o.entries, o.fw_entries, o.xdpf_entries, o.rx_netns, o.rx_if, o.src}))
         keys += (keys.empty() ? "" : ",") + r.key;
-    app.add_option("--rows", o.rows, "rows to run, of: " + keys)->delimiter(',');
+    app.add_option("--rows", o.rows, "rows to run (default: all), of: " + keys)->delimiter(',');
     app.add_flag("--verbose", o.verbose, "libbpf's messages to stderr");
     try {
         app.parse(argc, argv);
@@ -698,7 +1031,11 @@ int run(int argc, char** argv)
     }
 
     std::vector<Row> rows;
-    for (const auto& r : all_rows())
+    const std::vector<Row> every = all_rows({o.entries, o.fw_entries, o.xdpf_entries, o.rx_netns, o.rx_if, o.src});
+    keys.clear();
+    for (const auto& r : every)
+        keys += (keys.empty() ? "" : ",") + r.key;
+    for (const auto& r : every)
         if (o.rows.empty() || std::find(o.rows.begin(), o.rows.end(), r.key) != o.rows.end())
             rows.push_back(r);
     for (const auto& k : o.rows)
@@ -745,13 +1082,29 @@ int run(int argc, char** argv)
         if (o.warmup) {
             // The first row after the loads and attaches has measured slow here
             // now and then; a throw-away bare-drop run takes that place.
-            Result w = bench.run_row(all_rows().front(), o.warmup);
+            Result w = bench.run_row(base_rows().front(), o.warmup);
             std::printf("warm-up  %-13s %7.2f Mpps (not counted)  %s\n", "drop", w.mpps, w.ok ? "ok" : "FAILED");
         }
         std::map<std::string, std::vector<Result>> results;
         bool all_ok = true;
-        for (uint32_t round = 1; round <= o.rounds; round++) {
+        // Groups in order (the first one without blocklist entries, then
+        // ascending sizes): the blocklist is filled once per group, and the
+        // group's rows are measured round after round, interleaved.
+        std::vector<uint32_t> groups;
+        for (const auto& row : rows)
+            if (std::find(groups.begin(), groups.end(), row.group) == groups.end())
+                groups.push_back(row.group);
+        for (uint32_t group : groups) {
+          if (group) {
+              double secs = bench.fill_to(group);
+              std::printf("\n# group %s: connwatch's blocklist now holds %u entries (10.0.0.0 + i; filled "
+                          "in %.1f s)\n", group_name(group).c_str(), group, secs);
+              std::fflush(stdout);
+          }
+          for (uint32_t round = 1; round <= o.rounds; round++) {
             for (const auto& row : rows) {
+                if (row.group != group)
+                    continue;
                 Result r = bench.run_row(row, into_stack(row) ? o.stack_count : o.count);
                 std::printf("round %u  %-13s %6.2f Mpps  %9u frames %7.3f s  %7.1f ns/frame wall, "
                             "%7.1f CPU (ksoftirqd %.1f), kernel %5.0f, alone %5.1f  %s\n",
@@ -765,6 +1118,7 @@ int run(int argc, char** argv)
                 all_ok = all_ok && r.ok;
                 results[row.key].push_back(r);
             }
+          }
         }
 
         // The table: each row's rounds, and its ratio to its baseline and its

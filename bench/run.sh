@@ -100,7 +100,7 @@ args=
 [ -s "$out" ] && echo >>"$out"
 echo "# bench/run.sh$args (CPU=$cpu, tree $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'))" | tee -a "$out"
 # The harness bounds every row (count, --row-timeout); timeout bounds the whole.
-timeout --signal=TERM --kill-after=10 300 \
+timeout --signal=TERM --kill-after=10 "${RUN_TIMEOUT:-300}" \
     taskset -c "$cpu" "$bin" --cpu "$cpu" \
     --tx-netns "$NS_TX" --rx-netns "$NS_RX" --tx-if "$IF_TX" --rx-if "$IF_RX" \
     --src "$ADDR_TX" --dst "$ADDR_RX" "$@" > >(tee -a "$out") 2>&1 &

@@ -50,12 +50,61 @@ static __always_inline int block_token(const struct cw_config *cfg, __u64 now)
 	return 0;
 }
 
+/* Does the source fail the reverse-path check (rp-filter) for a packet that
+ * came in on ifindex? What Linux's fib_validate_source() decides for IPv4
+ * with rp_filter 1 or 2, done on the route mirror (map routes), for IPv6 too:
+ *  - no route, or a route that rejects (unreachable, blackhole, prohibit):
+ *    spoofed in both modes;
+ *  - an own address (or a broadcast route): spoofed unless it came in on
+ *    loopback;
+ *  - strict: spoofed unless one of the route's interfaces is ifindex.
+ * Called only when a scan is about to be blocked. */
+static __always_inline int rp_spoofed(const struct cw_addr *src, __u32 ifindex,
+				      const struct cw_config *cfg)
+{
+	struct cw_lpm_key k = { .prefixlen = 128 };
+	__u32 mode = cfg->rp_filter;
+	struct cw_route *r;
+	int v4;
+
+	if (mode == CW_RP_IFACE) {
+		__u32 *m = bpf_map_lookup_elem(&rp_iface, &ifindex);
+
+		mode = m ? *m : CW_RP_OFF;
+	}
+	if (mode != CW_RP_STRICT && mode != CW_RP_LOOSE)
+		return 0;
+	k.addr = *src;
+	r = bpf_map_lookup_elem(&routes, &k);
+	v4 = src->b[10] == 0xff && src->b[11] == 0xff && !(src->b[0] | src->b[1] | src->b[2] |
+							     src->b[3] | src->b[4] | src->b[5] |
+							     src->b[6] | src->b[7] | src->b[8] |
+							     src->b[9]);
+	if (!r || (v4 && r->v6))
+		return 1; /* no route back at all */
+	if (r->kind == CW_ROUTE_LOCAL)
+		return ifindex != CW_LOOPBACK_IFINDEX;
+	if (r->kind != CW_ROUTE_UNICAST && r->kind != CW_ROUTE_ANY)
+		return 1; /* a route that rejects */
+	if (mode == CW_RP_LOOSE || r->kind == CW_ROUTE_ANY)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < CW_ROUTE_NEXTHOPS; i++)
+		if (i < r->nhops && r->ifindex[i] == ifindex)
+			return 0;
+	return 1;
+}
+
 /* Inserts an automatic block for a scanner and says what happened. The block
  * covers unit, the scan's unit: the source (plen 0) or its prefix of plen
- * bits; *block_plen says what was blocked. */
+ * bits; *block_plen says what was blocked. The checks look at the real
+ * source (the allowlist, the reverse path); the escalation history is kept
+ * under the key blocked, so that a scanner rotating addresses inside its /64
+ * is one offender. */
 static __always_inline __u8 block_scanner(const struct cw_addr *src, const struct cw_addr *unit,
-					  __u32 plen, __u64 now, const struct cw_config *cfg,
-					  __u64 *expires, __u8 *block_plen)
+					  __u32 plen, __u32 ifindex, __u64 now,
+					  const struct cw_config *cfg, __u64 *expires,
+					  __u32 *offence, __u8 *block_plen)
 {
 	struct cw_block b = { .created_ns = now, .origin = CW_ORIGIN_SCAN };
 	struct cw_block *old;
@@ -63,6 +112,13 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, const struc
 	if (is_allowed(src)) {
 		count(CW_STAT_BLOCK_ALLOWED);
 		return CW_ACT_ALLOWLISTED;
+	}
+	/* Before monitor-only, which changes nothing about a source being a
+	 * decoy, and before the token bucket: a flood of decoys the check sees
+	 * through spends no tokens that a real scanner's block would need. */
+	if (rp_spoofed(src, ifindex, cfg)) {
+		count(CW_STAT_BLOCK_SPOOFED);
+		return CW_ACT_SPOOFED;
 	}
 	if (cfg->monitor_only) {
 		count(CW_STAT_BLOCK_MONITOR);
@@ -75,7 +131,6 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, const struc
 		count(CW_STAT_BLOCK_RATE_LIMITED);
 		return CW_ACT_RATE_LIMITED;
 	}
-	b.expires_ns = cfg->block_ns ? now + cfg->block_ns : 0;
 	if (plen) {
 		/* The prefix's key is also the address of its first host (the
 		 * subnet-router anycast 2001:db8:1:2::, the network address
@@ -89,6 +144,7 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, const struc
 		}
 	}
 	b.prefix_len = plen;
+	b.expires_ns = escalate(unit, now, cfg, offence);
 	/* BPF_ANY: an entry still present here has expired (an active one would
 	 * have dropped this packet), so overwriting it is renewing the block. */
 	if (bpf_map_update_elem(&block_addr, unit, &b, BPF_ANY)) {
@@ -159,6 +215,7 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 	struct scan_walk w = {};
 	struct cw_addr unit;
 	__u64 expires = 0;
+	__u32 offence = 0;
 	struct cw_event *e;
 	__u32 nports, plen;
 	__u8 action, block_plen = 0;
@@ -181,14 +238,15 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 
 	if (nports) {
 		count(CW_STAT_SCAN);
-		action = block_scanner(&p->flow.saddr, &unit, plen, now, cfg, &expires,
-				       &block_plen);
+		action = block_scanner(&p->flow.saddr, &unit, plen, ctx->ingress_ifindex, now, cfg,
+				       &expires, &offence, &block_plen);
 		e = event_new(p, now, ctx->ingress_ifindex, CW_EV_SCAN);
 		if (e) {
 			e->action = action;
 			e->expires_ns = expires;
 			e->prefix_len = plen;
 			e->block_prefix_len = block_plen;
+			e->offence = action == CW_ACT_BLOCKED ? offence : 0;
 			e->nports = nports > CW_SCAN_SLOTS ? CW_SCAN_SLOTS : nports;
 			__builtin_memcpy(e->ports, w.ports, sizeof(w.ports));
 			bpf_ringbuf_submit(e, 0);

@@ -32,11 +32,19 @@
 #include "maps.h"
 #include "verdict.h"
 #include "scan.h"
+#include "escalate.h"
 #include "attempt.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* ---- parsing ------------------------------------------------------------------- */
+
+/* The IPv6 extension headers walked in front of TCP. */
+static __always_inline int ext_header(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
+	       next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
+}
 
 SEC("xdp")
 int connwatch_xdp(struct xdp_md *ctx)
@@ -154,8 +162,7 @@ int connwatch_xdp(struct xdp_md *ctx)
 
 			if (l4 == IPPROTO_TCP)
 				break;
-			if (l4 != IPPROTO_HOPOPTS && l4 != IPPROTO_ROUTING &&
-			    l4 != IPPROTO_DSTOPTS && l4 != IPPROTO_FRAGMENT && l4 != IPPROTO_AH)
+			if (!ext_header(l4))
 				return pass(CW_STAT_PASS_NON_TCP); /* ICMPv6, UDP, ESP, none, ... */
 			/* Every extension header is >= 8 bytes. A first fragment
 			 * that ends inside the chain breaks RFC 7112 (the whole
@@ -167,7 +174,11 @@ int connwatch_xdp(struct xdp_md *ctx)
 				 * the lowest bit. */
 				if ((h[2] << 8 | h[3]) & 0xfff8)
 					return pass(CW_STAT_PASS_FRAGMENT);
-				first_frag = h[3] & 1;
+				/* |=: a later fragment header (an atomic one,
+				 * offset 0 without M) does not make a first
+				 * fragment whole (xdp_fuzz found its cut TCP
+				 * header passed as unparsed). */
+				first_frag |= h[3] & 1;
 				len = 8;
 			} else if (l4 == IPPROTO_AH) {
 				len = ((__u32)h[1] + 2) * 4; /* AH length is in 4-byte units, minus 2 */
@@ -178,11 +189,13 @@ int connwatch_xdp(struct xdp_md *ctx)
 			pos = h + len;
 			ext_len += len;
 		}
-		/* The TCP header lies beyond the headers walked: no real stack
-		 * sends such a chain (docs/PROBES.md), and what it hides cannot
-		 * be judged here. */
+		/* A seventh extension header: the TCP header, if any, lies beyond
+		 * the headers walked. No real stack sends such a chain
+		 * (docs/PROBES.md), and what it hides cannot be judged here. What
+		 * follows six headers is judged like any other (xdp_fuzz found
+		 * six headers and UDP, or no next header, dropped). */
 		if (l4 != IPPROTO_TCP)
-			return tiny_verdict(cfg);
+			return ext_header(l4) ? tiny_verdict(cfg) : pass(CW_STAT_PASS_NON_TCP);
 		if (first_frag) {
 			if (bpf_ntohs(ip6->payload_len) < ext_len)
 				return tiny_verdict(cfg); /* the chain ends past this fragment */

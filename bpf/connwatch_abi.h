@@ -120,14 +120,82 @@ struct cw_config {
 	 * and each one moves it block_every_ns on. */
 	__u64 block_every_ns; /* 1e9 / rate: one token per this long; 0 = no bound */
 	__u64 block_slack_ns; /* (burst - 1) * block_every_ns: the burst beyond one */
+	/* Repeat offenders (escalation-window, escalation-factor,
+	 * max-block-duration; bpf/escalate.h): a source blocked again within
+	 * escalation_window_ns of the end of its previous automatic block gets
+	 * the previous duration x escalation_factor_milli / 1000, at least
+	 * block_ns, at most max_block_ns. 0 = no escalation: every automatic
+	 * block lasts block_ns and no history is kept, as before these fields. */
+	__u64 escalation_window_ns;
+	__u64 max_block_ns;            /* the cap; 0 (or below block_ns) = block_ns */
+	__u32 escalation_factor_milli; /* factor x 1000; below 1000 = 1000 (no growth) */
+	__u32 pad2;
+	/* Reverse-path check of a scanner's source before its automatic block
+	 * (rp-filter; docs/SECURITY.md, "Spoofed sources and decoys"): enum
+	 * cw_rp_mode. 0 (off) is the behaviour before it existed. */
+	__u32 rp_filter;
+	__u32 pad_rp;
 	/* Sources counted and blocked per prefix (ipv4-prefix, ipv6-prefix): an
 	 * IPv4 source as its /ipv4_prefix, an IPv6 one as its /ipv6_prefix,
 	 * unless the prefix holds an allowlisted or own address (map
 	 * allow_inside). 0, 32 (IPv4) and 128 (IPv6): per address, as before
-	 * these fields; connwatchd's defaults are 32 and 64. */
+	 * these fields; connwatchd's defaults are 32 and 64. Appended after
+	 * rp-filter's fields: every earlier offset is unchanged. */
 	__u8 ipv4_prefix;    /* 0..32 */
 	__u8 ipv6_prefix;    /* 0..128 */
-	__u8 pad2[6];
+	__u8 pad_prefix[6];
+};
+
+/* Value of the offenders map (LRU hash keyed by the blocked source, the key of
+ * block_addr): the history of a source's automatic blocks, for escalation.
+ * Written only when the kernel makes an automatic block with escalation on;
+ * userspace deletes it when an operator lifts a block (a manual unblock
+ * forgives), saves it at stop and reloads it at start across a reboot. */
+struct cw_offender {
+	__u64 until_ns;  /* CLOCK_MONOTONIC end of the latest automatic block (its
+			  * deadline); the window is measured from it. Compared
+			  * signed: after a reboot userspace may write a time
+			  * before boot, i.e. "negative". */
+	__u64 block_ns;  /* the latest block's duration */
+	__u32 offences;  /* automatic blocks in the chain, the latest included */
+	__u32 pad;
+};
+
+/* cw_config.rp_filter, and the values of the rp_iface map. */
+enum cw_rp_mode {
+	CW_RP_OFF = 0,    /* no check */
+	CW_RP_STRICT = 1, /* RFC 3704 strict: the route back to the source must leave by
+			   * the interface the packet came in on */
+	CW_RP_LOOSE = 2,  /* RFC 3704 loose (feasible): some route back must exist */
+	CW_RP_IFACE = 3,  /* cw_config only: each interface's mode is in rp_iface
+			   * (keyed by ifindex; an interface not there: off) */
+};
+
+/* Nexthop interfaces kept per route (multipath); a route with more is kept as
+ * CW_ROUTE_ANY. */
+#define CW_ROUTE_NEXTHOPS 4
+
+/* What a route of the mirror (map routes, an LPM trie keyed like the allowlist)
+ * says about a source it covers. */
+enum cw_route_kind {
+	CW_ROUTE_UNICAST = 1, /* leaves by ifindex[0..nhops-1] */
+	CW_ROUTE_NONE = 2,    /* unreachable, blackhole, prohibit, throw: no way back */
+	CW_ROUTE_LOCAL = 3,   /* an own address (or broadcast, multicast, anycast route of
+			       * the local table): a source only on loopback */
+	CW_ROUTE_ANY = 4,     /* a route whose interfaces are not all known (more than
+			       * CW_ROUTE_NEXTHOPS, or nexthop objects): any interface */
+};
+
+/* Value of the route mirror (map routes). Userspace keeps it from rtnetlink
+ * (tables main and local, IPv4 and IPv6). */
+struct cw_route {
+	__u32 ifindex[CW_ROUTE_NEXTHOPS]; /* output interfaces, nhops of them */
+	__u8 kind;  /* enum cw_route_kind */
+	__u8 nhops; /* valid entries of ifindex[] */
+	__u8 v6;    /* 1: an IPv6 route. As in block_cidr, an IPv6 prefix shorter
+		     * than /96 also covers the IPv4-mapped keys: the program takes
+		     * such a match for an IPv4 source as no route. */
+	__u8 pad;
 };
 
 /* Ring-buffer event types. */
@@ -149,9 +217,11 @@ enum cw_scan_action {
 	CW_ACT_BLOCKLIST_FULL = 4,/* block_addr was full: reported, not blocked */
 	CW_ACT_RATE_LIMITED = 5,  /* more automatic blocks than max-new-blocks-per-second
 				   * (and its burst) allow: reported, not blocked */
+	CW_ACT_SPOOFED = 6,       /* the source fails the reverse-path check (rp-filter):
+				   * likely spoofed (a decoy), reported, not blocked */
 };
 
-/* One ring-buffer record. 128 bytes. */
+/* One ring-buffer record. 136 bytes (128 before offence was appended). */
 struct cw_event {
 	__u64 ts_ns;          /* CLOCK_MONOTONIC when the packet was seen */
 	__u64 expires_ns;     /* CW_EV_SCAN + CW_ACT_BLOCKED: the block's deadline, 0 = never */
@@ -179,6 +249,11 @@ struct cw_event {
 			       * same form (0 = the address saddr alone). Was padding. */
 	__u8 pad[1];
 	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
+	/* appended for repeat offenders: CW_EV_SCAN + CW_ACT_BLOCKED with
+	 * escalation on, which offence this block is (1 = first in its window
+	 * chain); 0 = not counted (escalation off, or not blocked). */
+	__u32 offence;
+	__u32 pad2;
 };
 
 /* Indices of the per-CPU counter array `stats`. Every verdict and every reason
@@ -220,6 +295,8 @@ enum cw_stat {
 	CW_STAT_DROP_TINY_FRAGMENT, /* verdict: such a packet, dropped (drop-tiny-fragments on) */
 	CW_STAT_PASS_TINY_FRAGMENT, /* verdict: such a packet, passed (drop-tiny-fragments off) */
 	CW_STAT_BLOCK_RATE_LIMITED, /* automatic block skipped: max-new-blocks-per-second */
+	CW_STAT_BLOCK_SPOOFED,    /* automatic block skipped: the source fails the
+				   * reverse-path check (rp-filter) */
 	/* appended for prefix blocks (ipv4-prefix, ipv6-prefix) */
 	CW_STAT_DROP_BLOCKED_PREFIX, /* verdict: dropped, the source's prefix in block_addr */
 	CW_STAT_BLOCK_PREFIX_ADDED,  /* automatic blocks of a whole prefix (also in BLOCK_ADDED) */

@@ -126,6 +126,44 @@ struct {
 	__type(value, __u64);
 } bucket SEC(".maps");
 
+/* Repeat offenders: per blocked source, its latest automatic block's end and
+ * duration and the offences in its chain (struct cw_offender, bpf/escalate.h).
+ * Touched only when an automatic block is made with escalation on. An LRU:
+ * under a flood of blocks (at most max-new-blocks-per-second) the least
+ * recently blocked histories go first, which can only make a returning
+ * scanner's block shorter, never make one. Pinned with the blocklists, so it
+ * outlives a restart; saved by userspace for a reboot. 32768 x 40 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct cw_addr);
+	__type(value, struct cw_offender);
+} offenders SEC(".maps");
+/* The route mirror for the reverse-path check (rp-filter): the host's routes
+ * of tables local and main, IPv4 and IPv6, keyed like the allowlist, kept by
+ * connwatchd from rtnetlink (docs/SECURITY.md, "Spoofed sources and decoys").
+ * bpf_fib_lookup() cannot serve: on a host that does not forward it answers
+ * BPF_FIB_LKUP_RET_FWD_DISABLED for every lookup. Looked up only when a scan
+ * is about to be blocked, never on the fast path. 65536 routes; a host with
+ * more (a full BGP table) gets the check turned off, said once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cw_lpm_key);
+	__type(value, struct cw_route);
+} routes SEC(".maps");
+
+/* Each watched interface's rp-filter mode (enum cw_rp_mode) when the config
+ * says CW_RP_IFACE (rp-filter unset: the interface's own rp_filter sysctl).
+ * Key ifindex. Written by connwatchd; read only before an automatic block. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} rp_iface SEC(".maps");
+
 /* Per-source scan-detection state. An LRU: under a flood of spoofed sources the
  * least recently seen states are evicted, which can only make us forget a
  * scanner's earlier ports (a missed detection), never lose a block. 32768

@@ -57,6 +57,30 @@ void print(const StatusResponse& s)
     std::printf("Blocks:      %llu of at most %u\n", static_cast<unsigned long long>(s.blocks),
                 s.max_blocks);
     std::printf("Allowlist:   %llu prefixes\n", static_cast<unsigned long long>(s.allow));
+    if (s.crowdsec) {
+        const char* label = "CrowdSec:    ";
+        if (const auto& b = s.crowdsec->bouncer) {
+            std::printf("%sbouncer of %s: %llu decisions mirrored, last pull %s", label,
+                        b->lapi_url.c_str(), static_cast<unsigned long long>(b->decisions),
+                        when(b->last_pull).c_str());
+            if (b->failing_since)
+                std::printf("; failing since %s (%llu failed pulls)",
+                            format_timestamp(b->failing_since).c_str(),
+                            static_cast<unsigned long long>(b->failed_pulls));
+            std::printf("\n");
+            label = "             ";
+        }
+        if (const auto& w = s.crowdsec->watcher) {
+            std::printf("%swatcher %s at %s: %llu alerts sent, %llu queued, %llu dropped", label,
+                        w->login.c_str(), w->url.c_str(),
+                        static_cast<unsigned long long>(w->alerts_sent),
+                        static_cast<unsigned long long>(w->alerts_queued),
+                        static_cast<unsigned long long>(w->alerts_dropped));
+            if (w->failing_since)
+                std::printf("; failing since %s", format_timestamp(w->failing_since).c_str());
+            std::printf("\n");
+        }
+    }
     std::printf("Counters:\n");
     for (const auto& [name, value] : s.counters)
         std::printf("  %-20s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
@@ -103,11 +127,17 @@ int list(const std::string& socket_path, const ListRequest& req, bool json)
             std::printf("%s    %s", blocks ? ",\n" : "\n", indented(j.dump(2), 4).c_str());
         } else {
             auto b = j.get<BlockEntry>();
+            // The columns scripts read since the first release; a repeat
+            // offence is said after the reason, where nothing followed before.
             if (!blocks)
                 std::printf("%-43s %-8s %-19s %s\n", "PREFIX", "ORIGIN", "EXPIRES", "REASON");
+            std::string reason = b.reason;
+            if (b.offence > 1)
+                reason += (reason.empty() ? "" : " ") + std::string("(offence ") +
+                          std::to_string(b.offence) + ")";
             std::printf("%-43s %-8s %-19s %s\n", b.prefix.str().c_str(),
                         std::string(to_string(b.origin)).c_str(), when(b.expires).c_str(),
-                        b.reason.c_str());
+                        reason.c_str());
         }
         blocks++;
     };

@@ -224,12 +224,12 @@ void BlockIndex::start_round()
         e.flags &= static_cast<uint8_t>(~kSeen);
 }
 
-std::vector<cw_addr> BlockIndex::end_round()
+std::vector<HostEntry> BlockIndex::end_round()
 {
-    std::vector<cw_addr> gone;
+    std::vector<HostEntry> gone;
     for (size_t i = 0; i < slots_.size(); i++)
         if ((slots_[i].flags & kUsed) && !(slots_[i].flags & kSeen)) {
-            gone.push_back(slots_[i].key);
+            gone.push_back(slots_[i]);
             erase_slot(i);
         }
     if (!gone.empty() && slots_.size() > kMinSlots &&

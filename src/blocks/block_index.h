@@ -27,7 +27,10 @@ struct HostEntry {
     uint32_t due_s = 0;  // CLOCK_MONOTONIC second the block falls due (ceil); 0: never
     uint8_t origin = 0;  // enum cw_origin
     uint8_t flags = 0;   // kUsed, kTombstone, kSeen (see BlockIndex)
-    uint16_t pad = 0;
+    // A manual block's record, when it is one that many blocks share (a bulk
+    // import's reason and times): its number in BlockTable's table of them;
+    // 0: none. The index keeps it as it is on put(); BlockTable sets it.
+    uint16_t shared = 0;
 };
 static_assert(sizeof(HostEntry) == 24);
 
@@ -76,7 +79,7 @@ public:
     // put() sets it; end_round() erases the entries not seen since (their
     // kernel entry vanished without us) and returns them.
     void start_round();
-    std::vector<cw_addr> end_round();
+    std::vector<HostEntry> end_round();
 
     template <typename Fn>
     void for_each(Fn fn) const

@@ -49,12 +49,4 @@ std::optional<cw_block> BlockMaps::find_prefix_block(const Cidr& prefix) const
     return std::nullopt;
 }
 
-size_t BlockMaps::remove_host_blocks(const std::vector<cw_addr>& keys)
-{
-    size_t n = 0;
-    for (const auto& k : keys)
-        n += remove_block(Cidr::host(Address(k))) ? 1 : 0;
-    return n;
-}
-
 } // namespace connwatch

@@ -32,6 +32,8 @@ public:
     // Many at once (bulk imports): entry i added or removed as add_block or
     // remove_block would, result[i] what it returned. One call each here;
     // KernelMaps writes the exact addresses in batches.
+    // (remove_blocks is the one way BlockTable removes many: unblock --file,
+    // expiry, flush.)
     virtual std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
     {
         std::vector<bool> done;
@@ -71,14 +73,26 @@ public:
     // Removes the kernel's automatic block of this prefix from the exact hash
     // only (a prefix block of the trie stays); false: there was none.
     virtual bool remove_prefix_entry(const Cidr& prefix) { return remove_block(prefix); }
-    // Removes these exact blocks; returns how many were there.
-    virtual size_t remove_host_blocks(const std::vector<cw_addr>& keys);
 
     virtual uint32_t cidr_block_capacity() const = 0;
     // Forgets a source's scan-detection state, so that its next port starts a
     // fresh count: called when its block ends, or the kernel's "reported in
     // this window" mark would let it scan again unseen.
     virtual void reset_scan_state(const Address& source) = 0;
+    // Forgets a source's history of repeat offences (bpf/escalate.h), so that
+    // its next automatic block is a first offence again: called when an
+    // operator lifts its block (unblock, flush, an allow entry), never when a
+    // block expires. The fake keeps no history.
+    virtual void forgive(const Address& source) { (void)source; }
+    // The sources that have scan state (bounded by its map), so that a flush
+    // of a million blocks resets those few rather than asking for each
+    // block; nullopt: cannot say (reset_scan_state each one).
+    virtual std::optional<std::vector<cw_addr>> scan_state_sources() const { return std::nullopt; }
+    virtual void reset_scan_states(const std::vector<cw_addr>& sources)
+    {
+        for (const auto& k : sources)
+            reset_scan_state(Address(k));
+    }
 
     // Throws Error when the kernel refuses (the trie is full, ...).
     virtual void add_allow(const Cidr& prefix) = 0;

@@ -2,6 +2,7 @@
 #include "blocks/block_table.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -30,6 +31,70 @@ BlockRecord BlockTable::record_of(const Cidr& prefix, const cw_block& b) const
             b.expires_ns ? wall_time_of(b.expires_ns) : 0};
 }
 
+BlockRecord BlockTable::record_for(const Cidr& prefix, const cw_block& b) const
+{
+    if (auto m = meta_.find(prefix); m != meta_.end())
+        return m->second;
+    if (prefix.is_host())
+        if (const HostEntry* e = hosts_.find(prefix.address().to_abi()); e && e->shared) {
+            const Shared& r = shared_[e->shared];
+            return {prefix, BlockOrigin::Manual, r.reason, r.created, r.expires};
+        }
+    return record_of(prefix, b);
+}
+
+std::optional<BlockRecord> BlockTable::record(const Cidr& prefix) const
+{
+    if (!present(prefix))
+        return std::nullopt;
+    if (!prefix.is_host())
+        return record_for(prefix, cidrs_.at(prefix));
+    auto b = maps_.find_host_block(prefix.address().to_abi());
+    if (!b) { // indexed, gone from the kernel a moment ago: what the index says
+        const HostEntry* e = hosts_.find(prefix.address().to_abi());
+        b = cw_block{};
+        b->origin = e->origin;
+    }
+    return record_for(prefix, *b);
+}
+
+uint16_t BlockTable::share(const BlockRecord& r)
+{
+    auto key = std::make_tuple(r.reason, r.created, r.expires);
+    if (auto it = shared_ids_.find(key); it != shared_ids_.end()) {
+        shared_[it->second].refs++;
+        return it->second;
+    }
+    uint16_t id = 0;
+    if (!shared_free_.empty()) {
+        id = shared_free_.back();
+        shared_free_.pop_back();
+    } else if (shared_.size() <= kMaxSharedRecords) {
+        id = static_cast<uint16_t>(shared_.size());
+        shared_.emplace_back();
+    } else {
+        return 0;
+    }
+    shared_[id] = {r.reason, r.created, r.expires, 1};
+    shared_ids_.emplace(std::move(key), id);
+    return id;
+}
+
+bool BlockTable::unshare(HostEntry& e)
+{
+    if (!e.shared)
+        return false;
+    Shared& r = shared_[e.shared];
+    if (--r.refs == 0) {
+        shared_ids_.erase(std::make_tuple(r.reason, r.created, r.expires));
+        r = Shared{};
+        shared_free_.push_back(e.shared);
+    }
+    e.shared = 0;
+    shared_blocks_--;
+    return true;
+}
+
 BlockTable::Restored BlockTable::restore()
 {
     Restored out;
@@ -41,6 +106,11 @@ BlockTable::Restored BlockTable::restore()
     cidr_scan_ = cidr_crowdsec_ = 0;
     meta_.clear();
     scan_records_ = 0;
+    shared_.assign(1, Shared{});
+    shared_free_.clear();
+    shared_ids_.clear();
+    shared_blocks_ = 0;
+    flush_.reset();
     round_open_ = false;
     reconcile_cursor_ = 0;
     // The one walk of the blocklist: batched, straight into the index.
@@ -96,14 +166,18 @@ void BlockTable::note_block(const Cidr& prefix, const cw_block& b)
 
 void BlockTable::forget(const Cidr& prefix)
 {
+    bool had = false; // a record: its journal line says it is gone
     if (prefix.is_host()) {
+        if (HostEntry* e = hosts_.find(prefix.address().to_abi()))
+            had = unshare(*e);
         hosts_.erase(prefix.address().to_abi());
     } else if (auto it = cidrs_.find(prefix); it != cidrs_.end()) {
         cidr_scan_ -= it->second.origin == CW_ORIGIN_SCAN ? 1 : 0;
         cidr_crowdsec_ -= it->second.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
         cidrs_.erase(it);
     }
-    if (erase_record(prefix))
+    had = erase_record(prefix) || had;
+    if (had && !quiet_)
         note(journal_remove(prefix));
 }
 
@@ -115,6 +189,19 @@ bool BlockTable::present(const Cidr& prefix) const
 
 bool BlockTable::keep_record(BlockRecord r)
 {
+    // A manual exact block shares its record when it can.
+    HostEntry* e = r.prefix.is_host() ? hosts_.find(r.prefix.address().to_abi()) : nullptr;
+    if (e && r.origin == BlockOrigin::Manual) {
+        if (uint16_t id = share(r)) {
+            erase_record(r.prefix);
+            unshare(*e);
+            e->shared = id;
+            shared_blocks_++;
+            return true;
+        }
+    }
+    if (e)
+        unshare(*e); // a record of its own from now on
     bool scan = r.origin == BlockOrigin::Scan;
     auto it = meta_.find(r.prefix);
     if (it == meta_.end()) {
@@ -315,15 +402,22 @@ std::string BlockTable::danger(const Cidr& prefix) const
     return why;
 }
 
-std::string BlockTable::refusal(const Cidr& prefix, bool force) const
+std::string BlockTable::refusal(const Cidr& prefix, bool force, BlockOrigin origin) const
 {
+    // One policy for both: an allow entry wins, a dangerous prefix needs force
+    // (a CrowdSec decision never has it). The operator is told the fix; a
+    // decision's refusal is logged beside its prefix, so the reason alone.
+    const bool manual = origin == BlockOrigin::Manual;
     if (auto a = allow_covering(prefix))
-        return prefix.str() + " is covered by the allow entry " + a->str() +
-               ": remove that first (connwatchctl disallow) if you really mean to block it";
+        return manual ? prefix.str() + " is covered by the allow entry " + a->str() +
+                            ": remove that first (connwatchctl disallow) if you really mean to "
+                            "block it"
+                      : "covered by the allow entry " + a->str();
     if (!force)
         if (auto why = danger(prefix); !why.empty())
-            return "not blocking " + prefix.str() + ": " + why +
-                   "; repeat with --force (\"force\": true) if you really mean it";
+            return manual ? "not blocking " + prefix.str() + ": " + why +
+                                "; repeat with --force (\"force\": true) if you really mean it"
+                          : why;
     return "";
 }
 
@@ -341,12 +435,17 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
                                                          std::optional<std::chrono::seconds> duration,
                                                          std::string reason, bool force)
 {
-    if (auto why = refusal(prefix, force); !why.empty())
+    if (auto why = refusal(prefix, force, BlockOrigin::Manual); !why.empty())
         return why;
     cw_block b{};
     b.created_ns = monotonic_now_ns();
     b.expires_ns = deadline_ns(b.created_ns, duration.value_or(std::chrono::seconds(0)));
     b.origin = CW_ORIGIN_MANUAL;
+    if (!free_prefix_key(prefix))
+        return prefix.str() + " is the kernel's key of the automatic block of " +
+               prefix_block_at(prefix.address())->str() +
+               ", which would move to the CIDR blocklist; " +
+               full_message(Cidr(prefix.address(), 0));
     if (!maps_.add_block(prefix, b))
         return full_message(prefix);
     BlockRecord r{prefix, BlockOrigin::Manual, std::move(reason), std::time(nullptr),
@@ -378,6 +477,14 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
     auto c = prefix.is_host() ? cidrs_.end() : cidrs_.find(prefix);
     if (prefix.is_host() || (c != cidrs_.end() && c->second.prefix_len))
         maps_.reset_scan_state(prefix.address());
+    // A block an operator lifted is forgiven: the source's next automatic
+    // block is a first offence (docs/SECURITY.md, "Repeat offenders"). One
+    // that expired, or a CrowdSec decision withdrawn, forgives nothing.
+    // An automatic prefix block's history is under its masked address too.
+    bool automatic_prefix = c != cidrs_.end() && c->second.prefix_len;
+    if ((prefix.is_host() || automatic_prefix) && why != RemovalReason::Expired &&
+        why != RemovalReason::Withdrawn)
+        maps_.forgive(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
 }
@@ -387,17 +494,107 @@ bool BlockTable::unblock(const Cidr& prefix)
     return remove(prefix, RemovalReason::Unblocked);
 }
 
-std::vector<Cidr> BlockTable::flush()
+void BlockTable::flush_begin(uint64_t now_ns)
 {
-    // Everything the kernel holds, known to the index or not.
-    std::vector<Cidr> all, out;
-    maps_.for_each_block(
-        [&](const cw_addr& k, const cw_block&) { all.push_back(Cidr::host(Address(k))); },
-        [&](const Cidr& c, const cw_block&) { all.push_back(c); });
-    for (const auto& prefix : all)
-        if (remove(prefix, RemovalReason::Flushed))
-            out.push_back(prefix);
-    return out;
+    if (flush_)
+        return; // one is under way: the caller joins it
+    Flush f;
+    f.started_ns = now_ns;
+    // The prefix blocks (only connwatchd makes them; bounded by
+    // max-cidr-blocks): listed now, removed a slice at a time. The exact ones
+    // are found by walking the kernel's map, known to the index or not.
+    for (const auto& [c, b] : cidrs_)
+        if (b.created_ns <= now_ns)
+            f.cidrs.push_back(c);
+    f.scanned = maps_.scan_state_sources();
+    if (f.scanned)
+        std::sort(f.scanned->begin(), f.scanned->end(), [](const cw_addr& a, const cw_addr& b) {
+            return std::memcmp(a.b, b.b, sizeof(a.b)) < 0;
+        });
+    flush_ = std::move(f);
+}
+
+bool BlockTable::flush_step(size_t max)
+{
+    if (!flush_)
+        return true;
+    Flush& f = *flush_;
+    quiet_ = true;
+    auto count = [&](uint8_t origin) { f.removed.count(block_origin_of(origin)); };
+    // Prefix blocks first, one by one.
+    for (size_t n = 0; f.cidr_at < f.cidrs.size() && n < max; f.cidr_at++, n++) {
+        const Cidr& c = f.cidrs[f.cidr_at];
+        auto it = cidrs_.find(c);
+        uint8_t origin = it != cidrs_.end() ? it->second.origin : uint8_t{CW_ORIGIN_MANUAL};
+        if (it != cidrs_.end() && it->second.created_ns > f.started_ns)
+            continue; // made again since the flush began
+        if (remove(c, RemovalReason::Flushed))
+            count(origin);
+    }
+    if (f.cidr_at < f.cidrs.size()) {
+        quiet_ = false;
+        return false;
+    }
+    // Exact blocks: a slice of the kernel's walk (whatever the index knows),
+    // removed in one batch.
+    std::vector<Cidr> keys;
+    std::vector<uint8_t> origins;
+    if (!f.hosts_started || f.cursor) {
+        f.hosts_started = true;
+        f.cursor = maps_.host_block_slice(f.cursor, max, [&](const cw_addr& k, const cw_block& b) {
+            if (b.created_ns > f.started_ns)
+                return; // made since the flush began: kept
+            // An automatic prefix block the index did not know yet: removed
+            // as the prefix it is.
+            keys.push_back(b.prefix_len ? prefix_of(Address(k), b.prefix_len)
+                                        : Cidr::host(Address(k)));
+            origins.push_back(b.origin);
+        });
+        if (f.cursor == BlockMaps::kSliceFailed)
+            f.cursor = 0; // the walk cannot go on: what it saw is removed, the rest kept
+    }
+    auto done = maps_.remove_blocks(keys);
+    std::vector<cw_addr> reset;
+    for (size_t i = 0; i < keys.size(); i++) {
+        if (!done[i]) {
+            forget(keys[i]); // gone meanwhile (expired): nor here
+            continue;
+        }
+        cw_addr k = keys[i].address().to_abi();
+        if (!f.scanned)
+            reset.push_back(k);
+        else if (std::binary_search(f.scanned->begin(), f.scanned->end(), k,
+                                    [](const cw_addr& a, const cw_addr& b) {
+                                        return std::memcmp(a.b, b.b, sizeof(a.b)) < 0;
+                                    }))
+            reset.push_back(k);
+        forget(keys[i]);
+        removed_[RemovalReason::Flushed]++;
+        count(origins[i]);
+    }
+    // Judged afresh from their next port (see remove()): the few with scan
+    // state, in one batch.
+    if (!reset.empty())
+        maps_.reset_scan_states(reset);
+    quiet_ = false;
+    if (f.cursor)
+        return false;
+    // Complete: the state file gets a snapshot of what is left.
+    flushed_ = f.removed;
+    flush_.reset();
+    rewrite_ = true;
+    pending_.clear();
+    pending_lines_ = 0;
+    mark_dirty();
+    return true;
+}
+
+BlockCounts BlockTable::flush()
+{
+    flush_begin(monotonic_now_ns());
+    while (!flush_step(kFlushSlice)) {
+    }
+    return flushed_;
 }
 
 void BlockTable::record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
@@ -454,11 +651,43 @@ void BlockTable::reconcile()
     // The round is complete: what it never saw is not in the kernel any more
     // (deleted behind connwatchd's back, bpftool, another process).
     round_open_ = false;
-    for (const auto& k : hosts_.end_round()) {
-        Cidr host = Cidr::host(Address(k));
-        if (erase_record(host))
+    for (auto& e : hosts_.end_round()) {
+        Cidr host = Cidr::host(Address(e.key));
+        bool had = unshare(e);
+        if (erase_record(host) || had)
             note(journal_remove(host));
     }
+}
+
+std::optional<Cidr> BlockTable::prefix_block_at(const Address& a) const
+{
+    // cidrs_ is ordered by address, then length: the blocks keyed at a.
+    for (auto it = cidrs_.lower_bound(Cidr(a, 0)); it != cidrs_.end() && it->first.address() == a;
+         ++it)
+        if (it->second.prefix_len)
+            return it->first;
+    return std::nullopt;
+}
+
+bool BlockTable::free_prefix_key(const Cidr& host)
+{
+    if (!host.is_host())
+        return true;
+    auto prefix = prefix_block_at(host.address());
+    if (!prefix)
+        return true;
+    // The automatic block of 2001:db8:1:2::/64 lives under the key
+    // 2001:db8:1:2::, which an exact block of that address would overwrite:
+    // the prefix block moves to the trie (same deadline), as on a change of
+    // length, and both stay in force.
+    auto it = cidrs_.find(*prefix);
+    cw_block v = it->second;
+    v.prefix_len = 0;
+    if (!maps_.add_block(*prefix, v))
+        return false;
+    maps_.remove_prefix_entry(*prefix);
+    it->second = v;
+    return true;
 }
 
 std::vector<Cidr> BlockTable::move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix)
@@ -486,50 +715,133 @@ std::vector<Cidr> BlockTable::move_prefix_blocks(unsigned ipv4_prefix, unsigned 
 BlockTable::Mirror BlockTable::mirror(const Cidr& prefix, std::chrono::seconds remaining,
                                       std::string reason)
 {
-    Mirror m;
-    if (auto a = allow_covering(prefix)) {
-        m.why = "covered by the allow entry " + a->str();
-        return m;
+    return mirror_many({{prefix, remaining, std::move(reason)}}).front();
+}
+
+std::vector<BlockTable::Mirror> BlockTable::mirror_many(std::vector<MirrorItem> items)
+{
+    std::vector<Mirror> out(items.size());
+    // The entries the kernel is asked for, and their index in items.
+    std::vector<std::pair<Cidr, cw_block>> batch;
+    std::vector<size_t> index;
+    std::set<Cidr> seen;
+    const uint64_t now_ns = monotonic_now_ns();
+    for (size_t i = 0; i < items.size(); i++) {
+        const auto& it = items[i];
+        Mirror& m = out[i];
+        if (!seen.insert(it.prefix).second) { // twice in one call: the first one counts
+            m.outcome = Mirror::Outcome::Kept;
+            continue;
+        }
+        if (auto why = refusal(it.prefix, false, BlockOrigin::Crowdsec); !why.empty()) {
+            m.why = std::move(why);
+            continue;
+        }
+        cw_block b{};
+        b.created_ns = now_ns;
+        b.expires_ns = deadline_ns(now_ns, std::max(it.remaining, std::chrono::seconds(1)));
+        b.origin = CW_ORIGIN_CROWDSEC;
+        // An operator's block stays, whether or not it keeps a record of its own
+        // (an imported block shares one).
+        if (it.prefix.is_host())
+            if (const HostEntry* e = hosts_.find(it.prefix.address().to_abi());
+                e && e->origin == CW_ORIGIN_MANUAL) {
+                m.outcome = Mirror::Outcome::Kept;
+                continue;
+            }
+        // The records, not the kernel's maps: a community blocklist brings
+        // tens of thousands of decisions, and each must not walk the lists.
+        auto r = meta_.find(it.prefix);
+        if (r != meta_.end() &&
+            (r->second.origin == BlockOrigin::Manual ||
+             (r->second.origin == BlockOrigin::Scan &&
+              (r->second.expires == 0 || r->second.expires >= wall_time_of(b.expires_ns))))) {
+            m.outcome = Mirror::Outcome::Kept;
+            continue;
+        }
+        m.outcome = r != meta_.end() ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
+        batch.emplace_back(it.prefix, b);
+        index.push_back(i);
     }
-    if (auto why = danger(prefix); !why.empty()) {
-        m.why = why;
-        return m;
+    std::vector<std::string> reasons;
+    reasons.reserve(index.size());
+    for (size_t i : index)
+        reasons.push_back(std::move(items[i].reason));
+    auto made = commit(batch, BlockOrigin::Crowdsec, std::move(reasons));
+    for (size_t k = 0; k < batch.size(); k++) {
+        if (made[k])
+            continue;
+        out[index[k]].outcome = Mirror::Outcome::Refused;
+        out[index[k]].why = full_message(batch[k].first);
     }
-    cw_block b{};
-    b.created_ns = monotonic_now_ns();
-    b.expires_ns = deadline_ns(b.created_ns, std::max(remaining, std::chrono::seconds(1)));
-    b.origin = CW_ORIGIN_CROWDSEC;
-    std::time_t expires = wall_time_of(b.expires_ns);
-    // The records, not the kernel's maps: a community blocklist brings tens of
-    // thousands of decisions, and each must not walk the lists.
-    auto it = meta_.find(prefix);
-    bool existed = it != meta_.end();
-    if (existed && (it->second.origin == BlockOrigin::Manual ||
-                    (it->second.origin == BlockOrigin::Scan &&
-                     (it->second.expires == 0 || it->second.expires >= expires)))) {
-        m.outcome = Mirror::Outcome::Kept;
-        return m;
+    return out;
+}
+
+std::vector<std::optional<BlockRecord>> BlockTable::commit(
+    const std::vector<std::pair<Cidr, cw_block>>& batch, BlockOrigin origin,
+    std::vector<std::string> reasons)
+{
+    // The kernel's maps in batches (the exact addresses; the trie one by one).
+    // An address that is the key of an automatic prefix block moves that
+    // block to the trie first (free_prefix_key()); when it cannot, the
+    // address is not blocked (reported as the CIDR blocklist being full).
+    std::vector<std::pair<Cidr, cw_block>> ok;
+    std::vector<size_t> at;
+    ok.reserve(batch.size());
+    at.reserve(batch.size());
+    for (size_t k = 0; k < batch.size(); k++)
+        if (free_prefix_key(batch[k].first)) {
+            ok.push_back(batch[k]);
+            at.push_back(k);
+        }
+    std::vector<bool> done(batch.size(), false);
+    {
+        auto made = maps_.add_blocks(ok);
+        for (size_t i = 0; i < at.size() && i < made.size(); i++)
+            done[at[i]] = made[i];
     }
-    if (!maps_.add_block(prefix, b)) {
-        m.why = prefix.is_host() ? "the blocklist is full (max-blocks " +
-                                       std::to_string(maps_.host_block_capacity()) + ")"
-                                 : "the CIDR blocklist is full (max-cidr-blocks " +
-                                       std::to_string(maps_.cidr_block_capacity()) + ")";
-        return m;
+    std::vector<std::optional<BlockRecord>> out(batch.size());
+    const std::time_t now = std::time(nullptr);
+    for (size_t k = 0; k < batch.size(); k++) {
+        const auto& [prefix, b] = batch[k];
+        if (k >= done.size() || !done[k])
+            continue; // its list is full
+        BlockRecord r{prefix, origin, std::move(reasons[k]), now,
+                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
+        note_block(prefix, b);
+        keep_record(r);
+        note(journal_add(r));
+        out[k] = std::move(r);
     }
-    note_block(prefix, b);
-    BlockRecord r{prefix, BlockOrigin::Crowdsec, std::move(reason), std::time(nullptr), expires};
-    keep_record(r);
-    note(journal_add(r));
-    m.outcome = existed ? Mirror::Outcome::Updated : Mirror::Outcome::Added;
-    return m;
+    return out;
 }
 
 bool BlockTable::withdraw(const Cidr& prefix)
 {
-    auto it = meta_.find(prefix);
-    return it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec &&
-           remove(prefix, RemovalReason::Withdrawn);
+    return !withdraw_many({prefix}).empty();
+}
+
+std::vector<Cidr> BlockTable::withdraw_many(const std::vector<Cidr>& prefixes)
+{
+    // Only mirrored decisions the table knows of: a batch delete stops at the
+    // first key that is not there.
+    std::vector<Cidr> ours, out;
+    std::set<Cidr> seen;
+    for (const auto& p : prefixes) {
+        auto it = meta_.find(p);
+        if (it != meta_.end() && it->second.origin == BlockOrigin::Crowdsec && seen.insert(p).second)
+            ours.push_back(p);
+    }
+    auto done = maps_.remove_blocks(ours);
+    for (size_t k = 0; k < ours.size(); k++) {
+        if (k < done.size() && done[k]) {
+            forget_removed(ours[k], RemovalReason::Withdrawn);
+            out.push_back(ours[k]);
+        } else {
+            forget(ours[k]); // not in the kernel (any more): nor here
+        }
+    }
+    return out;
 }
 
 std::vector<Cidr> BlockTable::mirrored() const
@@ -579,9 +891,13 @@ BlockTable::Sweep BlockTable::sweep_expired(uint64_t now_ns)
         when.push_back(b->expires_ns);
     }
     if (!gone.empty()) {
-        maps_.remove_host_blocks(gone);
+        std::vector<Cidr> hosts;
+        hosts.reserve(gone.size());
+        for (const auto& k : gone)
+            hosts.push_back(Cidr::host(Address(k)));
+        maps_.remove_blocks(hosts);
         for (size_t i = 0; i < gone.size(); i++) {
-            Cidr host = Cidr::host(Address(gone[i]));
+            const Cidr& host = hosts[i];
             // Judged afresh from its next port (see remove()).
             maps_.reset_scan_state(host.address());
             forget(host);
@@ -611,7 +927,7 @@ BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items
             out.present++;
             continue;
         }
-        if (auto why = refusal(it.prefix, force); !why.empty()) {
+        if (auto why = refusal(it.prefix, force, BlockOrigin::Manual); !why.empty()) {
             out.refused.emplace_back(i, std::move(why));
             continue;
         }
@@ -622,20 +938,17 @@ BlockTable::BulkResult BlockTable::block_many(const std::vector<BulkItem>& items
         batch.emplace_back(it.prefix, b);
         index.push_back(i);
     }
-    auto done = maps_.add_blocks(batch);
-    const std::time_t now = std::time(nullptr);
+    std::vector<std::string> reasons;
+    reasons.reserve(index.size());
+    for (size_t i : index)
+        reasons.push_back(items[i].reason);
+    auto made = commit(batch, BlockOrigin::Manual, std::move(reasons));
     for (size_t k = 0; k < batch.size(); k++) {
-        const auto& [prefix, b] = batch[k];
-        if (k >= done.size() || !done[k]) {
-            out.refused.emplace_back(index[k], full_message(prefix));
+        if (!made[k]) {
+            out.refused.emplace_back(index[k], full_message(batch[k].first));
             continue;
         }
-        BlockRecord r{prefix, BlockOrigin::Manual, items[index[k]].reason, now,
-                      b.expires_ns ? wall_time_of(b.expires_ns) : 0};
-        note_block(prefix, b);
-        keep_record(r);
-        note(journal_add(r));
-        out.added.push_back(std::move(r));
+        out.added.push_back(std::move(*made[k]));
         manual_added_++;
     }
     std::sort(out.refused.begin(), out.refused.end());
@@ -672,23 +985,6 @@ BlockTable::BulkRemoval BlockTable::unblock_many(const std::vector<Cidr>& prefix
 
 // ---- views -----------------------------------------------------------------------
 
-std::vector<BlockView> BlockTable::list() const
-{
-    std::vector<BlockView> rows;
-    auto row = [&](const Cidr& prefix, const cw_block& b) {
-        auto it = meta_.find(prefix);
-        rows.push_back({it != meta_.end() ? it->second : record_of(prefix, b), b.expires_ns});
-    };
-    maps_.for_each_block([&](const cw_addr& k, const cw_block& b) { row(Cidr::host(Address(k)), b); },
-                         row);
-    std::sort(rows.begin(), rows.end(), [](const BlockView& a, const BlockView& b) {
-        uint64_t ea = a.expires_ns ? a.expires_ns : UINT64_MAX;
-        uint64_t eb = b.expires_ns ? b.expires_ns : UINT64_MAX;
-        return ea != eb ? ea < eb : a.record.prefix < b.record.prefix;
-    });
-    return rows;
-}
-
 bool BlockTable::ListFilter::passes(const BlockRecord& r) const
 {
     if (origin && r.origin != *origin)
@@ -713,8 +1009,7 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
         auto it = from.after ? cidrs_.upper_bound(*from.after) : cidrs_.begin();
         for (; it != cidrs_.end() && page.records.size() < max && budget > 0; ++it, budget--) {
             page.next.after = it->first;
-            auto m = meta_.find(it->first);
-            take(m != meta_.end() ? m->second : record_of(it->first, it->second));
+            take(record_for(it->first, it->second));
         }
         if (it != cidrs_.end())
             return page;
@@ -731,9 +1026,7 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
         page.next.bucket, std::max<size_t>(std::min(budget, max), 1), [&](const cw_addr& k, const cw_block& b) {
             if (b.prefix_len)
                 return; // an automatic prefix block: listed with the prefixes
-            Cidr host = Cidr::host(Address(k));
-            auto m = meta_.find(host);
-            take(m != meta_.end() ? m->second : record_of(host, b));
+            take(record_for(Cidr::host(Address(k)), b));
         });
     // A failed walk ends the list: resuming it could list entries twice.
     page.end = next == 0 || next == BlockMaps::kSliceFailed;
@@ -757,6 +1050,9 @@ size_t BlockTable::memory_bytes() const
     size_t records = 0;
     for (const auto& [c, r] : meta_)
         records += 32 + sizeof(c) + sizeof(r) + (r.reason.capacity() > 15 ? r.reason.capacity() + 1 : 0);
+    for (const auto& r : shared_)
+        records += sizeof(r) + (r.reason.capacity() > 15 ? r.reason.capacity() + 1 : 0);
+    records += shared_ids_.size() * (32 + sizeof(Shared) + 8);
     return hosts_.bytes() + cidrs_.size() * (32 + sizeof(Cidr) + sizeof(cw_block)) +
            cidr_due_.size() * (32 + sizeof(uint64_t) + sizeof(Cidr)) + records;
 }
@@ -789,15 +1085,28 @@ BlockTable::Save BlockTable::save_if_dirty()
 {
     if (!dirty_ && !file_.unsynced())
         return {};
-    if (file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, meta_.size()))
+    if (file_.journal_lines() + pending_lines_ >
+        std::max(kMinJournalLines, meta_.size() + shared_blocks_))
         rewrite_ = true;
     Save out;
     try {
         auto snapshot = [&] {
             State st;
-            st.blocks.reserve(meta_.size());
+            st.blocks.reserve(meta_.size() + shared_blocks_);
             for (const auto& [c, r] : meta_)
                 st.blocks.push_back(r);
+            if (shared_blocks_) {
+                hosts_.for_each([&](const HostEntry& e) {
+                    if (!e.shared)
+                        return;
+                    const Shared& r = shared_[e.shared];
+                    st.blocks.push_back({Cidr::host(Address(e.key)), BlockOrigin::Manual,
+                                         r.reason, r.created, r.expires});
+                });
+                // In the prefixes' order, as when every block had its record.
+                std::sort(st.blocks.begin(), st.blocks.end(),
+                          [](const BlockRecord& a, const BlockRecord& b) { return a.prefix < b.prefix; });
+            }
             st.allow = runtime_;
             file_.rewrite(st);
         };

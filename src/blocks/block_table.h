@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -33,12 +34,6 @@ struct BlockCounts {
     {
         (o == BlockOrigin::Manual ? manual : o == BlockOrigin::Crowdsec ? crowdsec : scan)++;
     }
-};
-
-// A block as `list` shows it.
-struct BlockView {
-    BlockRecord record;
-    uint64_t expires_ns = 0; // monotonic deadline, 0 = never
 };
 
 // A block that fell due: its prefix and the wall-clock time it expired at.
@@ -96,8 +91,26 @@ public:
     std::string danger(const Cidr& prefix) const;
     // False when it was not blocked.
     bool unblock(const Cidr& prefix);
-    // Every block removed; returns their prefixes.
-    std::vector<Cidr> flush();
+
+    // ---- flush: every block removed, a slice at a time (a million blocks take
+    // seconds; the event loop runs between slices). flush_begin() starts one
+    // (or, while one is under way, does nothing: the caller joins it); each
+    // flush_step() removes up to `max` blocks -- the exact ones in batches
+    // (bpf_map_delete_batch), their sources' scan state reset -- and says
+    // whether the flush is complete. A block made after flush_begin() (its
+    // kernel entry's creation time is later) is kept. The removals write no
+    // journal line each: the state file gets a snapshot when the flush is
+    // complete.
+    void flush_begin(uint64_t now_ns);
+    bool flush_step(size_t max);
+    bool flushing() const { return flush_.has_value(); }
+    // What the last flush completed removed, by origin.
+    const BlockCounts& flushed() const { return flushed_; }
+    // A flush whole (tests, small tables): begin, step until complete.
+    BlockCounts flush();
+    // Exact blocks a flush_step() removes at most (a slice of the kernel's
+    // walk, one delete batch): tens of milliseconds.
+    static constexpr size_t kFlushSlice = 16384;
     // The kernel made a block on a scan: remember why. `blocked` is the
     // scanner's address, or its prefix (ipv4-prefix, ipv6-prefix).
     void record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
@@ -115,6 +128,9 @@ public:
     // on reload, before the new lengths reach the kernel. Returns those that
     // did not fit the trie (max-cidr-blocks): they stay, but no longer match.
     std::vector<Cidr> move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix);
+    // The automatic prefix block whose kernel key is the address a (the
+    // prefix's first address), if the table knows one.
+    std::optional<Cidr> prefix_block_at(const Address& a) const;
 
     // ---- CrowdSec decisions (origin crowdsec, docs/CROWDSEC.md)
     // Mirrors a ban decision of the LAPI: `prefix` blocked for `remaining`
@@ -129,9 +145,20 @@ public:
         std::string why; // Refused: the reason
     };
     Mirror mirror(const Cidr& prefix, std::chrono::seconds remaining, std::string reason);
+    // Many at once (a pull's decisions; a startup pull of a community
+    // blocklist is 100 k): mirror()'s policy entry by entry, the kernel's maps
+    // written in batches. Result i is item i's.
+    struct MirrorItem {
+        Cidr prefix;
+        std::chrono::seconds remaining;
+        std::string reason;
+    };
+    std::vector<Mirror> mirror_many(std::vector<MirrorItem> items);
     // Lifts the block of prefix if it is a mirrored decision (never a manual or
     // scan block of the same prefix). False when there was none.
     bool withdraw(const Cidr& prefix);
+    // withdraw() for many, in batches; returns the prefixes lifted.
+    std::vector<Cidr> withdraw_many(const std::vector<Cidr>& prefixes);
     // The prefixes blocked by mirrored decisions.
     std::vector<Cidr> mirrored() const;
 
@@ -167,8 +194,6 @@ public:
     BulkRemoval unblock_many(const std::vector<Cidr>& prefixes);
 
     // ---- views
-    // Every block, soonest expiry first, blocks without one last.
-    std::vector<BlockView> list() const;
     // A page of the blocks: the prefix blocks first, in address order (Cidr's),
     // then the single addresses in the kernel's own order (its hash buckets:
     // a walk that resumes where it stopped, whatever was added or removed
@@ -205,6 +230,18 @@ public:
     // file; past it a scan block is listed without one (it was logged when
     // made). Manual and prefix blocks always keep theirs.
     static constexpr size_t kMaxScanRecords = 16384;
+    // Records that manual exact blocks share (a reason with its creation and
+    // expiry times: a bulk import's request makes one), numbered in 16 bits
+    // in the index's entry; past this many distinct ones a block gets a
+    // record of its own.
+    static constexpr size_t kMaxSharedRecords = 65535;
+    // Manual exact blocks whose record is shared (none of their own), and the
+    // shared records in use.
+    size_t shared_blocks() const { return shared_blocks_; }
+    size_t shared_records() const { return shared_ids_.size(); }
+    // The block's record as list shows it and the state file keeps it
+    // (nullopt: not blocked, as far as the table knows).
+    std::optional<BlockRecord> record(const Cidr& prefix) const;
     // Reconciliation: at least this many exact blocks read a tick, and enough
     // that a whole round takes at most kReconcileRounds ticks, up to kMax.
     // (Idle at a million blocks the slice is most of connwatchd's CPU time:
@@ -240,6 +277,9 @@ public:
     const std::string& state_path() const { return state_path_; }
 
 private:
+    // Before an exact block of host: moves an automatic prefix block keyed at
+    // its address to the trie. False: the trie is full (nothing changed).
+    bool free_prefix_key(const Cidr& host);
     bool remove(const Cidr& prefix, RemovalReason why);
     // The kernel holds (or just got) this block: index it.
     void note_block(const Cidr& prefix, const cw_block& b);
@@ -251,12 +291,26 @@ private:
     void reconcile();
     // What follows a block's removal from the kernel.
     void forget_removed(const Cidr& prefix, RemovalReason why);
-    // Why block() refuses prefix before it asks the kernel, or "".
-    std::string refusal(const Cidr& prefix, bool force) const;
+    // Why block() (origin Manual: with the operator's fix) or mirror()
+    // (origin Crowdsec: the reason alone, never forced) refuses prefix before
+    // it asks the kernel, or "".
+    std::string refusal(const Cidr& prefix, bool force, BlockOrigin origin) const;
     std::string full_message(const Cidr& prefix) const;
+    // block_many's and mirror_many's end: writes the batch into the kernel's
+    // maps and, for each entry written, indexes it, keeps its record (with
+    // reasons[k]) and journals it. Entry k's record, or nullopt: its list is
+    // full.
+    std::vector<std::optional<BlockRecord>> commit(
+        const std::vector<std::pair<Cidr, cw_block>>& batch, BlockOrigin origin,
+        std::vector<std::string> reasons);
     std::string apply(const std::set<Cidr>& wanted, std::vector<Cidr>* lifted);
     std::set<Cidr> wanted(const std::vector<Cidr>& runtime) const;
     BlockRecord record_of(const Cidr& prefix, const cw_block& b) const;
+    // The record kept for a block (its own, or a shared one), else what its
+    // kernel entry says.
+    BlockRecord record_for(const Cidr& prefix, const cw_block& b) const;
+    // Drops an exact block's shared record, if it has one; true if it had.
+    bool unshare(HostEntry& e);
 
     BlockMaps& maps_;
     std::string state_path_;
@@ -274,6 +328,35 @@ private:
     // its kernel entry.
     std::map<Cidr, BlockRecord> meta_;
     size_t scan_records_ = 0;
+    // Manual exact blocks do not each keep a record: most of a million-line
+    // import say the same (a reason, the same times), so the record is kept
+    // once, counted, and the block's index entry holds its number (1 up to
+    // kMaxSharedRecords; 0 of the index means none). 24 bytes a block instead
+    // of a ~140-byte map node (docs/SCALE.md).
+    struct Shared {
+        std::string reason;
+        std::time_t created = 0, expires = 0;
+        size_t refs = 0;
+    };
+    std::vector<Shared> shared_{1}; // [0] unused
+    std::vector<uint16_t> shared_free_;
+    std::map<std::tuple<std::string, std::time_t, std::time_t>, uint16_t> shared_ids_;
+    size_t shared_blocks_ = 0;
+    uint16_t share(const BlockRecord& r); // 0: no number left
+    // A flush under way: the prefix blocks to remove, the kernel walk's
+    // cursor, the sources with scan state (sorted), what was removed.
+    struct Flush {
+        uint64_t started_ns = 0;
+        std::vector<Cidr> cidrs;
+        size_t cidr_at = 0;
+        uint64_t cursor = 0;
+        bool hosts_started = false;
+        std::optional<std::vector<cw_addr>> scanned;
+        BlockCounts removed;
+    };
+    std::optional<Flush> flush_;
+    BlockCounts flushed_;
+    bool quiet_ = false; // removals write no journal line (a flush: a snapshot follows)
     uint64_t reconcile_cursor_ = 0;
     bool round_open_ = false;
     StateFile file_;

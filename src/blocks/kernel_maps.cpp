@@ -77,9 +77,10 @@ std::vector<std::pair<Cidr, cw_block>> KernelMaps::blocks() const
     return out;
 }
 
-// The exact addresses in one batch each way; what the batch did not do (a
-// full map, a key not there, an old kernel) and the CIDR trie's entries (the
-// LPM trie has no batch operations) one by one.
+// The exact addresses in batches: an addition the batch did not do (a full
+// map, an old kernel) is tried alone; a removal skips the keys that are not
+// there. The CIDR trie's entries (the LPM trie has no batch operations) one by
+// one.
 std::vector<bool> KernelMaps::add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries)
 {
     std::vector<bool> done(entries.size(), false);
@@ -107,15 +108,33 @@ std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
     std::vector<bool> done(prefixes.size(), false);
     std::vector<std::size_t> hosts;
     std::vector<cw_addr> keys;
+    // An address that is the masked key of an automatic prefix block
+    // (2001:db8:1:2:: for 2001:db8:1:2::/64) is no block of that address:
+    // removing the address must not lift the prefix (remove_block() says the
+    // same one at a time). Only addresses equal to their own prefix at the
+    // configured length can be such a key: those few are looked up first.
+    const cw_config cfg = prog_.config();
+    auto key_length = [&](const Address& a) -> unsigned {
+        if (a.is_v4())
+            return cfg.ipv4_prefix && cfg.ipv4_prefix < 32 ? 96u + cfg.ipv4_prefix : 0u;
+        return cfg.ipv6_prefix && cfg.ipv6_prefix < 128 ? cfg.ipv6_prefix : 0u;
+    };
     for (std::size_t i = 0; i < prefixes.size(); i++) {
         if (!prefixes[i].is_host())
             continue;
+        const Address& a = prefixes[i].address();
+        if (unsigned len = key_length(a); len && prefix_of(a, len).address() == a) {
+            auto b = prog_.block_get(a);
+            if (b && b->prefix_len)
+                continue; // not removed: done[i] stays false
+        }
         hosts.push_back(i);
         keys.push_back(prefixes[i].address().to_abi());
     }
-    std::size_t n = prog_.block_remove_batch(keys);
+    std::vector<bool> removed;
+    prog_.block_remove_batch(keys, &removed);
     for (std::size_t k = 0; k < hosts.size(); k++)
-        done[hosts[k]] = k < n || prog_.block_remove(prefixes[hosts[k]].address());
+        done[hosts[k]] = removed[k];
     for (std::size_t i = 0; i < prefixes.size(); i++)
         if (!prefixes[i].is_host())
             done[i] = remove_block(prefixes[i]);

@@ -22,15 +22,26 @@ public:
     std::optional<cw_block> find_host_block(const cw_addr& key) const override;
     std::optional<cw_block> find_prefix_block(const Cidr& prefix) const override;
     bool remove_prefix_entry(const Cidr& prefix) override;
-    size_t remove_host_blocks(const std::vector<cw_addr>& keys) override
-    {
-        return prog_.block_remove_many(keys);
-    }
     std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries) override;
     std::vector<bool> remove_blocks(const std::vector<Cidr>& prefixes) override;
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }
     uint32_t cidr_block_capacity() const override { return prog_.cidr_block_capacity(); }
     void reset_scan_state(const Address& source) override { prog_.scan_state_remove(source); }
+    void forgive(const Address& source) override
+    {
+        if (prog_.offender_remove(source.to_abi()))
+            forgiven_++;
+    }
+    // Histories forgiven so far: the Manager saves offenders.json when it moves.
+    uint64_t forgiven() const { return forgiven_; }
+    std::optional<std::vector<cw_addr>> scan_state_sources() const override
+    {
+        return prog_.scan_state_sources();
+    }
+    void reset_scan_states(const std::vector<cw_addr>& sources) override
+    {
+        prog_.scan_state_remove_batch(sources);
+    }
 
     void add_allow(const Cidr& prefix) override { prog_.allow_add(prefix); }
     bool remove_allow(const Cidr& prefix) override { return prog_.allow_remove(prefix); }
@@ -39,6 +50,7 @@ public:
 
 private:
     XdpProgram& prog_;
+    uint64_t forgiven_ = 0;
 };
 
 } // namespace connwatch

@@ -315,8 +315,11 @@ State load_state(const std::string& path, std::string* warning)
 
 void save_state(const std::string& path, const State& state)
 {
-    std::string text = format_state(state);
+    write_atomically(path, format_state(state));
+}
 
+void write_atomically(const std::string& path, const std::string& text)
+{
     auto dir = std::filesystem::path(path).parent_path();
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);

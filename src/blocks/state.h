@@ -59,6 +59,8 @@ State load_state(const std::string& path, std::string* warning);
 // after a crash at any point the file is the old state or the new, never half.
 // Throws Error.
 void save_state(const std::string& path, const State& state);
+// The same for any text (offenders.json, blocks/offenders.h).
+void write_atomically(const std::string& path, const std::string& text);
 
 // ---- the journal -------------------------------------------------------------------
 // One change, as its journal line (with the '\n'):

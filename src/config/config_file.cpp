@@ -196,6 +196,13 @@ std::string ConfigFile::blame(const CLI::ParseError& e) const
     return path_ + ":" + std::to_string(current_line_) + ": ";
 }
 
+std::string ConfigFile::where(const std::string& key) const
+{
+    const CLI::Option* o = option_named(key);
+    int line = o ? line_of(o, nullptr) : 0;
+    return line ? path_ + ":" + std::to_string(line) + ": " : "";
+}
+
 // The option CLI11 would give the key to (App::_parse_single_config).
 const CLI::Option* ConfigFile::option_named(const std::string& key) const
 {

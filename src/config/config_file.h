@@ -62,6 +62,9 @@ public:
     std::string blame(const CLI::ParseError& e) const;
 
     const std::string& path() const { return path_; }
+    // "FILE:LINE: " of the value the option `key` (its long name) got from the
+    // file, "" when it did not come from the file (a default, the command line).
+    std::string where(const std::string& key) const;
 
 private:
     struct Origin {

@@ -34,6 +34,14 @@ inline constexpr uint32_t kMaxNewBlocksBurst = 100;
 // owns a /64 and rotates addresses inside it. 32 and 128: per address.
 inline constexpr uint32_t kIpv4Prefix = 32;
 inline constexpr uint32_t kIpv6Prefix = 64;
+// Repeat offenders (docs/SECURITY.md, "Repeat offenders"): off unless
+// escalation-window is set, so that an upgrade never lengthens blocks without
+// the operator's word, and the bucket's bound above (rate x block-duration)
+// stays the whole story. The factor and the cap are those fail2ban's
+// bantime.increment users usually pick, and apply once a window is set.
+inline constexpr std::chrono::seconds kEscalationWindow{0}; // 0 = no escalation
+inline constexpr uint32_t kEscalationFactorMilli = 2000;   // x2 per offence
+inline constexpr std::chrono::seconds kMaxBlockDuration = std::chrono::days{7};
 inline constexpr const char* kMetricsListen = "127.0.0.1:9467"; // empty: no endpoint
 inline constexpr const char* kControlSocket = "/run/connwatch/control.sock";
 inline constexpr const char* kControlGroup = "connwatch";
@@ -80,5 +88,9 @@ inline constexpr uint32_t kMaxNewBlocksLimit = 1'000'000;
 // make without --force (BlockTable::danger()).
 inline constexpr uint32_t kMinIpv4Prefix = 8;
 inline constexpr uint32_t kMinIpv6Prefix = 16;
+// escalation-factor: 1 (offences counted, durations unchanged) to 100, in
+// thousandths (bpf/escalate.h computes in them, without overflow up to this).
+inline constexpr uint32_t kMinEscalationFactorMilli = 1000;
+inline constexpr uint32_t kMaxEscalationFactorMilli = 100'000;
 
 } // namespace connwatch

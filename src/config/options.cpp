@@ -3,7 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +46,21 @@ CLI::Validator absolute_path(const std::string& key, std::size_t max_len, bool e
     });
 }
 
+// Why path is not a readable PEM bundle with a certificate, or "". Read at
+// load, so that a typo is a configuration error, not a failed pull later.
+std::string pem_bundle_problem(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in)
+        return std::string("cannot be read: ") + std::strerror(errno);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        return std::string("cannot be read: ") + std::strerror(errno);
+    if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+    return "";
+}
+
 // The names of an enum's values, as written on the command line and in the
 // file; to_string() and the option read the same table.
 template <typename Enum>
@@ -49,6 +68,10 @@ using Names = std::initializer_list<std::pair<Enum, const char*>>;
 
 const Names<XdpMode> kXdpModes{
     {XdpMode::Auto, "auto"}, {XdpMode::Native, "native"}, {XdpMode::Generic, "generic"}};
+const Names<RpFilter> kRpFilters{{RpFilter::Auto, "auto"},
+                                  {RpFilter::Strict, "strict"},
+                                  {RpFilter::Loose, "loose"},
+                                  {RpFilter::Off, "off"}};
 const Names<LogTarget> kLogTargets{
     {LogTarget::Auto, "auto"}, {LogTarget::Journal, "journal"}, {LogTarget::Stdout, "stdout"}};
 
@@ -119,18 +142,116 @@ cw_config kernel_config(const Options& o)
     c.threshold = o.threshold;
     c.monitor_only = o.monitor_only ? 1 : 0;
     c.drop_tiny_frags = o.drop_tiny_fragments ? 1 : 0;
+    switch (o.rp_filter) {
+    case RpFilter::Auto: c.rp_filter = CW_RP_IFACE; break;
+    case RpFilter::Strict: c.rp_filter = CW_RP_STRICT; break;
+    case RpFilter::Loose: c.rp_filter = CW_RP_LOOSE; break;
+    case RpFilter::Off: c.rp_filter = CW_RP_OFF; break;
+    }
     if (o.max_new_blocks_per_second) {
         c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
         c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
     }
     c.ipv4_prefix = static_cast<uint8_t>(o.ipv4_prefix);
     c.ipv6_prefix = static_cast<uint8_t>(o.ipv6_prefix);
+    if (o.escalation_window.count() > 0 && o.block_duration.count() > 0) {
+        c.escalation_window_ns = ns(o.escalation_window);
+        c.escalation_factor_milli = o.escalation_factor_milli;
+        c.max_block_ns = ns(o.max_block_duration);
+    }
     return c;
+}
+
+std::optional<uint32_t> parse_factor(const std::string& text, std::string* error)
+{
+    auto refuse = [&](const std::string& why) -> std::optional<uint32_t> {
+        if (error)
+            *error = "escalation-factor must be a number from 1 to 100 with at most three "
+                     "decimals (e.g. 2, 1.5), not '" +
+                     text + "'" + why;
+        return std::nullopt;
+    };
+    uint64_t whole = 0, milli = 0;
+    size_t i = 0, digits = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 4; i++, digits++)
+        whole = whole * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (digits == 0)
+        return refuse("");
+    if (i < text.size() && text[i] == '.') {
+        size_t decimals = 0;
+        for (i++; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++, decimals++) {
+            if (decimals == 3)
+                return refuse(": at most three decimals");
+            milli = milli * 10 + static_cast<uint64_t>(text[i] - '0');
+        }
+        if (decimals == 0)
+            return refuse("");
+        for (; decimals < 3; decimals++)
+            milli *= 10;
+    }
+    if (i != text.size())
+        return refuse("");
+    uint64_t v = whole * 1000 + milli;
+    if (v < kMinEscalationFactorMilli)
+        return refuse(": below 1 a repeat offender's blocks would get shorter");
+    if (v > kMaxEscalationFactorMilli)
+        return refuse("");
+    return static_cast<uint32_t>(v);
+}
+
+std::string format_factor(uint32_t milli)
+{
+    std::string s = std::to_string(milli / 1000);
+    if (uint32_t frac = milli % 1000) {
+        std::string f = std::to_string(frac + 1000).substr(1); // three digits
+        while (f.back() == '0')
+            f.pop_back();
+        s += "." + f;
+    }
+    return s;
+}
+
+std::string escalation_conflict(const Options& o)
+{
+    if (o.escalation_window.count() == 0 || o.block_duration.count() == 0)
+        return "";
+    if (o.max_block_duration < o.block_duration)
+        return "max-block-duration (" + format_duration(o.max_block_duration) +
+               ") is shorter than block-duration (" + format_duration(o.block_duration) +
+               "): with escalation on (escalation-window " + format_duration(o.escalation_window) +
+               "), set max-block-duration to at least block-duration";
+    return "";
+}
+
+std::string escalation_warning(const Options& o)
+{
+    if (o.escalation_window.count() == 0 || o.block_duration.count() == 0 ||
+        o.monitor_only || o.max_new_blocks_per_second == 0)
+        return "";
+    // What a flood of spoofed sources, each scanned again as soon as its
+    // block ends, could keep blocked at once: every token spent on a block
+    // of max-block-duration.
+    long double reach = static_cast<long double>(o.max_new_blocks_per_second) *
+                            static_cast<long double>(o.max_block_duration.count()) +
+                        o.max_new_blocks_burst;
+    if (reach <= o.max_blocks / 2.0L)
+        return "";
+    return "Escalation is on: spoofed repeat scans at max-new-blocks-per-second (" +
+           std::to_string(o.max_new_blocks_per_second) + ") with blocks of max-block-duration (" +
+           format_duration(o.max_block_duration) + ") could fill more than half of max-blocks (" +
+           std::to_string(o.max_blocks) +
+           ") over time; lower max-block-duration or the rate, or raise max-blocks "
+           "(docs/SECURITY.md, \"Repeat offenders\")";
 }
 
 const char* to_string(XdpMode m)
 {
     return name_of(kXdpModes, m);
+}
+
+const char* to_string(RpFilter r)
+{
+    return name_of(kRpFilters, r);
 }
 
 const char* to_string(LogTarget t)
@@ -195,6 +316,11 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "Drop TCP fragments and IPv6 header chains that hide the TCP header "
                    "(RFC 1858, 3128, 7112); they count as probes either way (true/false)")
         ->default_str(o.drop_tiny_fragments ? "true" : "false");
+    add_choice(app, "--rp-filter", o.rp_filter, kRpFilters,
+               "Reverse-path check of a scanner's source before it is blocked: strict (the "
+               "route back must leave by the interface the scan came in on), loose (some "
+               "route back must exist), off; auto: each interface's rp_filter sysctl. A "
+               "source that fails is reported as spoofed, never blocked");
     add_choice(app, "--log-target", o.log_target, kLogTargets,
                "Where events go: auto (journald when run by systemd, else stdout), "
                "journal, stdout");
@@ -224,6 +350,23 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "/64 and rotates addresses in it (128: per address; a prefix holding an "
                    "allowlisted or own address stays per address)")
         ->check(CLI::Range(kMinIpv6Prefix, 128u));
+
+    add_duration(app, "escalation-window", o.escalation_window,
+                 "Repeat offenders: a source blocked again within this long after its "
+                 "previous automatic block ended gets escalation-factor times that block's "
+                 "duration (0 = no escalation)");
+    app.add_option_function<std::string>(
+           "--escalation-factor",
+           [&o](const std::string& v) { o.escalation_factor_milli = *parse_factor(v); },
+           "Each repeat offence's block lasts this many times the previous one "
+           "(1 to 100, e.g. 2 or 1.5), up to max-block-duration")
+        ->default_str(format_factor(o.escalation_factor_milli))
+        ->check(validator_from(
+            [](const std::string& v, std::string* e) { return parse_factor(v, e).has_value(); },
+            "FACTOR"));
+    add_duration(app, "max-block-duration", o.max_block_duration,
+                 "The longest an escalated block lasts (at least block-duration)",
+                 std::chrono::seconds{1});
 
     app.add_option("--metrics-listen", o.metrics_listen,
                    "Address of the Prometheus endpoint /metrics, HOST:PORT (IPv6 as "
@@ -273,6 +416,20 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "scan is sent to that LAPI as an alert (empty: no alerts)")
         ->type_name("FILE")
         ->check(absolute_path("crowdsec-machine-credentials-file", 4096, true));
+    app.add_option("--crowdsec-ca-file", o.crowdsec_ca_file,
+                   "PEM bundle of the certificates that sign an https:// LAPI's certificate "
+                   "(a private CA); empty: the system's store")
+        ->type_name("FILE")
+        ->check(absolute_path("crowdsec-ca-file", 4096, true))
+        ->check(validator_from([](const std::string& v, std::string* e) {
+            if (v.empty())
+                return true;
+            std::string why = pem_bundle_problem(v);
+            if (why.empty())
+                return true;
+            *e = "crowdsec-ca-file " + v + ": " + why;
+            return false;
+        }));
     app.add_flag("--verbose", o.verbose,
                  "Show libbpf's messages, including the verifier's log when loading fails");
     // Not from the file (connwatchd(8)): there it would make the service exit
@@ -338,6 +495,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                         (o.crowdsec_lapi_url.empty() ? "crowdsec-lapi-url" : "crowdsec-bouncer-key-file") +
                         ": the bouncer needs both (or neither)",
                     true);
+    if (auto conflict = escalation_conflict(o); !conflict.empty()) {
+        // Named where it was set: the cap's line, else the duration's.
+        std::string at = file->where("max-block-duration");
+        if (at.empty())
+            at = file->where("block-duration");
+        if (at.empty())
+            at = file->where("escalation-window");
+        return fail(at + conflict, true);
+    }
     for (const auto& a : allow)
         o.allow.push_back(*Cidr::parse(a)); // validated above
     out = std::move(o);

@@ -16,6 +16,9 @@ namespace connwatch {
 
 enum class XdpMode { Auto, Native, Generic };
 enum class LogTarget { Auto, Journal, Stdout };
+// rp-filter: the reverse-path check of a scanner's source before its automatic
+// block. Auto follows each watched interface's own rp_filter sysctl.
+enum class RpFilter { Auto, Strict, Loose, Off };
 
 struct Options {
     std::string config_file = defaults::kConfigFile;
@@ -30,6 +33,7 @@ struct Options {
     std::vector<Cidr> allow;
     bool allow_own_addresses = defaults::kAllowOwnAddresses;
     bool drop_tiny_fragments = defaults::kDropTinyFragments;
+    RpFilter rp_filter = RpFilter::Auto;
     LogTarget log_target = LogTarget::Auto;
     uint32_t max_blocks = defaults::kMaxBlocks;
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
@@ -38,6 +42,12 @@ struct Options {
     // Sources counted and blocked per prefix of this length (32/128: per address).
     uint32_t ipv4_prefix = defaults::kIpv4Prefix;
     uint32_t ipv6_prefix = defaults::kIpv6Prefix;
+    // Repeat offenders: a source blocked again within escalation_window of the
+    // end of its previous automatic block gets the previous duration x factor,
+    // at most max_block_duration. A zero window: no escalation.
+    std::chrono::seconds escalation_window = defaults::kEscalationWindow;
+    uint32_t escalation_factor_milli = defaults::kEscalationFactorMilli; // factor x 1000
+    std::chrono::seconds max_block_duration = defaults::kMaxBlockDuration;
     std::string metrics_listen = defaults::kMetricsListen;
     std::string control_socket = defaults::kControlSocket;
     std::string control_group = defaults::kControlGroup;
@@ -49,6 +59,7 @@ struct Options {
     std::string crowdsec_bouncer_key_file;
     std::chrono::seconds crowdsec_poll_interval = defaults::kCrowdsecPollInterval;
     std::string crowdsec_machine_credentials_file;
+    std::string crowdsec_ca_file; // empty: the system's store
     bool verbose = false; // libbpf's own messages, the verifier's log
 };
 
@@ -71,7 +82,22 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
 // keeps when set_config() writes the rest.
 cw_config kernel_config(const Options& o);
 
+// escalation-factor as written ("2", "1.5", at most three decimals) in
+// thousandths, between kMinEscalationFactorMilli and kMaxEscalationFactorMilli;
+// nullopt (and why in error) otherwise. format_factor() writes it back.
+std::optional<uint32_t> parse_factor(const std::string& text, std::string* error = nullptr);
+std::string format_factor(uint32_t milli);
+
+// Why the options cannot work together as escalation needs them, or "":
+// max-block-duration shorter than block-duration while escalation is on.
+std::string escalation_conflict(const Options& o);
+// A warning worth a line at start, or "": with escalation on, a patient flood
+// of spoofed repeat scans could keep rate x max-block-duration blocks, more
+// than half of max-blocks (docs/SECURITY.md).
+std::string escalation_warning(const Options& o);
+
 const char* to_string(XdpMode m);
 const char* to_string(LogTarget t);
+const char* to_string(RpFilter r);
 
 } // namespace connwatch

@@ -220,11 +220,16 @@ bool ControlServer::write_some(Client& c)
             c.off = 0;
             if (!c.answer->more(c.out, kPieceBytes))
                 c.answer.reset();
-            if (c.out.empty())
+            if (c.out.empty()) {
                 // Nothing this round but more to come: EPOLLOUT (level-
                 // triggered, the socket is writable) brings us back at once,
-                // after whatever else the event loop has to do.
+                // after whatever else the event loop has to do. The daemon
+                // is at work on the answer (a flush's slices, a rare
+                // filter's pages), not waiting for the client: its deadline
+                // starts again.
+                c.started = std::chrono::steady_clock::now();
                 return c.answer != nullptr;
+            }
         }
         ssize_t n = send_some(c.fd.get(), c.out, c.off);
         if (n < 0)

@@ -54,8 +54,10 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 }
 
 // One request on `curl` (reused: its connection stays open between polls).
-// TLS certificates are verified (libcurl's default, against the system store).
-Answer request(CURL* curl, const std::atomic<bool>& abort, const std::string& method,
+// TLS certificates are verified (libcurl's default), against `ca_file` when
+// set, else the system's store.
+Answer request(CURL* curl, const std::string& ca_file, const std::atomic<bool>& abort,
+               const std::string& method,
                const std::string& url, const std::vector<std::string>& headers,
                const std::string* body)
 {
@@ -81,6 +83,8 @@ Answer request(CURL* curl, const std::atomic<bool>& abort, const std::string& me
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (!ca_file.empty())
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
     if (method == "POST") {
         curl_easy_setopt(curl, CURLOPT_POST, 1L);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body->c_str() : "");
@@ -128,16 +132,6 @@ struct Curl {
     }
 };
 thread_local Curl* t_curl = nullptr;
-
-// "2026-11-27T15:34:24Z" (fractions and a zone offset other than Z are read as
-// UTC: a token refreshed a little early or late is refreshed on its 401 anyway).
-std::optional<std::time_t> parse_time(const std::string& s)
-{
-    std::tm tm{};
-    if (!strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm))
-        return std::nullopt;
-    return timegm(&tm);
-}
 
 } // namespace
 
@@ -266,7 +260,7 @@ void Worker::pull()
     const bool startup = startup_pending_;
     std::string url = join_url(settings_.lapi_url,
                                startup ? "v1/decisions/stream?startup=true" : "v1/decisions/stream");
-    auto a = request(t_curl->h, abort_, "GET", url, {"X-Api-Key: " + settings_.bouncer_key}, nullptr);
+    auto a = request(t_curl->h, settings_.ca_file, abort_, "GET", url, {"X-Api-Key: " + settings_.bouncer_key}, nullptr);
     if (abort_)
         return;
     std::string why;
@@ -287,6 +281,9 @@ void Worker::pull()
     if (!why.empty()) {
         counters_.pull_failures++;
         pull_failures_in_row_++;
+        counters_.pull_failures_in_row = pull_failures_in_row_;
+        if (pull_failures_in_row_ == 1)
+            counters_.pulls_failing_since = std::time(nullptr);
         auto wait = backoff(settings_.poll_interval, pull_failures_in_row_);
         next_pull_ = Clock::now() + wait;
         // Once per outage; the metric counts every failure.
@@ -302,6 +299,9 @@ void Worker::pull()
                 "CrowdSec: " + settings_.lapi_url + " answers again, after " +
                     std::to_string(pull_failures_in_row_) + " failed pulls"});
     pull_failures_in_row_ = 0;
+    counters_.pull_failures_in_row = 0;
+    counters_.pulls_failing_since = 0;
+    counters_.last_pull = std::time(nullptr);
     startup_pending_ = false;
     next_pull_ = Clock::now() + settings_.poll_interval;
     report({Report::Kind::Decisions, std::move(batch), startup, ""});
@@ -311,7 +311,7 @@ bool Worker::login(std::string* why)
 {
     const auto& m = *settings_.machine;
     std::string body = login_body(m.login, m.password);
-    auto a = request(t_curl->h, abort_, "POST", join_url(m.url, "v1/watchers/login"),
+    auto a = request(t_curl->h, settings_.ca_file, abort_, "POST", join_url(m.url, "v1/watchers/login"),
                      {"Content-Type: application/json"}, &body);
     if (a.status != 200) {
         *why = "login as " + m.login + " failed: " + failure_of(a);
@@ -323,12 +323,7 @@ bool Worker::login(std::string* why)
     try {
         auto j = Json::parse(a.body);
         token_ = j.at("token").get<std::string>();
-        auto refresh = Clock::now() + std::chrono::minutes(30);
-        if (auto exp = parse_time(j.value("expire", ""))) {
-            auto left = std::chrono::seconds(*exp - std::time(nullptr) - 60);
-            refresh = std::min(refresh, Clock::now() + std::max(left, std::chrono::seconds(0)));
-        }
-        token_refresh_ = refresh;
+        token_refresh_ = Clock::now() + token_refresh_in(j.value("expire", ""), std::time(nullptr));
     } catch (const std::exception& e) {
         *why = std::string("login answer without a token: ") + e.what();
         token_.clear();
@@ -355,18 +350,33 @@ void Worker::send_alerts()
     bool sent = false;
     // A token refused (expired early, the LAPI restarted with a new secret):
     // one fresh login and one retry.
+    std::string refused; // the 401 that made the token go
     for (int attempt = 0; attempt < 2 && why.empty() && !sent; attempt++) {
-        if ((token_.empty() || Clock::now() >= token_refresh_) && !login(&why))
+        if (!token_.empty() && Clock::now() >= token_refresh_) {
+            token_.clear(); // about to expire: a new one before the LAPI refuses it
+            counters_.relogins_expiry++;
+        }
+        if (token_.empty() && !login(&why))
             break;
-        auto a = request(t_curl->h, abort_, "POST", join_url(m.url, "v1/alerts"),
+        if (!refused.empty()) {
+            counters_.relogins_refused++;
+            report({Report::Kind::Notice, {}, false,
+                    "CrowdSec: " + m.url + " refused the watcher's token (" + refused +
+                        "; its JWT secret changed, a restart without CS_LAPI_SECRET, or the "
+                        "token expired early): logged in again as " + m.login});
+            refused.clear();
+        }
+        auto a = request(t_curl->h, settings_.ca_file, abort_, "POST", join_url(m.url, "v1/alerts"),
                          {"Content-Type: application/json", "Authorization: Bearer " + token_},
                          &body);
         if (abort_)
             return;
         if (a.status == 200 || a.status == 201)
             sent = true;
-        else if (a.status == 401 && attempt == 0)
+        else if (a.status == 401 && attempt == 0) {
             token_.clear();
+            refused = failure_of(a);
+        }
         else
             why = "sending alerts failed: " + failure_of(a);
     }
@@ -375,6 +385,8 @@ void Worker::send_alerts()
     if (!sent) {
         counters_.alert_failures++;
         alert_failures_in_row_++;
+        if (alert_failures_in_row_ == 1)
+            counters_.alerts_failing_since = std::time(nullptr);
         next_alert_try_ = Clock::now() + backoff(settings_.poll_interval, alert_failures_in_row_);
         if (alert_failures_in_row_ == 1)
             report({Report::Kind::Warning, {}, false,
@@ -389,6 +401,7 @@ void Worker::send_alerts()
                 "CrowdSec: " + m.url + " takes alerts again, after " +
                     std::to_string(alert_failures_in_row_) + " failed attempts"});
     alert_failures_in_row_ = 0;
+    counters_.alerts_failing_since = 0;
     next_alert_try_ = {};
     std::lock_guard lock(mu_);
     // What was sent, by number: the queue may have lost some of them to an

@@ -29,6 +29,9 @@ struct Settings {
     // The bouncer: empty url = off.
     std::string lapi_url, bouncer_key;
     std::chrono::seconds poll_interval{10};
+    // PEM bundle an https:// LAPI's certificate is checked against; empty:
+    // the system's store (crowdsec-ca-file).
+    std::string ca_file;
     // The watcher: nullopt = off.
     std::optional<MachineCredentials> machine;
     size_t alert_queue_max = 1000;
@@ -48,7 +51,14 @@ struct Counters {
     std::atomic<uint64_t> pulls{0}, pull_failures{0};
     std::atomic<uint64_t> alerts_sent{0}, alerts_dropped{0}, alert_failures{0};
     std::atomic<uint64_t> logins{0};
+    // Logins again: the token was about to expire, or the LAPI refused it (401).
+    std::atomic<uint64_t> relogins_expiry{0}, relogins_refused{0};
     std::atomic<uint64_t> alerts_queued{0}; // waiting now
+    // For connwatchctl status (Unix seconds, 0 = never / not failing).
+    std::atomic<int64_t> last_pull{0};          // the last successful pull
+    std::atomic<int64_t> pulls_failing_since{0}; // the first failed pull of an outage
+    std::atomic<uint64_t> pull_failures_in_row{0};
+    std::atomic<int64_t> alerts_failing_since{0};
 };
 
 class Worker {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <set>
 #include <stdexcept>
 
@@ -255,6 +256,10 @@ std::string block_reason(const Decision& d)
 nlohmann::json make_alert(const ScanAlert& a)
 {
     std::string src = a.src.str(), dst = a.dst.str();
+    // A prefix block is sent as what it is (scope Range): the LAPI parses a
+    // Range decision's value as a CIDR and its bouncers block the range.
+    std::string scope = a.range ? "Range" : "Ip";
+    std::string value = a.range ? a.range->str() : src;
     std::string ports = format_ports(a.ports);
     std::string when = rfc3339(a.when);
     Json meta = Json::array({
@@ -269,14 +274,14 @@ nlohmann::json make_alert(const ScanAlert& a)
         decisions.push_back({{"duration", go_duration(*a.ban)},
                              {"origin", kOrigin},
                              {"scenario", kScenario},
-                             {"scope", "Ip"},
+                             {"scope", scope},
                              {"type", "ban"},
-                             {"value", src}});
+                             {"value", value}});
     return {
         {"scenario", kScenario},
         {"scenario_hash", ""},
         {"scenario_version", "1"},
-        {"message", port_scan_message(a.src, a.dst, a.ports)},
+        {"message", port_scan_message(value, a.dst, a.ports)},
         {"events_count", static_cast<int32_t>(a.ports.size())},
         {"start_at", when},
         {"stop_at", when},
@@ -287,9 +292,21 @@ nlohmann::json make_alert(const ScanAlert& a)
         // a decision of their own (the default profile bans on remediation).
         {"remediation", a.ban.has_value()},
         {"events", Json::array({{{"timestamp", when}, {"meta", meta}}})},
-        {"source", {{"scope", "Ip"}, {"value", src}, {"ip", src}}},
+        {"source", a.range ? Json{{"scope", scope}, {"value", value}, {"range", value}, {"ip", src}}
+                           : Json{{"scope", scope}, {"value", value}, {"ip", src}}},
         {"decisions", decisions},
     };
+}
+
+std::chrono::seconds token_refresh_in(const std::string& expire, std::time_t now)
+{
+    constexpr std::chrono::seconds kAtMost = std::chrono::minutes(30);
+    std::tm tm{};
+    const char* end = strptime(expire.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return kAtMost;
+    auto left = std::chrono::seconds(timegm(&tm) - now - 60);
+    return std::clamp(left, std::chrono::seconds(0), kAtMost);
 }
 
 std::string login_body(const std::string& machine_id, const std::string& password)

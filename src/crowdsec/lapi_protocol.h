@@ -73,11 +73,23 @@ struct ScanAlert {
     // The ban decision the alert carries: the local block's duration. None
     // (monitor-only): the alert reports the scan and asks no one to block.
     std::optional<std::chrono::seconds> ban;
+    // Set when the scan was counted and blocked as a whole prefix
+    // (ipv6-prefix, ipv4-prefix: 2001:db8:1:2::/64): the alert's source and
+    // its decision then have scope Range and this prefix as value, so the
+    // fleet blocks what this host blocked. Unset: scope Ip, src.
+    std::optional<Cidr> range;
 };
 nlohmann::json make_alert(const ScanAlert& a);
 
 // POST /v1/watchers/login's body.
 std::string login_body(const std::string& machine_id, const std::string& password);
+
+// When to log in again after a login at `now` whose answer said the token
+// expires at `expire` ("2026-11-27T15:34:24Z"; fractions and a zone offset
+// other than Z read as UTC): a minute before it expires, at most 30 minutes
+// on, at once when it is already (nearly) expired; 30 minutes when `expire`
+// cannot be read. A token refused early is replaced on its 401 anyway.
+std::chrono::seconds token_refresh_in(const std::string& expire, std::time_t now);
 
 // The file `cscli machines add -f FILE` writes (YAML, three keys):
 //   url: http://127.0.0.1:8080/

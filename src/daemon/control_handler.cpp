@@ -45,6 +45,7 @@ Answer<StatusResponse> ControlHandler::status(const Peer&)
     auto st = m_.program().stats();
     for (const auto& s : stat_table())
         r.counters.emplace_back(std::string(s.name), st[s.id]);
+    r.crowdsec = m_.crowdsec_status();
     return r;
 }
 
@@ -62,8 +63,8 @@ constexpr size_t kPageBudget = 16384;
 // first).
 class TableCursor final : public BlockCursor {
 public:
-    TableCursor(const BlockTable& table, BlockTable::ListFilter filter)
-        : table_(table), filter_(std::move(filter))
+    TableCursor(const BlockTable& table, const XdpProgram& prog, BlockTable::ListFilter filter)
+        : table_(table), prog_(prog), filter_(std::move(filter))
     {
     }
     bool next(std::vector<BlockEntry>& out, size_t max) override
@@ -80,7 +81,9 @@ public:
             auto& r = carry_[taken_];
             // Due but not swept yet (the sweep runs once a tick): 0, never negative.
             int64_t in = r.expires == 0 ? -1 : std::max<int64_t>(0, r.expires - now);
-            out.push_back({r.prefix, r.origin, std::move(r.reason), r.created, r.expires, in});
+            uint32_t offence = r.origin == BlockOrigin::Scan ? offence_of(r.prefix) : 0;
+            out.push_back(
+                {r.prefix, r.origin, std::move(r.reason), r.created, r.expires, in, offence});
         }
         if (taken_ == carry_.size()) {
             carry_.clear();
@@ -90,7 +93,24 @@ public:
     }
 
 private:
+    // The kernel's history says which offence a scan block is, when it is
+    // the history of this very block (its end is the block's deadline): a
+    // history from an earlier chain, or a block made with escalation off,
+    // says nothing.
+    uint32_t offence_of(const Cidr& prefix) const
+    {
+        if (!prefix.is_host())
+            return 0;
+        cw_addr key = prefix.address().to_abi();
+        auto o = prog_.offender(key);
+        if (!o)
+            return 0;
+        auto b = prog_.block_get(prefix.address());
+        return b && b->expires_ns == o->until_ns ? o->offences : 0;
+    }
+
     const BlockTable& table_;
+    const XdpProgram& prog_;
     BlockTable::ListFilter filter_;
     BlockTable::ListCursor at_;
     std::vector<BlockRecord> carry_;
@@ -105,7 +125,7 @@ Answer<ListStream> ControlHandler::list(const ListRequest& req, const Peer&)
     ListStream r;
     for (const auto& [prefix, source] : m_.table().allow_entries())
         r.allow.push_back({prefix, source});
-    r.blocks = std::make_unique<TableCursor>(m_.table(),
+    r.blocks = std::make_unique<TableCursor>(m_.table(), m_.program(),
                                              BlockTable::ListFilter{req.origin, req.match});
     return r;
 }
@@ -124,6 +144,7 @@ Answer<BlockManyResponse> ControlHandler::block_many(const BlockManyRequest& req
         r.refused.push_back({i, std::move(why)});
     if (r.added)
         m_.save_state();
+    m_.trim_later();
     // One line a request, not one a block: an import of a million would
     // flood the journal (and its rate limit would drop the rest).
     m_.sink().notice("Blocked " + std::to_string(r.added) + " of " +
@@ -139,6 +160,7 @@ Answer<UnblockManyResponse> ControlHandler::unblock_many(const UnblockManyReques
     auto done = m_.table().unblock_many(req.prefixes);
     if (!done.removed.empty())
         m_.save_state();
+    m_.trim_later();
     m_.sink().notice("Unblocked " + std::to_string(done.removed.size()) + " of " +
                      std::to_string(req.prefixes.size()) + " prefixes at once" + by(p) + ": " +
                      std::to_string(done.absent) + " were not blocked");
@@ -190,13 +212,24 @@ Answer<PrefixResponse> ControlHandler::disallow(const DisallowRequest& req, cons
     return PrefixResponse{req.prefix};
 }
 
+Handler::FlushSteps ControlHandler::flush_steps(const Peer& p)
+{
+    uint64_t n = m_.begin_flush(by(p));
+    return [this, n]() -> std::optional<Answer<FlushResponse>> {
+        if (m_.flushes_done() < n)
+            m_.flush_step();
+        if (m_.flushes_done() < n)
+            return std::nullopt;
+        return FlushResponse{m_.last_flush_removed()};
+    };
+}
+
 Answer<FlushResponse> ControlHandler::flush(const Peer& p)
 {
-    auto removed = m_.table().flush();
-    for (const auto& c : removed)
-        m_.sink().block_removed(c.str(), "flushed" + by(p));
-    m_.save_state();
-    return FlushResponse{removed.size()};
+    auto step = flush_steps(p);
+    for (;;)
+        if (auto a = step())
+            return *a;
 }
 
 Answer<ReloadResponse> ControlHandler::reload(const Peer&)

@@ -26,6 +26,7 @@ public:
     protocol::Answer<protocol::PrefixResponse> disallow(const protocol::DisallowRequest& r,
                                                         const protocol::Peer& p) override;
     protocol::Answer<protocol::FlushResponse> flush(const protocol::Peer& p) override;
+    FlushSteps flush_steps(const protocol::Peer& p) override;
     protocol::Answer<protocol::ReloadResponse> reload(const protocol::Peer&) override;
     protocol::Answer<protocol::BlockManyResponse> block_many(const protocol::BlockManyRequest& r,
                                                              const protocol::Peer& p) override;

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "common/duration.h"
+#include "common/format.h"
 #include "crowdsec/client.h"
 #include "daemon/manager.h"
 #include "events/events.h"
@@ -27,14 +28,34 @@ constexpr std::chrono::seconds kForever = std::chrono::hours(24 * 365);
 // Prefixes named in one log line; the rest is a count.
 constexpr size_t kNamed = 10;
 
-std::string named(const std::vector<std::string>& items)
+// The first kNamed of a list, and how many there are: a startup pull of
+// 100 k decisions writes ten names, not 100 k strings.
+struct Names {
+    std::vector<std::string> first;
+    size_t n = 0;
+    // Counts one; true when it is to be named (then push it to first).
+    bool count() { return n++ < kNamed; }
+    size_t size() const { return n; }
+    bool empty() const { return n == 0; }
+};
+
+std::string named(const Names& items)
 {
     std::string out;
-    for (size_t i = 0; i < items.size() && i < kNamed; i++)
-        out += (i ? ", " : "") + items[i];
-    if (items.size() > kNamed)
-        out += " and " + std::to_string(items.size() - kNamed) + " more";
+    for (size_t i = 0; i < items.first.size(); i++)
+        out += (i ? ", " : "") + items.first[i];
+    if (items.n > items.first.size())
+        out += " and " + std::to_string(items.n - items.first.size()) + " more";
     return out;
+}
+
+std::string named(const std::vector<std::string>& items)
+{
+    Names n;
+    for (const auto& i : items)
+        if (n.count())
+            n.first.push_back(i);
+    return named(n);
 }
 
 // An address alone for a host prefix, as the scan and block lines write it.
@@ -52,6 +73,7 @@ std::optional<crowdsec::Settings> crowdsec_settings(const Options& o)
     crowdsec::Settings s;
     s.lapi_url = o.crowdsec_lapi_url;
     s.poll_interval = o.crowdsec_poll_interval;
+    s.ca_file = o.crowdsec_ca_file;
     auto read = [](const char* key, const std::string& path, auto parse) {
         std::string text;
         try {
@@ -89,9 +111,7 @@ void Manager::apply_crowdsec(std::optional<crowdsec::Settings> settings)
     if (!settings || settings->lapi_url.empty()) {
         // No bouncer (any more): its decisions are not mirrored, so not enforced.
         ledger_ = {};
-        size_t lifted = 0;
-        for (const auto& p : table_->mirrored())
-            lifted += table_->withdraw(p) ? 1 : 0;
+        size_t lifted = table_->withdraw_many(table_->mirrored()).size();
         if (lifted) {
             sink_->notice("CrowdSec bouncer not configured: lifted " + std::to_string(lifted) +
                           " blocks mirrored from CrowdSec decisions");
@@ -119,6 +139,47 @@ void Manager::apply_crowdsec(std::optional<crowdsec::Settings> settings)
     sink_->notice("CrowdSec: " + what);
 }
 
+std::optional<protocol::CrowdsecStatus> Manager::crowdsec_status() const
+{
+    if (!crowdsec_)
+        return std::nullopt;
+    const auto& s = crowdsec_->settings();
+    const auto& c = crowdsec_->counters();
+    protocol::CrowdsecStatus out;
+    if (!s.lapi_url.empty())
+        out.bouncer = protocol::CrowdsecStatus::Bouncer{
+            s.lapi_url, c.last_pull, table_->counts().crowdsec, c.pulls_failing_since,
+            c.pull_failures_in_row};
+    if (s.machine)
+        out.watcher = protocol::CrowdsecStatus::Watcher{
+            s.machine->url, s.machine->login,  c.alerts_sent,
+            c.alerts_queued, c.alerts_dropped, c.alerts_failing_since};
+    return out;
+}
+
+std::string Manager::crowdsec_summary() const
+{
+    auto cs = crowdsec_status();
+    if (!cs)
+        return "";
+    // No times that change at every poll: STATUS= is sent when it changes.
+    std::string out = "; CrowdSec:";
+    if (const auto& b = cs->bouncer) {
+        out += " " + std::to_string(b->decisions) + " decisions mirrored";
+        if (b->failing_since)
+            out += ", LAPI failing since " + format_timestamp(b->failing_since);
+        else if (!b->last_pull)
+            out += ", no pull yet";
+    }
+    if (const auto& w = cs->watcher) {
+        out += std::string(cs->bouncer ? "," : "") + " " + std::to_string(w->alerts_sent) +
+               " alerts sent, " + std::to_string(w->alerts_queued) + " queued";
+        if (w->failing_since)
+            out += " (sending fails since " + format_timestamp(w->failing_since) + ")";
+    }
+    return out;
+}
+
 void Manager::on_crowdsec()
 {
     if (!crowdsec_)
@@ -141,24 +202,41 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
     std::map<Cidr, const crowdsec::Decision*> why;
     for (const auto& d : batch.added)
         why[d.prefix] = &d;
-    std::vector<std::string> added, updated, lifted, refused;
+    // Applied in bulk: a startup pull of a community blocklist is 100 k
+    // decisions, the kernel's maps written in batches (bench/crowdsec_bench).
+    std::vector<Cidr> ends;
+    std::vector<BlockTable::MirrorItem> items;
     for (const auto& c : changes) {
         if (!c.remaining) {
-            if (table_->withdraw(c.prefix))
-                lifted.push_back(text_of(c.prefix));
+            ends.push_back(c.prefix);
             continue;
         }
         auto it = why.find(c.prefix);
-        std::string reason = it != why.end() ? crowdsec::block_reason(*it->second) : "crowdsec";
-        auto m = table_->mirror(c.prefix, *c.remaining, std::move(reason));
+        items.push_back({c.prefix, *c.remaining,
+                         it != why.end() ? crowdsec::block_reason(*it->second) : "crowdsec"});
+    }
+    Names added, lifted, refused;
+    size_t updated = 0;
+    for (const auto& p : table_->withdraw_many(ends))
+        if (lifted.count())
+            lifted.first.push_back(text_of(p));
+    auto done = table_->mirror_many(items);
+    for (size_t i = 0; i < items.size(); i++) {
+        const auto& m = done[i];
+        const auto& p = items[i].prefix;
         using O = BlockTable::Mirror::Outcome;
         switch (m.outcome) {
         case O::Added:
-            added.push_back(text_of(c.prefix) + " (" + format_duration(*c.remaining) + ")");
+            if (added.count())
+                added.first.push_back(text_of(p) + " (" + format_duration(items[i].remaining) +
+                                      ")");
             break;
-        case O::Updated: updated.push_back(text_of(c.prefix)); break;
+        case O::Updated: updated++; break;
         case O::Kept: break;
-        case O::Refused: refused.push_back(text_of(c.prefix) + ": " + m.why); break;
+        case O::Refused:
+            if (refused.count())
+                refused.first.push_back(text_of(p) + ": " + m.why);
+            break;
         }
     }
     size_t stale = 0;
@@ -166,14 +244,18 @@ void Manager::mirror_decisions(const crowdsec::StreamBatch& batch, bool startup)
         // Everything the LAPI holds came in this batch: a mirrored block it no
         // longer has (deleted while connwatchd was not running, or before a
         // restart) ends here; until now it kept dropping.
+        std::vector<Cidr> gone;
         for (const auto& p : table_->mirrored())
-            if (!ledger_.holds(p) && table_->withdraw(p)) {
-                lifted.push_back(text_of(p));
-                stale++;
-            }
+            if (!ledger_.holds(p))
+                gone.push_back(p);
+        for (const auto& p : table_->withdraw_many(gone)) {
+            if (lifted.count())
+                lifted.first.push_back(text_of(p));
+            stale++;
+        }
     }
     crowdsec_decisions_["added"] += added.size();
-    crowdsec_decisions_["updated"] += updated.size();
+    crowdsec_decisions_["updated"] += updated;
     crowdsec_decisions_["withdrawn"] += lifted.size();
     crowdsec_decisions_["refused"] += refused.size();
     crowdsec_decisions_["ignored"] += batch.ignored;
@@ -219,6 +301,12 @@ void Manager::alert_crowdsec(const PortScan& s)
     a.ifname = s.ifname;
     a.threshold = opts_.threshold;
     a.window = opts_.window;
+    // Counted as a prefix (ipv6-prefix, ipv4-prefix): the prefix blocked here,
+    // or, when not blocked here, the prefix counted, is what the fleet is told.
+    // A scan counted as a prefix but blocked alone (the prefix's first address
+    // held another block) is sent as that address.
+    if (s.action == CW_ACT_BLOCKED ? s.blocked_prefix.has_value() : s.scanner_prefix.has_value())
+        a.range = s.action == CW_ACT_BLOCKED ? s.blocked_prefix : s.scanner_prefix;
     if (s.action == CW_ACT_BLOCKED)
         a.ban = s.expires ? std::chrono::seconds(std::max<std::time_t>(1, s.expires - s.when))
                           : kForever;

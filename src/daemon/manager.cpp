@@ -20,6 +20,7 @@
 
 #include "base/clock.h"
 #include "blocks/kernel_maps.h"
+#include "blocks/offenders.h"
 #include "common/duration.h"
 #include "common/format.h"
 #include "control/server.h"
@@ -27,6 +28,7 @@
 #include "daemon/control_handler.h"
 #include "daemon/host.h"
 #include "daemon/link_monitor.h"
+#include "daemon/route_mirror.h"
 #include "events/events.h"
 #include "kernel/attachment.h"
 #include "kernel/event_reader.h"
@@ -154,6 +156,31 @@ void Manager::sync_prefix_guard(const Options& o)
     }
 }
 
+uint64_t Manager::begin_flush(const std::string& who)
+{
+    if (!table_->flushing()) {
+        table_->flush_begin(monotonic_now_ns());
+        flushes_begun_++;
+        flush_by_ = who;
+    }
+    return flushes_begun_;
+}
+
+void Manager::flush_step()
+{
+    if (!table_->flushing() || !table_->flush_step(BlockTable::kFlushSlice))
+        return;
+    const BlockCounts& n = table_->flushed();
+    flushes_done_ = flushes_begun_;
+    last_flush_removed_ = n.total();
+    // One line, not one a block: a million lines would flood the journal.
+    sink_->notice("Flushed " + std::to_string(n.total()) + " blocks (" +
+                  std::to_string(n.manual) + " manual, " + std::to_string(n.scan) + " scan, " +
+                  std::to_string(n.crowdsec) + " crowdsec)" + flush_by_);
+    save_state();
+    trim_later();
+}
+
 void Manager::report_lifted(const std::vector<Cidr>& lifted, const std::string& who)
 {
     for (const auto& c : lifted)
@@ -174,6 +201,11 @@ std::string Manager::summary() const
                                : "block for " + (opts_.block_duration.count()
                                                      ? format_duration(opts_.block_duration)
                                                      : std::string("ever")))
+        << (opts_.escalation_window.count() && opts_.block_duration.count() && !opts_.monitor_only
+                ? " (x" + format_factor(opts_.escalation_factor_milli) +
+                      " for each repeat offence within " + format_duration(opts_.escalation_window) +
+                      ", up to " + format_duration(opts_.max_block_duration) + ")"
+                : std::string())
         << ", " << table_->allow_size() << " allowlisted prefixes";
     return msg.str();
 }
@@ -213,11 +245,17 @@ void Manager::start()
     prog_ = std::make_unique<XdpProgram>(ls);
     for (const auto& w : prog_->warnings())
         sink_->warning(w);
-    prog_->set_config(kernel_config(opts_));
+    // Before the config: the check is on only once the mirror holds the routes.
+    start_route_mirror(opts_);
+    prog_->set_config(config_for(opts_));
     // Counters taken over go on from the previous program's: the events lost
     // that the previous daemon already warned about are not said again.
     if (prog_->stats_taken_over() && prog_->previous_seen())
         lost_reported_ = (*prog_->previous_seen())[CW_STAT_EVENTS_LOST];
+
+    if (auto w = escalation_warning(opts_); !w.empty())
+        sink_->warning(w);
+    restore_offenders();
 
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
@@ -279,6 +317,8 @@ void Manager::start()
     add_fd(timer_.get());
     if (control_)
         add_fd(control_->fd());
+    if (routes_)
+        add_fd(routes_->fd());
 
     // Interfaces that go and come back are followed from here on; without it
     // (a sandbox refusing netlink) a reload still re-attaches them.
@@ -301,6 +341,8 @@ void Manager::start()
     for (const auto& name : interfaces)
         attach(name);
     report_takeover();
+    refresh_rp_interfaces();
+    sink_->notice("Reverse-path check of scanners (rp-filter): " + rp_summary());
 
     status_ = summary();
     sink_->started("Started, " + status_);
@@ -375,10 +417,75 @@ void Manager::on_event(const cw_event& raw)
 void Manager::on_port_scan(const PortScan& s)
 {
     sink_->port_scan(s);
+    if (s.offence)
+        offenders_dirty_ = true;
     if (s.action == CW_ACT_BLOCKED)
         table_->record_scan_block(s.blocked(), port_scan_message(s.scanner_str(), s.dst, s.ports),
                                   s.when, s.expires);
     alert_crowdsec(s);
+}
+
+namespace {
+
+// How long a changed history waits to be written: at most a minute of
+// offences is lost to a crash followed by a reboot.
+constexpr uint64_t kOffendersSaveEveryNs = 60'000'000'000;
+
+std::string offenders_path(const Options& o)
+{
+    return o.state_dir + "/offenders.json";
+}
+
+} // namespace
+
+void Manager::restore_offenders()
+{
+    // A map taken over from the pins with entries is the history itself,
+    // newer than the file; without escalation nothing reads it.
+    if (opts_.escalation_window.count() == 0 || !prog_->offender_list().empty())
+        return;
+    std::string warning;
+    auto records = load_offenders(offenders_path(opts_), &warning);
+    if (!warning.empty())
+        sink_->warning(warning);
+    auto entries = offenders_to_kernel(records, opts_.escalation_window, monotonic_now_ns(),
+                                       std::time(nullptr));
+    size_t put = 0;
+    for (const auto& [key, o] : entries)
+        if (put < prog_->offender_capacity() && prog_->offender_set(key, o))
+            put++;
+    if (put)
+        sink_->notice("Restored the history of " + std::to_string(put) +
+                      " repeat offenders from " + offenders_path(opts_));
+}
+
+void Manager::save_offenders(bool force)
+{
+    if (opts_.escalation_window.count() == 0 || !maps_)
+        return;
+    uint64_t now = monotonic_now_ns();
+    bool changed = offenders_dirty_ || maps_->forgiven() != offenders_forgiven_;
+    if (!force && (!changed || now - offenders_saved_ns_ < kOffendersSaveEveryNs))
+        return;
+    uint64_t forgiven = maps_->forgiven();
+    auto records = offenders_from_kernel(prog_->offender_list(), opts_.escalation_window,
+                                         monotonic_now_ns(), std::time(nullptr),
+                                         prog_->offender_capacity());
+    try {
+        connwatch::save_offenders(offenders_path(opts_), records);
+        if (!offenders_error_.empty())
+            sink_->notice("Wrote " + offenders_path(opts_) + " again after the failure above");
+        offenders_error_.clear();
+        offenders_dirty_ = false;
+        offenders_forgiven_ = forgiven;
+    } catch (const Error& e) {
+        // Retried a minute later; said once while it keeps failing the same way.
+        if (e.what() != offenders_error_)
+            sink_->warning(std::string(e.what()) +
+                           "; the history of repeat offenders would not survive a reboot");
+        offenders_error_ = e.what();
+    }
+    offenders_saved_ns_ = now;
 }
 
 void Manager::report_lost_events()
@@ -397,7 +504,7 @@ void Manager::update_status(const BlockCounts& n)
     auto st = prog_->stats();
     std::string s = summary() + "; " + std::to_string(st[CW_STAT_SYN]) + " connections, " +
                     std::to_string(st[CW_STAT_SCAN]) + " scans, " + std::to_string(n.total()) +
-                    " blocked";
+                    " blocked" + crowdsec_summary();
     if (s != status_) {
         status_ = s;
         sd_notifyf(0, "STATUS=%s", status_.c_str());
@@ -413,6 +520,8 @@ void Manager::on_timer()
         sd_notify(0, "WATCHDOG=1");
     // Expired blocks stop matching in the kernel at once; here they are removed
     // and logged, which also frees their room. One walk, which also counts.
+    // A flush whose client went away goes on here, a slice a tick.
+    flush_step();
     auto sweep = table_->sweep_expired(monotonic_now_ns());
     for (const auto& e : sweep.expired) {
         if (e.prefix.is_host())
@@ -422,6 +531,14 @@ void Manager::on_timer()
     }
     report_lost_events();
     save_state();
+    save_offenders(false);
+    if (trim_due_) {
+        // A million-line import parses a thousand requests of 4,096 entries and
+        // grows the index: what it freed stays in malloc's arenas, resident,
+        // until trimmed (7 to 20 MiB at a million blocks).
+        trim_due_ = false;
+        malloc_trim(0);
+    }
     // What a successor would count as missed, should this process end now.
     prog_->record_seen(prog_->stats());
     // The control clients' deadlines pass without any event on the socket.
@@ -473,6 +590,9 @@ void Manager::update_metrics(const BlockCounts& n)
         s.crowdsec.alerts_queued = c.alerts_queued;
         s.crowdsec.alerts_dropped = c.alerts_dropped;
         s.crowdsec.alert_failures = c.alert_failures;
+        s.crowdsec.logins = c.logins;
+        s.crowdsec.relogins_expiry = c.relogins_expiry;
+        s.crowdsec.relogins_refused = c.relogins_refused;
     }
     s.allow_entries = table_->allow_size();
     s.manual_blocks_added = table_->manual_added();
@@ -497,6 +617,7 @@ bool Manager::on_signals()
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
         save_state();
+        save_offenders(true);
         if (crowdsec_ && crowdsec_->counters().alerts_queued)
             sink_->warning("CrowdSec: " + std::to_string(crowdsec_->counters().alerts_queued) +
                            " port-scan alerts not sent (the LAPI did not take them)");
@@ -539,7 +660,10 @@ int Manager::run()
                     link_monitor_->drain();
                     sync_interfaces();
                     refresh_own_addresses();
+                    refresh_rp_interfaces();
                 });
+            } else if (routes_ && fd == routes_->fd()) {
+                guarded("Following route changes", [&] { on_routes(); });
             } else if (crowdsec_ && fd == crowdsec_->fd()) {
                 guarded("Applying CrowdSec decisions", [&] { on_crowdsec(); });
             } else if (fd == timer_.get()) {

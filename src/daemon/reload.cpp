@@ -92,8 +92,9 @@ std::string Manager::reload()
     auto previous_own = std::exchange(own_, own);
     sync_prefix_guard(next);
     report_stuck_prefix_blocks(table_->move_prefix_blocks(next.ipv4_prefix, next.ipv6_prefix));
+    start_route_mirror(next);
     try {
-        prog_->set_config(kernel_config(next));
+        prog_->set_config(config_for(next));
     } catch (const Error& e) {
         own_ = previous_own;
         table_->set_allow_sources(opts_.allow, own_);
@@ -107,8 +108,14 @@ std::string Manager::reload()
                        "re-attach the others");
     if (next.log_target != opts_.log_target)
         sink_ = make_sink(next.log_target);
+    bool escalation_on = next.escalation_window.count() && !opts_.escalation_window.count();
     opts_ = std::move(next);
+    if (escalation_on)
+        restore_offenders();
+    if (auto w = escalation_warning(opts_); !w.empty())
+        sink_->warning(w);
     apply_interfaces(interfaces);
+    refresh_rp_interfaces();
     // A worker with new settings starts over with a full pull; unchanged, the
     // running one goes on.
     apply_crowdsec(std::move(crowdsec));

@@ -43,6 +43,8 @@ Event decode_event(const cw_event& ev)
                         interface_name(ev.ifindex),
                         ev.action,
                         ev.expires_ns ? wall_time_of(ev.expires_ns) : 0,
+                        ev.action == CW_ACT_BLOCKED ? ev.offence : 0u,
+                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0,
                         prefix(Address(ev.saddr), ev.prefix_len),
                         prefix(Address(ev.saddr), ev.block_prefix_len)};
     }

@@ -29,6 +29,11 @@ struct PortScan {
     std::string ifname;
     uint8_t action;      // enum cw_scan_action
     std::time_t expires; // CW_ACT_BLOCKED: wall-clock deadline, 0 = never
+    // CW_ACT_BLOCKED with escalation on: which offence of the source this
+    // block is (1 = first of its chain); 0 = not counted (escalation off).
+    uint32_t offence = 0;
+    // CW_ACT_BLOCKED: how long the block lasts, 0 = until removed.
+    uint64_t duration_ns = 0;
     // Set when the source was counted as its prefix (ipv4-prefix,
     // ipv6-prefix: 2001:db8:1:2::/64), and when the block covers it
     // (CW_ACT_BLOCKED); unset: src alone, as before.

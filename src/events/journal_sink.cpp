@@ -59,8 +59,20 @@ public:
             skipped_.add(ev.src); // said once per interval, by tick()
             return;
         }
+        if (ev.action == CW_ACT_SPOOFED) {
+            spoofed_.add(ev.src); // the same: a decoy flood is a scan per decoy
+            return;
+        }
         auto what = format_scan_action(ev);
-        if (ev.action == CW_ACT_BLOCKED)
+        if (ev.action == CW_ACT_BLOCKED && ev.offence)
+            sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
+                            "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
+                            "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",
+                            static_cast<long long>(ev.expires), "BLOCK_OFFENCE=%u",
+                            unsigned(ev.offence), "BLOCK_DURATION=%llu",
+                            static_cast<unsigned long long>(ev.duration_ns / 1'000'000'000),
+                            nullptr);
+        else if (ev.action == CW_ACT_BLOCKED)
             sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
                             "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
                             "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",
@@ -113,6 +125,10 @@ public:
             sd_journal_send("MESSAGE=%s", msg.substr(msg.find(": ") + 2).c_str(), "MESSAGE_ID=%s",
                             kMsgPortScan, "PRIORITY=%i", LOG_WARNING, "ACTION=rate-limited",
                             "SKIPPED=%llu", static_cast<unsigned long long>(skipped), nullptr);
+        if (auto msg = spoofed_.take(now, &skipped); !msg.empty())
+            sd_journal_send("MESSAGE=%s", msg.substr(msg.find(": ") + 2).c_str(), "MESSAGE_ID=%s",
+                            kMsgPortScan, "PRIORITY=%i", LOG_WARNING, "ACTION=spoofed",
+                            "SKIPPED=%llu", static_cast<unsigned long long>(skipped), nullptr);
     }
 
 private:
@@ -126,6 +142,7 @@ private:
     }
     RateLimiter limiter_{kConnectionBurst, kConnectionInterval};
     SkippedBlocks skipped_;
+    SkippedBlocks spoofed_{true};
 };
 
 } // namespace

@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "events/messages.h"
 
+#include "common/duration.h"
 #include "common/format.h"
 
 namespace connwatch {
 
 namespace {
+
+// Why a scanner failing the reverse-path check is not blocked.
+constexpr const char* kSpoofedReason =
+    "its source fails the reverse-path check (rp-filter: the route back to it does not "
+    "leave by the interface the scan came in on, or there is none), so it is likely "
+    "spoofed, a decoy";
 
 std::string until(std::time_t expires)
 {
@@ -14,13 +21,23 @@ std::string until(std::time_t expires)
 
 } // namespace
 
+std::string offence_note(const PortScan& ev)
+{
+    if (ev.action != CW_ACT_BLOCKED || ev.offence == 0)
+        return "";
+    // Whole seconds: the kernel's deadline is to the nanosecond.
+    auto secs = std::chrono::seconds((ev.duration_ns + 500'000'000) / 1'000'000'000);
+    return " (offence " + std::to_string(ev.offence) + ", blocked for " +
+           format_duration(secs) + ")";
+}
+
 std::string format_scan_action(const PortScan& ev)
 {
     std::string head = format_timestamp(ev.when) + ": ";
     std::string src = ev.scanner_str();
     switch (ev.action) {
     case CW_ACT_BLOCKED:
-        return head + "Blocked " + ev.blocked_str() + until(ev.expires);
+        return head + "Blocked " + ev.blocked_str() + until(ev.expires) + offence_note(ev);
     case CW_ACT_MONITOR_ONLY:
         return head + "Not blocking " + src + ": monitor-only mode";
     case CW_ACT_ALLOWLISTED:
@@ -31,6 +48,8 @@ std::string format_scan_action(const PortScan& ev)
     case CW_ACT_RATE_LIMITED:
         return head + "Not blocking " + src +
                ": more automatic blocks than max-new-blocks-per-second allows";
+    case CW_ACT_SPOOFED:
+        return head + "Not blocking " + src + ": " + kSpoofedReason;
     }
     return head + "Unknown action " + std::to_string(ev.action) + " for " + src;
 }
@@ -43,6 +62,7 @@ const char* scan_action_name(uint8_t action)
     case CW_ACT_ALLOWLISTED: return "allowlisted";
     case CW_ACT_BLOCKLIST_FULL: return "blocklist-full";
     case CW_ACT_RATE_LIMITED: return "rate-limited";
+    case CW_ACT_SPOOFED: return "spoofed";
     }
     return "unknown";
 }
@@ -78,10 +98,13 @@ std::string SkippedBlocks::take(Clock::time_point now, uint64_t* n)
         return {};
     std::string msg = format_timestamp(std::time(nullptr)) + ": Not blocking " +
                       std::to_string(n_) + (n_ == 1 ? " scanner" : " scanners") +
-                      " (the latest " + latest_.str() +
-                      "): more automatic blocks than max-new-blocks-per-second allows; the "
-                      "scans are reported, the blocks skipped (raise max-new-blocks-per-second "
-                      "or max-new-blocks-burst if they are real)";
+                      " (the latest " + latest_.str() + "): " +
+                      (spoofed_ ? std::string(kSpoofedReason) + "; the scans are reported"
+                                : std::string(
+                                      "more automatic blocks than max-new-blocks-per-second "
+                                      "allows; the scans are reported, the blocks skipped "
+                                      "(raise max-new-blocks-per-second or "
+                                      "max-new-blocks-burst if they are real)"));
     if (n)
         *n = n_;
     n_ = 0;

@@ -14,8 +14,11 @@
 namespace connwatch {
 
 // What was done about a scan, e.g.
-// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05".
+// "2021-04-28 15:28:05: Blocked 192.0.2.56 until 2021-04-28 16:28:05", and with
+// escalation on " (offence 3, blocked for 4h)" after it (offence_note).
 std::string format_scan_action(const PortScan& ev);
+// " (offence N, blocked for D)" for a block with escalation on, else "".
+std::string offence_note(const PortScan& ev);
 
 // "blocked", "monitor-only", "allowlisted", "blocklist-full": journald's ACTION=.
 const char* scan_action_name(uint8_t action);
@@ -37,10 +40,15 @@ std::string suppressed_message(uint64_t n, std::chrono::seconds interval, unsign
 // scan is still reported, but the "Not blocking" line comes once per interval
 // with the count, not once per scan -- a flood of spoofed scans is what the
 // bound is for. The first after a quiet interval is said at the next tick.
+// The same summary serves the scans of sources that fail the reverse-path
+// check (CW_ACT_SPOOFED): a decoy flood is one scan per decoy.
 class SkippedBlocks {
 public:
     using Clock = std::chrono::steady_clock;
     static constexpr std::chrono::seconds kInterval{10};
+
+    SkippedBlocks() = default;
+    explicit SkippedBlocks(bool spoofed) : spoofed_(spoofed) {}
 
     void add(const Address& src)
     {
@@ -52,6 +60,7 @@ public:
     std::string take(Clock::time_point now, uint64_t* n = nullptr);
 
 private:
+    bool spoofed_ = false;
     uint64_t n_ = 0;
     Address latest_;
     Clock::time_point next_{};

@@ -26,12 +26,16 @@ public:
         line(format_port_scan(ev.when, ev.scanner_str(), ev.dst, ev.ports));
         if (ev.action == CW_ACT_RATE_LIMITED)
             skipped_.add(ev.src); // said once per interval, by tick()
+        else if (ev.action == CW_ACT_SPOOFED)
+            spoofed_.add(ev.src); // the same
         else
             line(format_scan_action(ev));
     }
     void tick(SkippedBlocks::Clock::time_point now) override
     {
         if (auto msg = skipped_.take(now); !msg.empty())
+            line(msg);
+        if (auto msg = spoofed_.take(now); !msg.empty())
             line(msg);
     }
     void block_expired(std::time_t when, const Address& addr) override
@@ -73,6 +77,7 @@ private:
         std::fflush(stdout);
     }
     SkippedBlocks skipped_;
+    SkippedBlocks spoofed_{true};
 };
 
 } // namespace

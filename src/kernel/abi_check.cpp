@@ -16,11 +16,19 @@ static_assert(sizeof(cw_lpm_key) == 20 && offsetof(cw_lpm_key, addr) == 4,
 static_assert(sizeof(cw_block) == 24);
 static_assert(sizeof(cw_scan_state) == 8 + 8 * CW_SCAN_SLOTS);
 static_assert(sizeof(cw_flow_key) == 36);
-static_assert(sizeof(cw_config) == 64);
-static_assert(offsetof(cw_config, ipv4_prefix) == 56 && offsetof(cw_config, ipv6_prefix) == 57,
-              "ipv4_prefix and ipv6_prefix were appended");
+static_assert(offsetof(cw_config, escalation_window_ns) == 56,
+              "config fields are appended: 0 in them is the behaviour before them");
+static_assert(offsetof(cw_config, rp_filter) == 80, "rp_filter appended");
+static_assert(sizeof(cw_offender) == 24);
+static_assert(sizeof(cw_event) == 136, "one event is 136 bytes in the ring buffer");
+static_assert(offsetof(cw_event, offence) == 128,
+              "offence was appended: a 128-byte event of an older program lacks it");
+static_assert(sizeof(cw_route) == 4 * CW_ROUTE_NEXTHOPS + 4);
+static_assert(CW_ACT_SPOOFED == 6);
+static_assert(sizeof(cw_config) == 96 && offsetof(cw_config, ipv4_prefix) == 88 &&
+                  offsetof(cw_config, ipv6_prefix) == 89,
+              "ipv4_prefix and ipv6_prefix were appended after rp_filter");
 static_assert(offsetof(cw_block, prefix_len) == 18, "prefix_len took a byte of the padding");
-static_assert(sizeof(cw_event) == 128, "one event is 128 bytes in the ring buffer");
 static_assert(offsetof(cw_event, ports) == 64);
 static_assert(CW_SCAN_SLOTS == 32 && (CW_SCAN_SLOTS & (CW_SCAN_SLOTS - 1)) == 0,
               "the program masks slot indices with CW_SCAN_SLOTS - 1");
@@ -34,6 +42,6 @@ static_assert(CW_STAT_EVENTS_LOST == 15 && CW_STAT_PASS_PROBE == 16 && CW_STAT_P
                   CW_STAT_PROBE_RETRANSMIT == 18 &&
                   CW_STAT_PASS_MARTIAN == 19 && CW_STAT_DROP_TINY_FRAGMENT == 20 &&
                   CW_STAT_PASS_TINY_FRAGMENT == 21 && CW_STAT_BLOCK_RATE_LIMITED == 22 &&
-                  CW_STAT_DROP_BLOCKED_PREFIX == 23 && CW_STAT_BLOCK_PREFIX_ADDED == 24 &&
-                  CW_STAT_MAX == 25,
+                  CW_STAT_BLOCK_SPOOFED == 23 && CW_STAT_DROP_BLOCKED_PREFIX == 24 &&
+                  CW_STAT_BLOCK_PREFIX_ADDED == 25 && CW_STAT_MAX == 26,
               "stats are append-only: renumbering breaks readers");

@@ -3,7 +3,9 @@
 
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 
@@ -41,10 +43,13 @@ int EventReader::consume()
 int EventReader::on_sample(void* ctx, void* data, size_t size) noexcept
 {
     auto* self = static_cast<EventReader*>(ctx);
-    if (size < sizeof(cw_event))
+    // 128 bytes: a program from before cw_event.offence was appended (taken
+    // over from an earlier connwatchd); the fields it lacks read 0.
+    constexpr size_t kOldestEvent = offsetof(cw_event, offence);
+    if (size < kOldestEvent)
         return 0; // not ours: cannot happen with a matching object
-    cw_event ev;
-    std::memcpy(&ev, data, sizeof(ev));
+    cw_event ev{};
+    std::memcpy(&ev, data, std::min(size, sizeof(ev)));
     std::string what;
     try {
         self->handler_(ev);

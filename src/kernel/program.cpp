@@ -51,6 +51,14 @@ void for_each_entry(int fd, Fn fn)
     }
 }
 
+// A batch call refused before it did anything (a kernel without batch
+// operations for the map): its count is left as passed in, not set to 0.
+// ENOTSUPP (524) is the kernel's own, not in userspace's errno.h.
+bool batch_unsupported(int err)
+{
+    return err == EINVAL || err == EOPNOTSUPP || err == 524 || err == EPERM || err == EFAULT;
+}
+
 // An LPM key back into a prefix in the family's own terms.
 Cidr cidr_of(const cw_lpm_key& k)
 {
@@ -140,11 +148,89 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
 
 namespace {
 
-// The blocklists are what must outlive the process; everything else (scan
-// state, counters, config) is rebuilt at start.
+// The blocklists, and the history of repeat offenders that decides how long
+// the next block lasts, are what must outlive the process (a clean stop
+// included); everything else (scan state, counters, config) is rebuilt at start.
 std::vector<bpf_map*> pinned_maps(connwatch_bpf* skel)
 {
-    return {skel->maps.block_addr, skel->maps.block_cidr};
+    return {skel->maps.block_addr, skel->maps.block_cidr, skel->maps.offenders};
+}
+
+} // namespace
+
+namespace {
+
+// A pinned map's description; false when it cannot be had.
+bool map_info(int fd, bpf_map_info& info)
+{
+    info = {};
+    uint32_t len = sizeof(info);
+    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+}
+
+// Whether a pinned map (its info) can stand in for this program's map as it
+// is: same type, sizes, capacity and flags. The ABI's rule (connwatch_abi.h)
+// makes that mean "same meaning".
+bool same_layout(const bpf_map_info& info, const bpf_map* map)
+{
+    return info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
+           info.key_size == bpf_map__key_size(map) &&
+           info.value_size == bpf_map__value_size(map) &&
+           info.max_entries == bpf_map__max_entries(map) &&
+           info.map_flags == bpf_map__map_flags(map);
+}
+
+// Entries read or written a bpf() call when a blocklist is carried into a map
+// of another capacity: 65,536 keys and values of block_addr are 2.5 MiB.
+constexpr uint32_t kCarryBatch = 65536;
+
+// Every entry of a map into keys and values (back to back): in batches where
+// the map has them (a hash: bpf_map_lookup_batch, whole buckets at a time), one
+// by one otherwise (the LPM trie). Returns how many.
+std::size_t read_all(int fd, uint32_t key_size, uint32_t value_size, std::vector<uint8_t>& keys,
+                     std::vector<uint8_t>& values)
+{
+    std::size_t n = 0;
+    uint32_t in = 0, out = 0, chunk = kCarryBatch;
+    bool first = true;
+    for (;;) {
+        keys.resize((n + chunk) * key_size);
+        values.resize((n + chunk) * value_size);
+        uint32_t count = chunk;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data() + n * key_size,
+                                       values.data() + n * value_size, &count, &opts);
+        int e = err ? errno : 0;
+        if (err && e == ENOSPC && count == 0 && chunk < (1u << 24)) {
+            chunk *= 2; // a bucket larger than the chunk
+            continue;
+        }
+        if (err && e != ENOENT && first && batch_unsupported(e)) {
+            // No batch operations on this map: key by key.
+            n = 0;
+            std::vector<uint8_t> key(key_size), next(key_size);
+            void* prev = nullptr;
+            while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+                keys.resize((n + 1) * key_size);
+                values.resize((n + 1) * value_size);
+                if (bpf_map_lookup_elem(fd, next.data(), values.data() + n * value_size) == 0) {
+                    std::memcpy(keys.data() + n * key_size, next.data(), key_size);
+                    n++;
+                }
+                key = next;
+                prev = key.data();
+            }
+            break;
+        }
+        n += count;
+        if (err)
+            break; // ENOENT: the end (or a failure: what was read is kept)
+        in = out;
+        first = false;
+    }
+    keys.resize(n * key_size);
+    values.resize(n * value_size);
+    return n;
 }
 
 } // namespace
@@ -160,28 +246,21 @@ void XdpProgram::adopt_pins(const std::string& dir)
             continue;
         UniqueFd old(fd);
         bpf_map_info info{};
-        uint32_t len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-            info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
-            info.key_size == bpf_map__key_size(map) &&
-            info.value_size == bpf_map__value_size(map) &&
-            info.max_entries == bpf_map__max_entries(map) &&
-            info.map_flags == bpf_map__map_flags(map)) {
-            if (bpf_map__reuse_fd(map, fd) == 0) {
+        bool known = map_info(fd, info);
+        if (known && same_layout(info, map) && bpf_map__reuse_fd(map, fd) == 0) {
+            if (map == skel_->maps.offenders)
+                offenders_reused_ = true;
+            else
                 reused_pins_ = true;
-                continue;
-            }
+            continue;
         }
         // Incompatible: keep its entries if the layout is ours, then replace it.
-        if (info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map)) {
-            std::vector<uint8_t> key(info.key_size), next(info.key_size), value(info.value_size);
-            void* prev = nullptr;
-            while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-                if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0)
-                    carry_.emplace_back(bpf_map__name(map), next, value);
-                key = next;
-                prev = key.data();
-            }
+        if (known && info.key_size == bpf_map__key_size(map) &&
+            info.value_size == bpf_map__value_size(map)) {
+            Carried c;
+            c.map = bpf_map__name(map);
+            c.count = read_all(fd, info.key_size, info.value_size, c.keys, c.values);
+            carry_.push_back(std::move(c));
         } else {
             warnings_.push_back(path + " has another layout (an older connwatch?): its " +
                                 "blocks are dropped");
@@ -190,7 +269,8 @@ void XdpProgram::adopt_pins(const std::string& dir)
     }
 }
 
-// After load: pin the maps that were created now, and put carried entries in.
+// After load: pin the maps that were created now, and put carried entries in
+// (in batches where the map has them; what does not fit is dropped, and said).
 void XdpProgram::pin_new(const std::string& dir)
 {
     mkdir(dir.c_str(), 0700);
@@ -201,12 +281,43 @@ void XdpProgram::pin_new(const std::string& dir)
                                 "; blocks will not survive a restart");
     }
     size_t kept = 0, dropped = 0;
-    for (auto& [name, key, value] : carry_) {
-        bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name.c_str());
-        if (map && bpf_map_update_elem(bpf_map__fd(map), key.data(), value.data(), BPF_ANY) == 0)
-            kept++;
-        else
-            dropped++;
+    for (const auto& c : carry_) {
+        bpf_map* map = bpf_object__find_map_by_name(skel_->obj, c.map.c_str());
+        if (!map) {
+            dropped += c.count;
+            continue;
+        }
+        const int fd = bpf_map__fd(map);
+        const std::size_t ks = bpf_map__key_size(map), vs = bpf_map__value_size(map);
+        bool batch = true;
+        for (std::size_t at = 0; at < c.count;) {
+            const uint8_t* key = c.keys.data() + at * ks;
+            const uint8_t* value = c.values.data() + at * vs;
+            if (!batch) {
+                bool ok = bpf_map_update_elem(fd, key, value, BPF_ANY) == 0;
+                (ok ? kept : dropped)++;
+                at++;
+                continue;
+            }
+            uint32_t count = static_cast<uint32_t>(std::min<std::size_t>(c.count - at, kCarryBatch));
+            LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+            int err = bpf_map_update_batch(fd, key, value, &count, &opts);
+            int e = err ? errno : 0;
+            if (err && batch_unsupported(e)) {
+                batch = false; // the LPM trie: one by one from here
+                continue;
+            }
+            kept += count;
+            at += count;
+            if (err && e == E2BIG) {
+                dropped += c.count - at; // full: the rest has no room
+                break;
+            }
+            if (err) {
+                dropped++; // this one was refused: skip it, go on
+                at++;
+            }
+        }
     }
     if (!carry_.empty())
         warnings_.push_back("The blocklist's capacity changed: " + std::to_string(kept) +
@@ -230,7 +341,7 @@ std::vector<bpf_map*> runtime_maps(connwatch_bpf* skel)
     bpf_object__for_each_map(map, skel->obj)
     {
         if (bpf_map__is_internal(map) || map == skel->maps.block_addr ||
-            map == skel->maps.block_cidr)
+            map == skel->maps.block_cidr || map == skel->maps.offenders)
             continue;
         out.push_back(map);
     }
@@ -309,14 +420,8 @@ void XdpProgram::adopt_runtime_pins(const std::string& dir)
             continue;
         UniqueFd old(fd);
         bpf_map_info info{};
-        uint32_t len = sizeof(info);
-        bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                    info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
-                    info.key_size == bpf_map__key_size(map) &&
-                    info.value_size == bpf_map__value_size(map) &&
-                    info.max_entries == bpf_map__max_entries(map) &&
-                    info.map_flags == bpf_map__map_flags(map);
-        if (same && bpf_map__reuse_fd(map, fd) == 0) {
+        bool known = map_info(fd, info);
+        if (known && same_layout(info, map) && bpf_map__reuse_fd(map, fd) == 0) {
             runtime_reused_.insert(bpf_map__name(map));
             continue;
         }
@@ -482,6 +587,55 @@ std::set<Address> XdpProgram::allow_inside() const
     return out;
 }
 
+void XdpProgram::route_set(const Cidr& c, const cw_route& r)
+{
+    cw_lpm_key k = c.to_lpm();
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.routes), &k, &r, BPF_ANY))
+        throw Error("Failed to mirror the route to " + c.str(), errno_code(errno));
+}
+
+bool XdpProgram::route_remove(const Cidr& c)
+{
+    cw_lpm_key k = c.to_lpm();
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.routes), &k) == 0;
+}
+
+std::vector<std::pair<Cidr, cw_route>> XdpProgram::route_list() const
+{
+    std::vector<std::pair<Cidr, cw_route>> out;
+    for_each_entry<cw_lpm_key, cw_route>(bpf_map__fd(skel_->maps.routes),
+                                         [&](const cw_lpm_key& k, const cw_route& r) {
+                                             out.emplace_back(cidr_of(k), r);
+                                         });
+    return out;
+}
+
+uint32_t XdpProgram::route_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.routes);
+}
+
+void XdpProgram::set_rp_interfaces(const std::map<uint32_t, uint32_t>& modes)
+{
+    int fd = bpf_map__fd(skel_->maps.rp_iface);
+    for (const auto& [ifindex, mode] : modes)
+        if (bpf_map_update_elem(fd, &ifindex, &mode, BPF_ANY))
+            throw Error("Failed to write the rp-filter mode of interface " +
+                            std::to_string(ifindex),
+                        errno_code(errno));
+    for (const auto& [ifindex, mode] : rp_interfaces())
+        if (!modes.count(ifindex))
+            bpf_map_delete_elem(fd, &ifindex);
+}
+
+std::map<uint32_t, uint32_t> XdpProgram::rp_interfaces() const
+{
+    std::map<uint32_t, uint32_t> out;
+    for_each_entry<uint32_t, uint32_t>(bpf_map__fd(skel_->maps.rp_iface),
+                                       [&](uint32_t k, uint32_t v) { out[k] = v; });
+    return out;
+}
+
 bool XdpProgram::block_add(const Address& a, const cw_block& b)
 {
     cw_addr k = a.to_abi();
@@ -547,35 +701,6 @@ void XdpProgram::block_for_each(const BlockVisitor& fn) const
     while (cursor && cursor != kSliceFailed);
 }
 
-size_t XdpProgram::block_remove_many(const std::vector<cw_addr>& keys)
-{
-    int fd = bpf_map__fd(skel_->maps.block_addr);
-    size_t removed = 0, at = 0;
-    while (at < keys.size()) {
-        uint32_t count = static_cast<uint32_t>(keys.size() - at);
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        int err = bpf_map_delete_batch(fd, &keys[at], &count, &opts);
-        removed += count;
-        at += count;
-        if (!err)
-            break;
-        // Key `at` was not there (ENOENT ends a batch): skip it, go on.
-        at++;
-    }
-    return removed;
-}
-
-namespace {
-
-// A batch call refused before it did anything (a kernel without batch
-// operations for the map): its count is left as passed in, not set to 0.
-// ENOTSUPP (524) is the kernel's own, not in userspace's errno.h.
-bool batch_unsupported(int err)
-{
-    return err == EINVAL || err == EOPNOTSUPP || err == 524 || err == EPERM || err == EFAULT;
-}
-
-} // namespace
 
 std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
                                         const std::vector<cw_block>& values)
@@ -592,16 +717,72 @@ std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
     return n;
 }
 
-std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys)
+namespace {
+
+// Deletes keys (key_size bytes each, back to back) from a hash map in as few
+// bpf() calls as it takes: a batch stops at the first key that is not there
+// (ENOENT), which is marked not done and skipped; a kernel without batch
+// operations gets them one by one. done[i]: key i was there and is gone.
+std::size_t delete_keys(int fd, const uint8_t* keys, std::size_t n, std::size_t key_size,
+                        std::vector<bool>* done)
 {
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    uint32_t n = static_cast<uint32_t>(keys.size());
-    if (n == 0)
-        return 0;
-    if (bpf_map_delete_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), &n, &opts) != 0 &&
-        batch_unsupported(errno))
-        return 0;
-    return n;
+    if (done)
+        done->assign(n, false);
+    std::size_t removed = 0, at = 0;
+    bool batch = true;
+    while (at < n) {
+        if (!batch) {
+            bool ok = bpf_map_delete_elem(fd, keys + at * key_size) == 0;
+            if (done)
+                (*done)[at] = ok;
+            removed += ok ? 1 : 0;
+            at++;
+            continue;
+        }
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        uint32_t count = static_cast<uint32_t>(std::min<std::size_t>(n - at, UINT32_MAX));
+        int err = bpf_map_delete_batch(fd, keys + at * key_size, &count, &opts);
+        int e = err ? errno : 0;
+        if (err && batch_unsupported(e)) {
+            batch = false; // count is not to be trusted: from `at`, one by one
+            continue;
+        }
+        if (done)
+            std::fill(done->begin() + static_cast<std::ptrdiff_t>(at),
+                      done->begin() + static_cast<std::ptrdiff_t>(at + count), true);
+        removed += count;
+        at += count;
+        if (err)
+            at++; // key `at` was not there (ENOENT ends a batch): skip it, go on
+    }
+    return removed;
+}
+
+} // namespace
+
+std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys,
+                                           std::vector<bool>* done)
+{
+    return delete_keys(bpf_map__fd(skel_->maps.block_addr),
+                       reinterpret_cast<const uint8_t*>(keys.data()), keys.size(),
+                       sizeof(cw_addr), done);
+}
+
+std::size_t XdpProgram::scan_state_remove_batch(const std::vector<cw_addr>& keys)
+{
+    return delete_keys(bpf_map__fd(skel_->maps.scan_state),
+                       reinterpret_cast<const uint8_t*>(keys.data()), keys.size(),
+                       sizeof(cw_addr), nullptr);
+}
+
+std::vector<cw_addr> XdpProgram::scan_state_sources() const
+{
+    std::vector<cw_addr> out;
+    for_each_entry<cw_addr, cw_scan_state>(bpf_map__fd(skel_->maps.scan_state),
+                                           [&](const cw_addr& k, const cw_scan_state&) {
+                                               out.push_back(k);
+                                           });
+    return out;
 }
 
 uint32_t XdpProgram::allow_capacity() const
@@ -726,6 +907,48 @@ std::optional<cw_scan_state> XdpProgram::scan_state(const Address& a) const
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.scan_state), &k, &st) != 0)
         return std::nullopt;
     return st;
+}
+
+std::optional<cw_offender> XdpProgram::offender(const cw_addr& key) const
+{
+    cw_offender o{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.offenders), &key, &o) != 0)
+        return std::nullopt;
+    return o;
+}
+
+bool XdpProgram::offender_set(const cw_addr& key, const cw_offender& o)
+{
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.offenders), &key, &o, BPF_ANY) == 0;
+}
+
+bool XdpProgram::offender_remove(const cw_addr& key)
+{
+    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.offenders), &key) == 0;
+}
+
+std::vector<std::pair<cw_addr, cw_offender>> XdpProgram::offender_list() const
+{
+    std::vector<std::pair<cw_addr, cw_offender>> out;
+    int fd = bpf_map__fd(skel_->maps.offenders);
+    cw_addr key{}, next{};
+    void* prev = nullptr;
+    // Bounded by the map's capacity: an LRU being written meanwhile could
+    // otherwise restart the walk without end.
+    for (uint32_t n = bpf_map__max_entries(skel_->maps.offenders);
+         n > 0 && bpf_map_get_next_key(fd, prev, &next) == 0; n--) {
+        cw_offender o{};
+        if (bpf_map_lookup_elem(fd, &next, &o) == 0)
+            out.emplace_back(next, o);
+        key = next;
+        prev = &key;
+    }
+    return out;
+}
+
+uint32_t XdpProgram::offender_capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.offenders);
 }
 
 void XdpProgram::set_fake_now(uint64_t ns)

@@ -81,15 +81,17 @@ public:
     using BlockVisitor = std::function<void(const cw_addr&, const cw_block&)>;
     uint64_t block_slice(uint64_t cursor, size_t max, const BlockVisitor& fn) const;
     void block_for_each(const BlockVisitor& fn) const; // every entry, in slices
-    // Deletes these keys; returns how many were there.
-    size_t block_remove_many(const std::vector<cw_addr>& keys);
-    // The same for many addresses in one bpf() call each way (bulk imports).
-    // Returns how many, from the first, were done: fewer than asked when one
-    // failed (the map is full; a key to remove is not there; a kernel without
-    // batch operations does none) -- the caller goes on one by one from there.
+    // Many addresses in one bpf() call each way (bulk imports, expiry, flush).
+    // block_add_batch returns how many, from the first, were written: fewer
+    // than asked when one failed (the map is full; a kernel without batch
+    // operations writes none) -- the caller goes on one by one from there.
     std::size_t block_add_batch(const std::vector<cw_addr>& keys,
                                 const std::vector<cw_block>& values);
-    std::size_t block_remove_batch(const std::vector<cw_addr>& keys);
+    // Deletes the keys that are there (a key that is not is skipped, not an
+    // error; a kernel without batch operations gets them one by one);
+    // returns how many were. done[i], when asked for: key i was removed.
+    std::size_t block_remove_batch(const std::vector<cw_addr>& keys,
+                                   std::vector<bool>* done = nullptr);
 
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);
@@ -97,10 +99,36 @@ public:
     std::vector<std::pair<Cidr, cw_block>> cidr_block_list() const;
     uint32_t cidr_block_capacity() const;
 
+    // The route mirror of the reverse-path check (rp-filter; daemon/route_mirror.h).
+    // route_set throws Error (errno kept: E2BIG when the trie is full).
+    void route_set(const Cidr& c, const cw_route& r);
+    bool route_remove(const Cidr& c);
+    std::vector<std::pair<Cidr, cw_route>> route_list() const;
+    uint32_t route_capacity() const;
+    // Each interface's rp-filter mode (ifindex -> enum cw_rp_mode), for
+    // config.rp_filter == CW_RP_IFACE: replaces the whole map.
+    void set_rp_interfaces(const std::map<uint32_t, uint32_t>& modes);
+    std::map<uint32_t, uint32_t> rp_interfaces() const;
+
     // A source's scan-detection state. Removing it makes the program judge the
     // source afresh from its next port (BlockTable does when a block ends).
     bool scan_state_remove(const Address& a); // false: there was none
     std::optional<cw_scan_state> scan_state(const Address& a) const;
+    // The sources with scan state (at most the map's 32,768), and many
+    // removed at once (block_remove_batch's rules).
+    std::vector<cw_addr> scan_state_sources() const;
+    std::size_t scan_state_remove_batch(const std::vector<cw_addr>& keys);
+
+    // Repeat offenders (bpf/escalate.h): a blocked source's history, keyed as
+    // block_addr is. Removing it forgives: the next block is offence 1.
+    std::optional<cw_offender> offender(const cw_addr& key) const;
+    bool offender_set(const cw_addr& key, const cw_offender& o); // false: refused
+    bool offender_remove(const cw_addr& key);                    // false: there was none
+    std::vector<std::pair<cw_addr, cw_offender>> offender_list() const;
+    uint32_t offender_capacity() const;
+    // The offenders map was taken over from the pins (it holds the history of
+    // the run before); false: created now, empty (load it from the state dir).
+    bool offenders_reused() const { return offenders_reused_; }
 
     // Counters summed over CPUs.
     Stats stats() const;
@@ -154,6 +182,7 @@ private:
     std::unique_ptr<connwatch_bpf, SkeletonDeleter> skel_;
     std::vector<std::string> warnings_;
     bool reused_pins_ = false;
+    bool offenders_reused_ = false;
     std::string pin_dir_;
     std::optional<bool> same_as_pinned_;
     std::optional<Stats> previous_seen_, previous_stats_;
@@ -163,8 +192,14 @@ private:
     uint8_t pinned_tag_[8] = {};
     bool have_pinned_tag_ = false;
     // Entries of a pinned map that could not be reused as it is (another
-    // capacity), to re-insert after load: map name -> (key, value) bytes.
-    std::vector<std::tuple<std::string, std::vector<uint8_t>, std::vector<uint8_t>>> carry_;
+    // capacity), to re-insert after load: its keys and values back to back
+    // (a million blocks are 40 MB here, not a million pairs of vectors).
+    struct Carried {
+        std::string map;
+        std::vector<uint8_t> keys, values;
+        std::size_t count = 0;
+    };
+    std::vector<Carried> carry_;
     // block_slice's buffers, kept: a slice every second must not map and
     // unmap a megabyte every second.
     mutable std::vector<cw_addr> batch_keys_;

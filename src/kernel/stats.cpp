@@ -39,6 +39,7 @@ constexpr StatInfo kTable[] = {
     {CW_STAT_DROP_TINY_FRAGMENT, "drop_tiny_fragment", kDropped, "reason", "tiny_fragment"},
     {CW_STAT_PASS_TINY_FRAGMENT, "pass_tiny_fragment", kPassed, "reason", "tiny_fragment"},
     {CW_STAT_BLOCK_RATE_LIMITED, "block_rate_limited", kSkipped, "reason", "rate_limited"},
+    {CW_STAT_BLOCK_SPOOFED, "block_spoofed", kSkipped, "reason", "spoofed"},
     {CW_STAT_DROP_BLOCKED_PREFIX, "drop_blocked_prefix", kDropped, "reason", "blocklist_prefix"},
     {CW_STAT_BLOCK_PREFIX_ADDED, "block_prefix_added", "connwatch_prefix_blocks_added_total", "",
      ""},

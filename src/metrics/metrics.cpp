@@ -127,6 +127,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
                 cs.alerts_dropped);
         counter("connwatch_crowdsec_alert_failures_total",
                 "Attempts to send alerts that failed (they stay queued)", cs.alert_failures);
+        counter("connwatch_crowdsec_logins_total",
+                "Logins of the watcher to the CrowdSec LAPI (POST /v1/watchers/login) that "
+                "brought a token",
+                cs.logins);
+        auto relogins = family("connwatch_crowdsec_relogins_total",
+                               "Logins that replaced the watcher's token: it was about to expire, "
+                               "or the LAPI refused it (HTTP 401)",
+                               MetricType::Counter);
+        add(relogins, static_cast<double>(cs.relogins_expiry), {{"reason", "expiry"}});
+        add(relogins, static_cast<double>(cs.relogins_refused), {{"reason", "refused"}});
+        out.push_back(std::move(relogins));
         auto queued = family("connwatch_crowdsec_alerts_queued",
                              "Port-scan alerts waiting to be sent", MetricType::Gauge);
         add(queued, static_cast<double>(cs.alerts_queued));

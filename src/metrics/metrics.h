@@ -35,6 +35,9 @@ struct MetricsSnapshot {
         // ban of an Ip or Range), invalid.
         std::map<std::string, uint64_t> decisions;
         uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0, alert_failures = 0;
+        // The watcher's logins, and those that replaced a token about to
+        // expire or refused by the LAPI (401).
+        uint64_t logins = 0, relogins_expiry = 0, relogins_refused = 0;
     } crowdsec;
 };
 

@@ -2,6 +2,7 @@
 // The daemon's side of one request: the handler's method, its answer as a line
 // of JSON -- whole, or a list's blocks a page at a time.
 #include <algorithm>
+#include <chrono>
 
 #include "protocol/wire.h"
 
@@ -93,6 +94,43 @@ private:
     bool started_ = false, first_ = true, done_ = false;
 };
 
+// A flush's answer: one slice of the flush each call (the server comes back
+// after the rest of its loop), the answer once it is complete. Until then a
+// space a second -- whitespace before a JSON value, which every reader skips
+// -- so that a client waiting with a silence timeout (connwatchctl's 30 s)
+// sees the daemon at work: a million blocks take longer than that on a
+// loaded machine.
+class FlushWriter final : public AnswerStream {
+public:
+    explicit FlushWriter(Handler::FlushSteps steps) : steps_(std::move(steps)) {}
+    bool more(std::string& out, std::size_t) override
+    {
+        nlohmann::json j;
+        try {
+            auto a = steps_();
+            if (!a) {
+                auto now = std::chrono::steady_clock::now();
+                if (now - said_ >= std::chrono::seconds(1)) {
+                    out += ' ';
+                    said_ = now;
+                }
+                return true;
+            }
+            j = answer_json(*a);
+        } catch (const std::exception& e) {
+            j = error_response(e.what());
+        } catch (...) {
+            j = error_response("internal error: the request failed");
+        }
+        out += compact(j) + "\n";
+        return false;
+    }
+
+private:
+    Handler::FlushSteps steps_;
+    std::chrono::steady_clock::time_point said_ = std::chrono::steady_clock::now();
+};
+
 template <class... F>
 struct Overloaded : F... {
     using F::operator()...;
@@ -145,6 +183,8 @@ void append_json(std::string& out, const BlockEntry& e)
     out += std::to_string(e.expires);
     out += ",\"expires_in\":";
     out += std::to_string(e.expires_in);
+    out += ",\"offence\":";
+    out += std::to_string(e.offence);
     out += ",\"origin\":\"";
     out += to_string(e.origin);
     out += "\",\"prefix\":\"";
@@ -178,7 +218,9 @@ std::unique_ptr<AnswerStream> answer(Handler& h, const Request& request, const P
                 [&](const UnblockRequest& r) { return whole(h.unblock(r, peer)); },
                 [&](const AllowRequest& r) { return whole(h.allow(r, peer)); },
                 [&](const DisallowRequest& r) { return whole(h.disallow(r, peer)); },
-                [&](const FlushRequest&) { return whole(h.flush(peer)); },
+                [&](const FlushRequest&) -> std::unique_ptr<AnswerStream> {
+                    return std::make_unique<FlushWriter>(h.flush_steps(peer));
+                },
                 [&](const ReloadRequest&) { return whole(h.reload(peer)); },
                 [&](const BlockManyRequest& r) { return whole(h.block_many(r, peer)); },
                 [&](const UnblockManyRequest& r) { return whole(h.unblock_many(r, peer)); },

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -119,6 +120,29 @@ struct Interface {
     std::string name;
     std::string xdp_mode; // "native" or "generic", as attached
 };
+// The CrowdSec link (docs/CROWDSEC.md), when configured. Times are Unix
+// seconds, 0 = never / not failing.
+// The two halves are declared outside CrowdsecStatus: clang counts a nested struct
+// with default member initializers as not default-constructible until the enclosing
+// class is complete, which std::optional<Nested> and nlohmann's get<>() need.
+struct CrowdsecBouncerStatus {
+    std::string lapi_url;
+    int64_t last_pull = 0;     // the last successful pull
+    uint64_t decisions = 0;    // blocks mirrored now
+    int64_t failing_since = 0; // the first failed pull of the outage under way
+    uint64_t failed_pulls = 0; // failed in a row
+};
+struct CrowdsecWatcherStatus {
+    std::string url, login;
+    uint64_t alerts_sent = 0, alerts_queued = 0, alerts_dropped = 0;
+    int64_t failing_since = 0; // sending alerts fails since then
+};
+struct CrowdsecStatus {
+    using Bouncer = CrowdsecBouncerStatus;
+    using Watcher = CrowdsecWatcherStatus;
+    std::optional<Bouncer> bouncer;
+    std::optional<Watcher> watcher;
+};
 struct StatusResponse {
     std::string version;
     int64_t pid = 0;
@@ -134,6 +158,8 @@ struct StatusResponse {
     uint64_t blocks = 0;
     uint64_t allow = 0;
     std::vector<std::pair<std::string, uint64_t>> counters; // name -> value
+    // Absent when CrowdSec is not configured (and from a connwatchd before it).
+    std::optional<CrowdsecStatus> crowdsec;
 };
 struct BlockEntry {
     Cidr prefix;
@@ -142,6 +168,10 @@ struct BlockEntry {
     std::time_t created = 0; // Unix seconds
     std::time_t expires = 0; // Unix seconds; 0 = until removed
     int64_t expires_in = -1; // seconds from now; -1 = until removed
+    // A scan block with escalation on: which offence of its source it is
+    // (1 = the first of its chain); 0 = not counted. Absent from the JSON of
+    // a connwatchd before repeat offenders: read as 0.
+    uint32_t offence = 0;
 };
 struct AllowEntry {
     Cidr prefix;
@@ -215,6 +245,16 @@ public:
     virtual Answer<PrefixResponse> allow(const AllowRequest&, const Peer&) = 0;
     virtual Answer<PrefixResponse> disallow(const DisallowRequest&, const Peer&) = 0;
     virtual Answer<FlushResponse> flush(const Peer&) = 0;
+    // A flush made a slice at a time, so that a million blocks do not hold
+    // the daemon's loop: each call of the returned function does one slice
+    // and gives the answer once the flush is complete (nullopt: not yet; the
+    // server calls it again after the rest of the loop). By default flush(),
+    // whole, at the first call.
+    using FlushSteps = std::function<std::optional<Answer<FlushResponse>>()>;
+    virtual FlushSteps flush_steps(const Peer& p)
+    {
+        return [this, p]() -> std::optional<Answer<FlushResponse>> { return flush(p); };
+    }
     virtual Answer<ReloadResponse> reload(const Peer&) = 0;
     virtual Answer<BlockManyResponse> block_many(const BlockManyRequest&, const Peer&) = 0;
     virtual Answer<UnblockManyResponse> unblock_many(const UnblockManyRequest&, const Peer&) = 0;

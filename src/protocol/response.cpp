@@ -40,6 +40,12 @@ void from_json(const nlohmann::json& j, Interface& v)
     j.at("xdp_mode").get_to(v.xdp_mode);
 }
 
+// The CrowdSec link's two halves, their keys the fields' names (docs/CONTROL.md).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CrowdsecStatus::Bouncer, lapi_url, last_pull, decisions,
+                                   failing_since, failed_pulls)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CrowdsecStatus::Watcher, url, login, alerts_sent,
+                                   alerts_queued, alerts_dropped, failing_since)
+
 void to_json(nlohmann::json& j, const StatusResponse& v)
 {
     // An object, not an array of pairs: {"syn": 12, ...} is what scripts index.
@@ -58,6 +64,14 @@ void to_json(nlohmann::json& j, const StatusResponse& v)
          {"blocks", v.blocks},
          {"allow", v.allow},
          {"counters", counters}};
+    if (v.crowdsec) {
+        nlohmann::json cs = nlohmann::json::object();
+        if (v.crowdsec->bouncer)
+            cs["bouncer"] = *v.crowdsec->bouncer;
+        if (v.crowdsec->watcher)
+            cs["watcher"] = *v.crowdsec->watcher;
+        j["crowdsec"] = std::move(cs);
+    }
 }
 
 void from_json(const nlohmann::json& j, StatusResponse& v)
@@ -76,6 +90,15 @@ void from_json(const nlohmann::json& j, StatusResponse& v)
     v.counters.clear();
     for (const auto& [name, value] : j.at("counters").items())
         v.counters.emplace_back(name, value.get<uint64_t>());
+    v.crowdsec.reset();
+    if (auto it = j.find("crowdsec"); it != j.end()) {
+        CrowdsecStatus cs;
+        if (auto b = it->find("bouncer"); b != it->end())
+            cs.bouncer = b->get<CrowdsecStatus::Bouncer>();
+        if (auto w = it->find("watcher"); w != it->end())
+            cs.watcher = w->get<CrowdsecStatus::Watcher>();
+        v.crowdsec = std::move(cs);
+    }
 }
 
 void to_json(nlohmann::json& j, const BlockEntry& v)
@@ -85,7 +108,8 @@ void to_json(nlohmann::json& j, const BlockEntry& v)
          {"reason", v.reason},
          {"created", v.created},
          {"expires", v.expires},
-         {"expires_in", v.expires_in}};
+         {"expires_in", v.expires_in},
+         {"offence", v.offence}};
 }
 
 void from_json(const nlohmann::json& j, BlockEntry& v)
@@ -96,6 +120,7 @@ void from_json(const nlohmann::json& j, BlockEntry& v)
     j.at("created").get_to(v.created);
     j.at("expires").get_to(v.expires);
     j.at("expires_in").get_to(v.expires_in);
+    v.offence = j.value("offence", 0u);
 }
 
 void to_json(nlohmann::json& j, const AllowEntry& v)

@@ -43,7 +43,7 @@ CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","missing_i
                                      //  "block_duration","monitor_only","max_blocks",
                                      //  "blocks","allow","counters":{NAME: VALUE}}
 CONNWATCH_WIRE_TYPE(BlockEntry);     // {"prefix","origin","reason","created","expires",
-                                     //  "expires_in"}
+                                     //  "expires_in","offence"}
 CONNWATCH_WIRE_TYPE(AllowEntry);     // {"prefix","source"}
 CONNWATCH_WIRE_TYPE(ListResponse);   // {"blocks":[BlockEntry...],"allow":[AllowEntry...]}
 CONNWATCH_WIRE_TYPE(BlockResponse);  // {"prefix","expires"}

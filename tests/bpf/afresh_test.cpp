@@ -54,6 +54,25 @@ TEST_F(Afresh, UnblockedScannerIsDetectedAgainAtOnce)
     expect_scan_blocked({1, 2, 3, 4});
 }
 
+// A flush resets the scan state of the sources it unblocks in one batch
+// (the few the scan state holds, not one call a block).
+TEST_F(Afresh, FlushedScannerIsDetectedAgainAtOnce)
+{
+    expect_scan_blocked({22, 80, 443, 8080});
+    KernelMaps maps(*prog_);
+    BlockTable table(maps, state_path());
+    table.restore();
+    ASSERT_TRUE(prog_->scan_state(addr(kScanner)));
+    table.flush_begin(now());
+    while (!table.flush_step(BlockTable::kFlushSlice)) {
+    }
+    EXPECT_EQ(table.flushed().scan, 1u);
+    EXPECT_TRUE(prog_->block_list().empty());
+    EXPECT_FALSE(prog_->scan_state(addr(kScanner))) << "flush left the scan state";
+    advance(5 * kSec);
+    expect_scan_blocked({1, 2, 3, 4});
+}
+
 TEST_F(Afresh, ScannerWhoseBlockWasSweptIsDetectedAgain)
 {
     set_block_duration(10 * kSec); // shorter than the 60 s window

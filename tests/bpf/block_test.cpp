@@ -243,7 +243,7 @@ TEST_F(Block, Ipv6PrefixPinnedByAnOlderConnwatchIsMarkedAtLoad)
         EXPECT_EQ(newer.config().cidr_blocks, 1u);
         newer.unpin_runtime(); // what a clean stop leaves: the blocklists
     }
-    for (const char* map : {"block_addr", "block_cidr"})
+    for (const char* map : {"block_addr", "block_cidr", "offenders"})
         unlink((dir + "/" + map).c_str());
     EXPECT_EQ(rmdir(dir.c_str()), 0) << dir;
 }

@@ -214,6 +214,26 @@ const ParseCase kCases[] = {
                           auth_header(16), dest_options(), dest_options()});
      },
      XDP_DROP, verdict(CW_STAT_DROP_TINY_FRAGMENT), {}},
+    // ... but what follows six, when it is neither TCP nor a seventh extension
+    // header, hides nothing: not TCP, passed (xdp_fuzz found both dropped).
+    {"Ipv6SixExtensionHeadersThenUdp",
+     [] {
+         Packet p = v6(kSyn, {hop_by_hop(), dest_options(), routing(), fragment(0, false),
+                              auth_header(16), dest_options()});
+         p.tcp.reset();
+         p.udp = Udp{};
+         return p;
+     },
+     XDP_PASS, verdict(CW_STAT_PASS_NON_TCP), {}},
+    {"Ipv6SixExtensionHeadersThenNoNextHeader",
+     [] {
+         Packet p = v6(kSyn, {hop_by_hop(), dest_options(), routing(), fragment(0, false),
+                              auth_header(16), dest_options()});
+         p.tcp.reset();
+         p.ipv6->next_header = kProtoNone;
+         return p;
+     },
+     XDP_PASS, verdict(CW_STAT_PASS_NON_TCP), {}},
 
     // ---- IPv4 fragments: only the first one carries the TCP header.
     {"Ipv4FirstFragment",

@@ -6,6 +6,8 @@
 // allowlisted or own address (allow_inside) stays per address; 0, 32 and 128
 // mean per address, as before the fields existed.
 // Config throughout: window 60 s, threshold 3, block 3600 s, dedup 5 s.
+#include "blocks/block_table.h"
+#include "blocks/kernel_maps.h"
 #include "xdp_fixture.h"
 
 namespace connwatch::test {
@@ -261,6 +263,139 @@ TEST_F(Prefix, ExactBlockOfThePrefixAddressIsNeitherAPrefixNorReplaced)
     EXPECT_EQ(b->origin, CW_ORIGIN_MANUAL);
     EXPECT_EQ(b->expires_ns, 0u);
     expect_dropped(kRotating6.back(), CW_STAT_DROP_BLOCKED);
+}
+
+// Repeat offenders with prefixes: the history is kept under the key blocked,
+// the masked source, so a scanner that comes back from other addresses of its
+// /64 is the same offender and its block grows.
+TEST_F(Prefix, RotatingSlash64EscalatesAsOneOffender)
+{
+    cw_config c = default_config();
+    c.ipv6_prefix = 64;
+    c.block_ns = 10 * kSec;
+    c.escalation_window_ns = 100 * kSec;
+    c.escalation_factor_milli = 2000;
+    c.max_block_ns = 35 * kSec;
+    c.block_every_ns = 0;
+    prog_->set_config(c);
+
+    uint64_t at = now();
+    RunResult r = rotate(kRotating6, kPorts);
+    const cw_event* scan = scan_of(r);
+    ASSERT_NE(scan, nullptr);
+    EXPECT_EQ(scan->block_prefix_len, 64);
+    EXPECT_EQ(scan->offence, 1u);
+    EXPECT_EQ(scan->expires_ns, at + 10 * kSec);
+    auto o = prog_->offender(addr("2001:db8:1:2::").to_abi());
+    ASSERT_TRUE(o.has_value()) << "the history is not under the masked key";
+    EXPECT_EQ(o->offences, 1u);
+    EXPECT_FALSE(prog_->offender(addr(kRotating6.back()).to_abi()));
+
+    // The block ends; the same /64 scans again from addresses never seen.
+    advance(10 * kSec);
+    at = now();
+    r = rotate({"2001:db8:1:2::100", "2001:db8:1:2::101", "2001:db8:1:2::102",
+                "2001:db8:1:2::103"},
+               kPorts);
+    scan = scan_of(r);
+    ASSERT_NE(scan, nullptr);
+    EXPECT_EQ(scan->action, CW_ACT_BLOCKED);
+    EXPECT_EQ(scan->block_prefix_len, 64);
+    EXPECT_EQ(scan->offence, 2u);
+    EXPECT_EQ(scan->expires_ns, at + 20 * kSec);
+    expect_dropped("2001:db8:1:2::abcd", CW_STAT_DROP_BLOCKED_PREFIX);
+
+    // An operator's unblock of the /64 forgives it (the masked key's history).
+    KernelMaps maps(*prog_);
+    BlockTable table(maps, "/nonexistent/connwatch-test/state.json");
+    table.sweep_expired(now()); // its reconciliation learns the prefix block from the kernel
+    ASSERT_TRUE(table.unblock(*Cidr::parse("2001:db8:1:2::/64")));
+    EXPECT_FALSE(prog_->offender(addr("2001:db8:1:2::").to_abi())) << "unblock kept the history";
+    advance(kSec);
+    at = now();
+    r = rotate({"2001:db8:1:2::200", "2001:db8:1:2::201", "2001:db8:1:2::202",
+                "2001:db8:1:2::203"},
+               kPorts);
+    scan = scan_of(r);
+    ASSERT_NE(scan, nullptr);
+    EXPECT_EQ(scan->offence, 1u);
+    EXPECT_EQ(scan->expires_ns, at + 10 * kSec);
+}
+
+// rp-filter checks the address the packet really came from, not the masked
+// key: a /64 routed back through the interface, one address of which is
+// routed elsewhere (a decoy naming it), and a masked key routed elsewhere.
+TEST_F(Prefix, ReversePathCheckUsesTheRealSource)
+{
+    auto route = [&](const char* prefix, uint32_t oif) {
+        cw_route v{};
+        v.kind = CW_ROUTE_UNICAST;
+        v.v6 = 1;
+        v.ifindex[v.nhops++] = oif;
+        prog_->route_set(*Cidr::parse(prefix), v);
+    };
+    const uint32_t here = static_cast<uint32_t>(ingress_ifindex_);
+    route("2001:db8:1:2::/64", here);
+    route("2001:db8:1:2:1:2:3:4/128", 7); // kRotating6.back(): leaves by another interface
+    route("2001:db8:1:3::/64", here);
+    route("2001:db8:1:3::/128", 7); // the masked key of the second /64
+    cw_config c = default_config();
+    c.ipv6_prefix = 64;
+    c.rp_filter = CW_RP_STRICT;
+    prog_->set_config(c);
+
+    RunResult r = rotate(kRotating6, kPorts);
+    const cw_event* scan = scan_of(r);
+    ASSERT_NE(scan, nullptr);
+    EXPECT_EQ(scan->action, CW_ACT_SPOOFED) << "the real source fails strict rp-filter";
+    EXPECT_EQ(scan->prefix_len, 64);
+    EXPECT_EQ(scan->block_prefix_len, 0);
+    EXPECT_TRUE(prog_->block_list().empty());
+
+    r = rotate({"2001:db8:1:3::a", "2001:db8:1:3::b", "2001:db8:1:3::c", "2001:db8:1:3::d"},
+               kPorts);
+    scan = scan_of(r);
+    ASSERT_NE(scan, nullptr);
+    EXPECT_EQ(scan->action, CW_ACT_BLOCKED) << "the masked key's route was checked";
+    EXPECT_EQ(scan->block_prefix_len, 64);
+}
+
+// The masked key is also an address: unblocking that address, alone or in a
+// bulk request (unblock --file, one delete batch), never lifts the /64; an
+// exact block of it moves the /64 to the trie, both then in force.
+TEST_F(Prefix, TheFirstAddressIsNotThePrefix)
+{
+    prefixes(32, 64);
+    rotate(kRotating6, kPorts);
+    KernelMaps maps(*prog_);
+    BlockTable table(maps, "/nonexistent/connwatch-test/state.json");
+    table.sweep_expired(now()); // its reconciliation learns the prefix block
+    const Cidr first = Cidr::host(addr("2001:db8:1:2::"));
+    const Cidr slash64 = *Cidr::parse("2001:db8:1:2::/64");
+
+    EXPECT_FALSE(table.unblock(first));
+    auto bulk = table.unblock_many({first, Cidr::host(addr("2001:db8:1:2::a"))});
+    EXPECT_TRUE(bulk.removed.empty());
+    EXPECT_EQ(bulk.absent, 2u);
+    // The kernel's batch path on its own too (what expiry and withdrawals use).
+    EXPECT_EQ(maps.remove_blocks({first}), std::vector<bool>{false});
+    expect_dropped("2001:db8:1:2::", CW_STAT_DROP_BLOCKED_PREFIX);
+    expect_dropped("2001:db8:1:2::a", CW_STAT_DROP_BLOCKED_PREFIX);
+
+    // An operator blocks the first address: the /64 moves to the trie.
+    auto made = table.block(first, std::nullopt, "x", false);
+    ASSERT_TRUE(std::holds_alternative<BlockRecord>(made)) << std::get<std::string>(made);
+    auto b = prog_->block_get(addr("2001:db8:1:2::"));
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->origin, CW_ORIGIN_MANUAL);
+    EXPECT_EQ(b->prefix_len, 0);
+    expect_dropped("2001:db8:1:2::", CW_STAT_DROP_BLOCKED);
+    expect_dropped("2001:db8:1:2::a", CW_STAT_DROP_BLOCKED_CIDR);
+    // Unblocking the address now lifts the address alone; then the /64.
+    EXPECT_TRUE(table.unblock(first));
+    expect_dropped("2001:db8:1:2::", CW_STAT_DROP_BLOCKED_CIDR);
+    EXPECT_TRUE(table.unblock(slash64));
+    expect_attempt_only(syn("2001:db8:1:2::a", 9));
 }
 
 } // namespace

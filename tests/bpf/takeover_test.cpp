@@ -93,9 +93,9 @@ TEST_F(Takeover, TheNextProgramSharesCountersAndScanStateAndSaysWhatWasMissed)
     for (const auto& w : next.warnings())
         ADD_FAILURE() << "unexpected warning: " << w;
 
-    // A clean stop: only the blocklists stay.
+    // A clean stop: only the blocklists (and the offenders' history) stay.
     next.unpin_runtime();
-    EXPECT_EQ(pinned(), (std::set<std::string>{"block_addr", "block_cidr"}));
+    EXPECT_EQ(pinned(), (std::set<std::string>{"block_addr", "block_cidr", "offenders"}));
 }
 
 TEST_F(Takeover, AMapOfAnotherLayoutStartsAfreshAndTheOldOnesAreRead)

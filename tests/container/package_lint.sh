@@ -49,6 +49,20 @@ case_same_files() {
 }
 check "the .deb and the .rpm ship the same files and the same configuration file" case_same_files
 
+case_cited_docs() {
+    # Every document a man page cites under /usr/share/doc/connwatch/ is in the
+    # package (the .rpm ships the same files: case_same_files).
+    local files cited doc missing=""
+    files=$(dpkg-deb --fsys-tarfile "$DEB" | tar -t | sed 's|^\./|/|')
+    cited=$(grep -ohE '/usr/share/doc/connwatch/[A-Za-z_]+\.md' "$SRC"/man/*.[0-9] | sort -u)
+    [ -n "$cited" ] || { WHY="no man page cites a document (the pattern is out of date?)"; return 1; }
+    for doc in $cited; do
+        grep -qx "$doc" <<<"$files" || missing+=" $doc"
+    done
+    [ -z "$missing" ] || { WHY="cited by a man page, not in the .deb:$missing"; return 1; }
+}
+check "every document the man pages cite is installed in /usr/share/doc/connwatch" case_cited_docs
+
 case_same_requirements() {
     # rpmbuild names sonames (libbpf.so.1()(64bit)); dpkg-shlibdeps names Debian
     # packages. The package of this machine that holds each soname must be among

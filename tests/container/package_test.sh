@@ -156,6 +156,10 @@ case_boot() {
     local status; status=$(prop StatusText)
     [[ $status == watching\ cwct-h1* ]] || { WHY="StatusText='$status'"; return 1; }
     has_entry 3a4cfcd983604884a15c127a995372a4 || { WHY="no 'started' entry"; return 1; }
+    # README's and PACKAGING.md's first look after the install (exit 0: active).
+    local out
+    out=$(in_ct systemctl status connwatchd --no-pager 2>&1) || { WHY="systemctl status: $out"; return 1; }
+    grep -q 'Active: active (running)' <<<"$out" || { WHY="systemctl status: $out"; return 1; }
 }
 check "the service the package enabled starts at boot: Type=notify reaches READY with a STATUS" case_boot
 
@@ -356,7 +360,7 @@ case_stop() {
     ! xdp_on_veth || { WHY="XDP still attached"; return 1; }
     in_ct test -e /sys/fs/bpf/connwatch/block_addr || { WHY="no pinned blocklists in /sys/fs/bpf/connwatch after stop"; return 1; }
     local left
-    left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
+    left=$(in_ct find /sys/fs/bpf/connwatch -mindepth 1 ! -name block_addr ! -name block_cidr ! -name offenders -printf '%f ')
     [ -z "$left" ] || { WHY="still pinned after stop: $left"; return 1; }
     # Detached: now the scanner's datagrams do arrive (so the zero counts above can fail).
     local d=/var/tmp/cwct

@@ -8,7 +8,7 @@
 # full and removed again with unblock --file.
 #
 #   root namespace                      cwbk-a
-#   cwbk-h1 10.236.1.1/24  <── veth ──> cwbk-a0 10.236.1.2, 10.236.1.3
+#   cwbk-h1 10.242.1.1/24  <── veth ──> cwbk-a0 10.242.1.2, 10.242.1.3
 #
 # Usage: bulk_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl   (root)
 set -euo pipefail
@@ -27,7 +27,7 @@ PIDFILE=/tmp/cwbk-bulk.connwatchd.pid
 cw_pidfile_reap $PIDFILE "/tmp/cwbk."
 cw_pidfile_reap /tmp/cwbk-bulk.listener.pid "/listen.ready"
 
-H1=10.236.1.1 A=10.236.1.2 A2=10.236.1.3 PORT=9191
+H1=10.242.1.1 A=10.242.1.2 A2=10.242.1.3 PORT=9191
 CONF=$WORK/connwatchd.conf
 SOCK=$WORK/control.sock
 STATE=$WORK/state
@@ -60,19 +60,9 @@ EOF
 
 DPID=
 start_daemon() {
-    local before
-    # shellcheck disable=SC2034  # read by the eval below
-    before=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    # shellcheck disable=SC2016  # expanded by the eval, at each try
-    if ! cw_wait_until 30 eval '[ "$(cw_count_lines "$WORK/err" "^connwatchd: Started")" -gt "$before" ]'; then
-        echo "FAIL: setup: connwatchd did not start:"
-        cat "$WORK/err"
-        exit 1
-    fi
+    cw_daemon_start 30 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
+    DPID=$CW_DAEMON_PID
 }
 stop_daemon() {
     kill -TERM "$DPID"
@@ -144,12 +134,13 @@ case_list_filters() {
     ctl list --origin manual | grep -q ' scan ' && { why "--origin manual lists a scan block"; return 1; }
     match=$(ctl list --match 198.51.100.7 | awk 'NR>1 && /^[0-9]/ {print $1}')
     [ "$match" = 198.51.100.0/24 ] || why "--match 198.51.100.7: '$match'" || return 1
-    match=$(ctl list --match 10.236.0.0/16 | awk 'NR>1 && /^[0-9]/ {print $1}' | sort | tr '\n' ' ')
-    [ "$match" = "$A/32 $A2/32 " ] || why "--match 10.236.0.0/16: '$match'" || return 1
+    match=$(ctl list --match 10.242.0.0/16 | awk 'NR>1 && /^[0-9]/ {print $1}' | sort | tr '\n' ' ')
+    [ "$match" = "$A/32 $A2/32 " ] || why "--match 10.242.0.0/16: '$match'" || return 1
     limit=$(ctl list --limit 2 --json | "$CW_PY" -c 'import json,sys; print(len(json.load(sys.stdin)["blocks"]))')
     [ "$limit" = 2 ] || why "--limit 2 listed $limit" || return 1
-    # The old document, as scripts read it: every key where it was.
-    ctl list --json | json_check 'set(j)=={"ok","allow","blocks"} and j["ok"] and all(set(b)=={"prefix","origin","reason","created","expires","expires_in"} for b in j["blocks"])' ||
+    # The old document, as scripts read it: every key where it was (and
+    # offence, added for repeat offenders).
+    ctl list --json | json_check 'set(j)=={"ok","allow","blocks"} and j["ok"] and all(set(b)=={"prefix","origin","reason","created","expires","expires_in","offence"} for b in j["blocks"])' ||
         why "list --json is not the document it was" || return 1
 }
 check "list: --origin, --match, --limit; --json the same document as before" case_list_filters
@@ -229,6 +220,49 @@ case_unblock_file() {
     ctl status --json | json_check "j['blocks'] < 10" || why "the blocks are still counted" || return 1
 }
 check "unblock --file of the same $LINES lines" case_unblock_file
+
+case_restart_keeps_reasons() {
+    local out
+    out=$(ctl block --file "$WORK/many.txt") || why "block --file exited $?: $out" || return 1
+    [ "$out" = "Added $LINES blocks; 0 already present; 0 lines refused" ] || why "summary: $out" || return 1
+    echo "# connwatchd RSS with $LINES manual blocks: $(awk '/VmRSS/ {print $2, $3}' /proc/"$DPID"/status)"
+    stop_daemon || return 1
+    start_daemon
+    ctl status --json | json_check "j['blocks'] >= $LINES" || why "the blocks are not counted after the restart" || return 1
+    out=$(ctl list --match 100.64.0.0/30 --json) || why "list --match exited $?" || return 1
+    json_check 'sorted(b["prefix"] for b in j["blocks"])==["100.64.0.%d/32" % i for i in range(4)] and all(b["reason"]=="bulk" and b["origin"]=="manual" and b["expires"]>0 for b in j["blocks"])' <<<"$out" ||
+        why "after the restart the imported blocks' reasons are not listed: $out" || return 1
+}
+check "a restart keeps the $LINES imported blocks and their reason" case_restart_keeps_reasons
+
+case_flush() {
+    local out n status_ok=0 t0
+    t0=$(cw_now_ms)
+    ctl flush >"$WORK/flush.out" 2>&1 &
+    local flusher=$!
+    cw_on_cleanup "cw_kill $flusher 2"
+    # The daemon answers others while it flushes (or after: either way an answer).
+    ctl status --json | json_check 'j["ok"]' && status_ok=1
+    cw_wait_exit "$flusher" 120 || why "connwatchctl flush did not finish" || return 1
+    [ "$CW_EXIT_STATUS" = 0 ] || why "connwatchctl flush exited $CW_EXIT_STATUS: $(cat "$WORK/flush.out")" || return 1
+    out=$(cat "$WORK/flush.out")
+    echo "# flushed in $(($(cw_now_ms) - t0)) ms: $out"
+    [ "$status_ok" = 1 ] || why "status during the flush failed" || return 1
+    [[ $out =~ ^Removed\ ([0-9]+)\ blocks$ ]] || why "flush said: $out" || return 1
+    local removed=${BASH_REMATCH[1]}
+    [ "$removed" -ge "$LINES" ] || why "flush removed $removed, fewer than $LINES" || return 1
+    ctl status --json | json_check "j['blocks'] == 0" || why "blocks left after the flush" || return 1
+    # One line in the log for the whole flush, counted by origin; none a block.
+    cw_wait_for_line "$WORK/err" "Flushed $removed blocks \\([0-9]+ manual, [0-9]+ scan, [0-9]+ crowdsec\\)" 5 "$DPID" ||
+        why "no 'Flushed $removed blocks (... manual, ... scan, ... crowdsec)' line" || return 1
+    n=$(cat "$WORK/out" "$WORK/err" | grep -c 'flushed (by' || true)
+    [ "$n" = 0 ] || why "$n log lines of a block each 'flushed (by ...)'" || return 1
+    # Nothing comes back on a restart: the state file was rewritten.
+    stop_daemon || return 1
+    start_daemon
+    ctl status --json | json_check "j['blocks'] == 0" || why "flushed blocks came back after a restart" || return 1
+}
+check "flush of $LINES blocks: batched, one log line, nothing back after a restart" case_flush
 
 check "SIGTERM: a clean exit (0)" stop_daemon
 echo "# connwatchd stderr:"; sed 's/^/#   /' "$WORK/err" | tail -20

@@ -10,18 +10,25 @@
 #           fd17:c0e5:1::1/64                    fd17:c0e5:1::2, ::21
 #                                        cwcs-x1 10.232.2.2 <─ veth ─> cwcs-x2 10.232.2.1/24
 #   cwcs-h3 10.232.3.1/24  <── veth ────────────────────────────────> cwcs-y0 10.232.3.2/24
-#   the LAPI listens on 10.232.3.1:PORT (PORT picked free)
+#   the LAPI listens on 10.232.3.1:PORT (PORT picked free), over http; a second
+#   LAPI process on the same database on 10.232.3.1:PORT2, over https with a
+#   self-signed certificate made here (a private CA)
 #
-# connwatchd 1 runs in the root namespace on cwcs-h1 (bouncer and watcher);
-# connwatchd 2 runs in cwcs-n2 on cwcs-x2 (bouncer only). Sources in cwcs-a reach
-# host 1 through cwcs-h1 and host 2 through cwcs-x1 with the same addresses.
+# connwatchd 1 runs in the root namespace on cwcs-h1 (bouncer and watcher, http);
+# connwatchd 2 runs in cwcs-n2 on cwcs-x2 (bouncer only, https with
+# crowdsec-ca-file). Sources in cwcs-a reach host 1 through cwcs-h1 and host 2
+# through cwcs-x1 with the same addresses.
 #
 # Cases: cscli decisions add --ip / --range / an IPv6 address → dropped in XDP
 # within one poll (1 s), listed with origin crowdsec; decisions delete → passes;
 # an nmap scan seen by host 1 → blocked by host 2; the LAPI stopped: decisions
 # kept, an alert queued and delivered when it is back; connwatchd restarted while
 # the LAPI is down: a decision deleted meanwhile keeps dropping until the first
-# pull lifts it; a reload refuses a key file every user may read.
+# pull lifts it; a reload refuses a key file every user may read. The LAPI restarts
+# with a new JWT secret: the watcher's token is refused (401), it logs in again
+# (counted, logged) and the alert goes through. connwatchctl status (plain and
+# --json) and STATUS= show the link: decisions mirrored, last pull, failing since,
+# alerts sent and queued.
 #
 # Usage: crowdsec_test.sh PATH/TO/connwatchd PATH/TO/connwatchctl CACHE_DIR   (root)
 set -euo pipefail
@@ -36,15 +43,17 @@ CTL=$(realpath "$2")
 mkdir -p "$3"
 CACHE=$(realpath "$3")
 cw_require_root
-cw_require_tools ip nmap flock timeout python3 nsenter curl apt-get dpkg-deb
+cw_require_tools ip nmap flock timeout python3 nsenter curl apt-get dpkg-deb openssl
 cw_take_lock /tmp/cwcs-integration.lock 240
 cw_workdir /tmp/cwcs
 PIDFILE1=/tmp/cwcs-integration.connwatchd1.pid
 PIDFILE2=/tmp/cwcs-integration.connwatchd2.pid
 LAPI_PIDFILE=/tmp/cwcs-integration.lapi.pid
+LAPI2_PIDFILE=/tmp/cwcs-integration.lapi2.pid
 cw_pidfile_reap $PIDFILE1 "--interface cwcs-h1"
 cw_pidfile_reap $PIDFILE2 "--interface cwcs-x2"
 cw_pidfile_reap $LAPI_PIDFILE "/tmp/cwcs."
+cw_pidfile_reap $LAPI2_PIDFILE "/tmp/cwcs."
 
 H1_4=10.232.1.1 A_4=10.232.1.2 A2_4=10.232.1.3 D_4=10.232.1.21 R_4=10.232.1.33
 H1_6=fd17:c0e5:1::1 A_6=fd17:c0e5:1::2 D_6=fd17:c0e5:1::21
@@ -54,7 +63,7 @@ RANGE=10.232.1.32/28
 fatal() {
     echo "FAIL: $1"
     local f
-    for f in "$WORK"/cw1.out "$WORK"/cw1.err "$WORK"/cw2.out "$WORK"/cw2.err "$WORK"/lapi.log; do
+    for f in "$WORK"/cw1.out "$WORK"/cw1.err "$WORK"/cw2.out "$WORK"/cw2.err "$WORK"/lapi.log "$WORK"/lapi-tls.log; do
         [ -f "$f" ] || continue
         echo "---- $(basename "$f") ----"
         tail -n 60 "$f"
@@ -79,17 +88,33 @@ echo "setup: $("$CS/usr/bin/crowdsec" -version 2>&1 | grep -m1 -i version || ech
 D=$WORK/lapi
 mkdir -p "$D/data" "$D/hub" "$D/notifications"
 : >"$D/acquis.yaml"
+# lapi_start: both LAPI processes (http and https, on the same database: the https
+# one is first started once the http one has made the schema), each with a JWT secret
+# of its own, new at every start: a token from before is refused.
+LAPI2_PID=
 lapi_start() {
-    "$CS/usr/bin/crowdsec" -c "$D/config.yaml" -no-cs >>"$WORK/lapi.log" 2>&1 9>&- &
+    CS_LAPI_SECRET=$(openssl rand -hex 32) "$CS/usr/bin/crowdsec" -c "$D/config.yaml" -no-cs >>"$WORK/lapi.log" 2>&1 9>&- &
     LAPI_PID=$!
     cw_pidfile_track $LAPI_PIDFILE $LAPI_PID
     cw_on_cleanup "cw_kill $LAPI_PID 5"
+    if [ -n "$LAPI2_PID" ]; then lapi2_start; fi
     # Up when it answers a pull without a key (403), a few seconds at most.
     cw_wait_until 30 eval "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 $URL/v1/decisions/stream)\" = 403 ]" ||
         fatal "the LAPI did not answer on $URL within 30 s"
+    if [ -z "$LAPI2_PID" ]; then lapi2_start; fi
+    cw_wait_until 30 eval "[ \"\$(curl -s --cacert $WORK/lapi-ca.pem -o /dev/null -w '%{http_code}' --max-time 2 $URL2/v1/decisions/stream)\" = 403 ]" ||
+        fatal "the https LAPI did not answer on $URL2 within 30 s"
+}
+lapi2_start() {
+    CS_LAPI_SECRET=$(openssl rand -hex 32) "$CS/usr/bin/crowdsec" -c "$D/config-tls.yaml" -no-cs >>"$WORK/lapi-tls.log" 2>&1 9>&- &
+    LAPI2_PID=$!
+    cw_pidfile_track $LAPI2_PIDFILE $LAPI2_PID
+    cw_on_cleanup "cw_kill $LAPI2_PID 5"
 }
 lapi_stop() {
+    kill -TERM "$LAPI_PID" "$LAPI2_PID" 2>/dev/null || true
     cw_kill "$LAPI_PID" 10
+    cw_kill "$LAPI2_PID" 10
 }
 cscli() {
     timeout 30 "$CS/usr/bin/cscli" -c "$D/config.yaml" "$@"
@@ -170,8 +195,18 @@ api:
   server: {log_level: info, listen_uri: '$H3_4:$PORT', profiles_path: $CS/etc/crowdsec/profiles.yaml, trusted_ips: [127.0.0.1]}
 prometheus: {enabled: false}
 EOF
+# The https one: a certificate for its address, signed by itself (the private CA
+# connwatchd 2 is given); started on the same database once the schema is made.
+PORT2=$("$CW_PY" -c "import socket; s=socket.socket(); s.bind(('$H3_4', 0)); print(s.getsockname()[1])")
+URL2=https://$H3_4:$PORT2
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=cwcs-lapi -addext "subjectAltName=IP:$H3_4" \
+    -keyout "$D/lapi-key.pem" -out "$WORK/lapi-ca.pem" >/dev/null 2>&1 || fatal "setup: openssl req"
+sed -e "s|listen_uri: '$H3_4:$PORT'|listen_uri: '$H3_4:$PORT2', tls: {cert_file: $WORK/lapi-ca.pem, key_file: $D/lapi-key.pem}|" \
+    "$D/config.yaml" >"$D/config-tls.yaml"
+grep -q "cert_file" "$D/config-tls.yaml" || fatal "setup: the https LAPI's configuration"
 lapi_start
-echo "setup: LAPI on $URL"
+echo "setup: LAPI on $URL and $URL2"
 umask 077
 cscli machines add cscli-m0 --password "m0-$RANDOM$RANDOM" -f "$D/local_api_credentials.yaml" >/dev/null 2>&1 ||
     fatal "setup: cscli machines add cscli-m0"
@@ -195,8 +230,30 @@ cw_isolation "$BIN" "$WORK" cwcs-integration-2
 ISO2=("${CW_ISOLATE[@]}")
 CS1=(--crowdsec-lapi-url "$URL" --crowdsec-bouncer-key-file "$WORK/h1.key"
      --crowdsec-poll-interval 1s --crowdsec-machine-credentials-file "$WORK/h1.machine")
+# STATUS= of connwatchd 1: its sd_notify datagrams, one line each in notify.log
+# (a listener bounded in time, as the traffic listeners).
+NOTIFY=$WORK/notify.sock
+rm -f "$NOTIFY"
+"$CW_PY" - "$NOTIFY" "$WORK/notify.log" 280 <<'PY' 9>&- &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(1)
+end = time.monotonic() + float(sys.argv[3])
+with open(sys.argv[2], "a") as out:
+    while time.monotonic() < end:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        out.write(d.decode(errors="replace").replace("\n", " | ") + "\n")
+        out.flush()
+PY
+NOTIFY_PID=$!
+cw_on_cleanup "cw_kill $NOTIFY_PID 2"
+cw_wait_until 10 test -S "$NOTIFY" || fatal "setup: the sd_notify listener"
 start1() {
-    "$BIN" "${ISO1[@]}" --interface cwcs-h1 --log-target stdout --threshold 3 --block-duration 10m \
+    NOTIFY_SOCKET=$NOTIFY "$BIN" "${ISO1[@]}" --interface cwcs-h1 --log-target stdout --threshold 3 --block-duration 10m \
         "${CS1[@]}" >>"$WORK/cw1.out" 2>>"$WORK/cw1.err" 9>&- &
     PID1=$!
     cw_on_cleanup "cw_kill $PID1 5"
@@ -206,8 +263,9 @@ start1() {
 : >"$WORK/cw1.err"
 start1
 nsenter --net=/run/netns/cwcs-n2 "$BIN" "${ISO2[@]}" --interface cwcs-x2 --log-target stdout \
-    --threshold 3 --block-duration 10m --crowdsec-lapi-url "$URL" \
+    --threshold 3 --block-duration 10m --crowdsec-lapi-url "$URL2" \
     --crowdsec-bouncer-key-file "$WORK/h2.key" --crowdsec-poll-interval 1s \
+    --crowdsec-ca-file "$WORK/lapi-ca.pem" \
     >"$WORK/cw2.out" 2>"$WORK/cw2.err" 9>&- &
 PID2=$!
 cw_on_cleanup "cw_kill $PID2 5"
@@ -255,6 +313,31 @@ case_b() {
     return 0
 }
 
+# ---- s: connwatchctl status and STATUS= show the link ------------------------------
+
+# status_json EXPR: python's EXPR on `connwatchctl status --json` (as j) is true.
+status_json() {
+    ctl status --json | "$CW_PY" -c "import json, sys; j = json.load(sys.stdin); sys.exit(0 if ($1) else 1)"
+}
+case_s() {
+    local out
+    cw_wait_until 5 eval "ctl status | grep -q 'decisions mirrored, last pull 2'" ||
+        why "connwatchctl status shows no successful pull: $(ctl status)" || return 1
+    out=$(ctl status)
+    grep -Eq "^CrowdSec: +bouncer of $(cw_regex_escape "$URL"): 3 decisions mirrored, last pull [0-9-]+ [0-9:]+\$" <<<"$out" ||
+        why "connwatchctl status has no bouncer line with 3 decisions mirrored: $out" || return 1
+    grep -Eq "^ +watcher connwatch-h1 at $(cw_regex_escape "$URL")/?: 0 alerts sent, 0 queued, 0 dropped\$" <<<"$out" ||
+        why "connwatchctl status has no watcher line: $out" || return 1
+    status_json "j['crowdsec']['bouncer']['decisions'] == 3 and j['crowdsec']['bouncer']['last_pull'] > 0 and j['crowdsec']['bouncer']['failing_since'] == 0 and j['crowdsec']['watcher']['login'] == 'connwatch-h1' and j['crowdsec']['watcher']['alerts_queued'] == 0" ||
+        why "connwatchctl status --json: $(ctl status --json)" || return 1
+    cw_wait_until 5 grep -q "CrowdSec: 3 decisions mirrored, 0 alerts sent, 0 queued" "$WORK/notify.log" ||
+        why "no STATUS= with the CrowdSec link: $(tail -n 3 "$WORK/notify.log")" || return 1
+    # Host 2 is a bouncer only: no watcher, over https.
+    out=$("$CTL" --socket "$WORK/cwcs-integration-2.sock" status)
+    grep -q "bouncer of $URL2: 3 decisions mirrored" <<<"$out" && ! grep -q watcher <<<"$out" ||
+        why "connwatchctl status of host 2: $out" || return 1
+}
+
 # ---- c: a scan seen by host 1 is blocked by host 2 ------------------------------------
 
 # scan SRC: nmap -sS from SRC in cwcs-a at host 1, 20 ports, bounded.
@@ -277,6 +360,7 @@ case_c() {
 # ---- d: the LAPI stopped and started again ----------------------------------------------
 
 case_d() {
+    local out n
     decide add --ip $D_4 --duration 1h || return 1
     cw_wait_until 10 dropped $D_4 $H1_4 || why "$D_4 not dropped after the decision" || return 1
     lapi_stop
@@ -296,6 +380,15 @@ case_d() {
     [ "${n:-0}" -ge 1 ] || why "connwatch_crowdsec_pull_failures_total is '$n' during the outage" || return 1
     n=$(cw_count_lines "$WORK/cw1.err" 'CrowdSec: pulling decisions from .* failed')
     [ "$n" = 1 ] || why "the outage was warned about $n times, expected once" || return 1
+    out=$(ctl status)
+    grep -Eq "^CrowdSec: +bouncer of .*; failing since [0-9-]+ [0-9:]+ \([1-9][0-9]* failed pulls\)" <<<"$out" &&
+        grep -Eq "watcher .*: 1 alerts sent, 1 queued, 0 dropped; failing since" <<<"$out" ||
+        why "connwatchctl status during the outage: $out" || return 1
+    status_json "j['crowdsec']['bouncer']['failing_since'] > 0 and j['crowdsec']['watcher']['alerts_queued'] == 1" ||
+        why "connwatchctl status --json during the outage: $(ctl status --json)" || return 1
+    cw_wait_until 5 grep -Eq "CrowdSec: [0-9]+ decisions mirrored, LAPI failing since .* 1 queued \\(sending fails since" "$WORK/notify.log" ||
+        why "no STATUS= saying the LAPI fails: $(tail -n 3 "$WORK/notify.log")" || return 1
+    # Back with a new JWT secret: the token of before is refused.
     lapi_start
     cw_wait_for_line "$WORK/cw1.err" 'answers again' 20 || why "connwatchd 1 did not say the LAPI is back" || return 1
     cw_wait_until 20 dropped $A2_4 $X2_4 ||
@@ -305,6 +398,14 @@ case_d() {
     metric_is connwatch_crowdsec_alerts_sent_total 2 ||
         why "connwatch_crowdsec_alerts_sent_total is '$(metric connwatch_crowdsec_alerts_sent_total)', expected 2 (two scans)" || return 1
     metric_is connwatch_crowdsec_alerts_dropped_total 0 || why "alerts were dropped" || return 1
+    grep -q "refused the watcher's token (HTTP 401.*logged in again as connwatch-h1" "$WORK/cw1.err" ||
+        why "no line saying the watcher logged in again after a 401" || return 1
+    metric_is 'connwatch_crowdsec_relogins_total{reason="refused"}' 1 ||
+        why "connwatch_crowdsec_relogins_total{reason=\"refused\"} is '$(metric 'connwatch_crowdsec_relogins_total{reason="refused"}')', expected 1" || return 1
+    metric_is connwatch_crowdsec_logins_total 2 ||
+        why "connwatch_crowdsec_logins_total is '$(metric connwatch_crowdsec_logins_total)', expected 2" || return 1
+    cw_wait_until 5 eval "ctl status | grep -Eq '^CrowdSec: .*decisions mirrored, last pull [0-9-]+ [0-9:]+\$'" ||
+        why "connwatchctl status still says failing: $(ctl status)" || return 1
     cw_pid_alive $PID1 && cw_pid_alive $PID2 || why "a connwatchd died" || return 1
 }
 
@@ -371,6 +472,7 @@ case_g() {
 }
 
 check "a: cscli decisions add --ip, --range and an IPv6 address: dropped in XDP, listed as crowdsec" case_a
+check "s: connwatchctl status (plain, --json) and STATUS= show the CrowdSec link" case_s
 check "b: cscli decisions delete: passes again" case_b
 check "c: an nmap scan seen by host 1 becomes an alert, and host 2 blocks the scanner" case_c
 check "d: LAPI down: decisions kept, an alert queued, both fine when it is back" case_d

@@ -84,18 +84,12 @@ DPID=
 # start_daemon [OPTION...]: starts connwatchd and waits for its own "Started"
 # line (not an earlier run's).
 start_daemon() {
-    local before
-    before=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" "$@" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_wait_until 15 eval '[ "$(cw_count_lines "$WORK/err" "^connwatchd: Started")" -gt "$before" ]'
+    local rc=0
+    cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" "$@" || rc=1
+    DPID=$CW_DAEMON_PID
+    return $rc
 }
-stop_daemon() {
-    kill -TERM "$DPID" 2>/dev/null || true
-    cw_wait_exit "$DPID" 10
-}
+stop_daemon() { cw_daemon_stop "$DPID" 10; }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 can_connect() { cw_connect cwft-a $H $PORT 2 "${1:-$A}" >/dev/null 2>&1; }
 cannot_connect() {

@@ -68,15 +68,10 @@ EOF
 write_conf cwrs-h1 cwrs-h2 cwrs-h3
 
 DPID=''
-STARTED=0
-started_more() { [ "$(cw_count_lines "$WORK/err" '^connwatchd: Started')" -gt "$STARTED" ]; }
 start_daemon() {
-    STARTED=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_wait_until 15 started_more || { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        { echo "FAIL: connwatchd did not start:"; cat "$WORK/err"; exit 1; }
+    DPID=$CW_DAEMON_PID
 }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 check_fail_note() { cw_pid_alive "${DPID:-0}" || echo " (connwatchd is not running)"; }
@@ -229,11 +224,11 @@ case_stop_detaches() {
     [ "$CW_EXIT_STATUS" = 0 ] || { WHY="connwatchd exited $CW_EXIT_STATUS after SIGTERM"; return 1; }
     if cw_xdp_attached cwrs-h1 || cw_xdp_attached cwrs-h2; then WHY="still attached after SIGTERM"; return 1; fi
     local left
-    left=$(find "$PIN" -mindepth 1 ! -name block_addr ! -name block_cidr -printf '%f ')
+    left=$(find "$PIN" -mindepth 1 ! -name block_addr ! -name block_cidr ! -name offenders -printf '%f ')
     [ -z "$left" ] || { WHY="pinned after a clean stop: $left"; return 1; }
     [ -e "$PIN/block_addr" ] || { WHY="the blocklist is no longer pinned"; return 1; }
 }
-check "SIGTERM detaches and unpins all but the blocklists" case_stop_detaches
+check "SIGTERM detaches and unpins all but the blocklists and the offenders' history" case_stop_detaches
 
 case_detach_command() {
     start_daemon

@@ -47,18 +47,14 @@ cw_on_cleanup "rm -rf $PIN"
 DPID=
 start_daemon() {
     : >"$WORK/err"
-    "$BIN" --interface cwsc-h1 --max-blocks 1100000 --block-duration 1h --log-target stdout \
+    cw_daemon_start 120 "$WORK/out" "$WORK/err" $PIDFILE \
+        "$BIN" --interface cwsc-h1 --max-blocks 1100000 --block-duration 1h --log-target stdout \
         --control-socket "$SOCK" --state-dir "$WORK/state" --pin-dir "$PIN" --metrics-listen "" \
-        --allow-own-addresses true >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_wait_for_line "$WORK/err" '^connwatchd: Started' 120 $DPID ||
-        cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
+        --allow-own-addresses true || cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
+    DPID=$CW_DAEMON_PID
 }
 stop_daemon() {
-    kill -TERM "$DPID"
-    cw_wait_exit "$DPID" 30 || { echo "FAIL: connwatchd still runs 30 s after SIGTERM"; exit 1; }
+    cw_daemon_stop "$DPID" 30 || { echo "FAIL: connwatchd still runs 30 s after SIGTERM"; exit 1; }
     [ "$CW_EXIT_STATUS" = 0 ] || { echo "FAIL: connwatchd exited $CW_EXIT_STATUS on SIGTERM"; exit 1; }
 }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }

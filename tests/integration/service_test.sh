@@ -79,17 +79,9 @@ EOF
 DPID=
 # Starts connwatchd and waits for its own "Started" line (not an earlier run's).
 start_daemon() {
-    local before
-    before=$(cw_count_lines "$WORK/err" '^connwatchd: Started')
-    "$BIN" --config "$CONF" >>"$WORK/out" 2>>"$WORK/err" 9>&- &
-    DPID=$!
-    echo $DPID >$PIDFILE
-    cw_on_cleanup "cw_kill $DPID 5"
-    if ! cw_wait_until 15 eval '[ "$(cw_count_lines "$WORK/err" "^connwatchd: Started")" -gt "$before" ]'; then
-        echo "FAIL: setup: connwatchd did not start:"
-        cat "$WORK/err"
-        exit 1
-    fi
+    cw_daemon_start 15 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+        cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
+    DPID=$CW_DAEMON_PID
 }
 ctl() { "$CTL" --socket "$SOCK" "$@"; }
 can_connect() { cw_connect "$1" "$2" $PORT 2 >/dev/null 2>&1; }

@@ -51,6 +51,39 @@ cw_wait_for_line() {
     done
 }
 
+# cw_daemon_start TIMEOUT_S OUT ERR PIDFILE CMD...: starts CMD (a connwatchd command
+# line) in the background, stdout appended to OUT and stderr to ERR, without the run
+# lock's descriptor 9; records its pid in CW_DAEMON_PID and PIDFILE, ends it at
+# cleanup, and waits until ERR holds one more "connwatchd: Started" line than before
+# (this start's own, not an earlier run's). Fails at once when the process exits
+# first, or after TIMEOUT_S; the caller says what that means for it.
+cw_daemon_start() {
+    local timeout=$1 out=$2 err=$3 pidfile=$4 before deadline
+    shift 4
+    before=$(cw_count_lines "$err" '^connwatchd: Started')
+    "$@" >>"$out" 2>>"$err" 9>&- &
+    CW_DAEMON_PID=$!
+    echo "$CW_DAEMON_PID" >"$pidfile"
+    cw_on_cleanup "cw_kill $CW_DAEMON_PID 5"
+    deadline=$(($(cw_now_ms) + timeout * 1000))
+    while [ "$(cw_count_lines "$err" '^connwatchd: Started')" -le "$before" ]; do
+        if ! cw_pid_alive "$CW_DAEMON_PID"; then
+            # One last look: the line may have been written just before the exit.
+            [ "$(cw_count_lines "$err" '^connwatchd: Started')" -gt "$before" ]
+            return
+        fi
+        [ "$(cw_now_ms)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# cw_daemon_stop PID TIMEOUT_S: SIGTERM, then waits for the exit (its status in
+# CW_EXIT_STATUS); fails when PID still runs after TIMEOUT_S.
+cw_daemon_stop() {
+    kill -TERM "$1" 2>/dev/null || true
+    cw_wait_exit "$1" "$2"
+}
+
 # cw_wait_until TIMEOUT_S CMD...: polls CMD until it succeeds or the deadline passes.
 cw_wait_until() {
     local timeout=$1

@@ -140,9 +140,27 @@ TEST(BlockIndex, ARoundForgetsWhatItDidNotSee)
     idx.put(key(100), 0, CW_ORIGIN_SCAN);   // made during the round
     auto gone = idx.end_round();
     std::set<uint32_t> g;
-    for (const auto& k : gone)
-        g.insert(num(k));
+    for (const auto& e : gone)
+        g.insert(num(e.key));
     EXPECT_EQ(g, (std::set<uint32_t>{1, 3, 5, 7, 9}));
     EXPECT_EQ(idx.size(), 6u);
     EXPECT_NE(idx.find(key(100)), nullptr);
+}
+
+TEST(BlockIndex, PutKeepsTheSharedRecord)
+{
+    BlockIndex idx;
+    idx.put(key(1), 5'000'000'000, CW_ORIGIN_MANUAL);
+    idx.find(key(1))->shared = 7;
+    idx.put(key(1), 9'000'000'000, CW_ORIGIN_MANUAL); // reconciliation, a renewal
+    EXPECT_EQ(idx.find(key(1))->shared, 7);
+    for (uint32_t i = 2; i < 5000; i++) // rehashes
+        idx.put(key(i), 0, CW_ORIGIN_SCAN);
+    EXPECT_EQ(idx.find(key(1))->shared, 7);
+    idx.start_round();
+    auto gone = idx.end_round();
+    ASSERT_EQ(gone.size(), 4999u);
+    EXPECT_EQ(std::count_if(gone.begin(), gone.end(),
+                            [](const HostEntry& e) { return e.shared == 7; }),
+              1);
 }

@@ -39,7 +39,7 @@ TEST_F(BlockPolicyTest, EveryWayAHostBlockEndsResetsItsScanState)
     EXPECT_EQ(maps_.scan_resets, (std::vector<Address>{A("198.51.100.4")})) << "allowlisted";
     maps_.scan_resets.clear();
 
-    EXPECT_EQ(table_->flush().size(), 2u);
+    EXPECT_EQ(table_->flush().total(), 2u);
     std::set<Address> flushed(maps_.scan_resets.begin(), maps_.scan_resets.end());
     EXPECT_EQ(flushed, (std::set<Address>{A("192.0.2.2"), A("198.51.100.5")})) << "flushed";
 }

@@ -2,6 +2,10 @@
 // BlockTable at scale, against FakeMaps: counts kept rather than walked,
 // expiry from the deadline index, and the reconciliation that finds the blocks
 // whose events were lost and forgets those removed behind its back.
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
 #include "block_table_fixture.h"
 
 using namespace connwatch;
@@ -118,9 +122,174 @@ TEST_F(BlockScaleTest, ScanReasonsAreKeptUpToALimitManualOnesAlways)
     EXPECT_EQ(table_->counts().scan, BlockTable::kMaxScanRecords + 1);
     must_block("192.0.2.1", {}, "manual, past the limit");
     std::map<Cidr, std::string> reasons;
-    for (const auto& v : table_->list())
-        reasons[v.record.prefix] = v.record.reason;
+    for (const auto& r : every_block(*table_))
+        reasons[r.prefix] = r.reason;
     EXPECT_EQ(reasons[Cidr::host(host(0))], "scan 0");
     EXPECT_EQ(reasons[Cidr::host(host(BlockTable::kMaxScanRecords))], "") << "past the limit";
     EXPECT_EQ(reasons[P("192.0.2.1")], "manual, past the limit");
+}
+
+// ---- manual blocks without a record each (issue 10: 1 M manual blocks in 64 MiB)
+
+namespace {
+
+std::vector<BlockTable::BulkItem> hosts_10_0(uint32_t n, const std::string& reason,
+                                             std::optional<std::chrono::seconds> d = 1h)
+{
+    std::vector<BlockTable::BulkItem> items;
+    for (uint32_t i = 0; i < n; i++)
+        items.push_back({P(("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256)).c_str()),
+                         d, reason});
+    return items;
+}
+
+std::string slurp(const std::string& path)
+{
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+} // namespace
+
+TEST_F(BlockScaleTest, ManualBlocksOfAnImportShareOneRecord)
+{
+    maps_.host_cap = 5000;
+    auto done = table_->block_many(hosts_10_0(3000, "threat list A"), false);
+    ASSERT_EQ(done.added.size(), 3000u);
+    EXPECT_EQ(table_->shared_blocks(), 3000u);
+    EXPECT_EQ(table_->shared_records(), 1u) << "one reason, one request: one record";
+    must_block("192.0.2.1", 2h, "by hand");
+    EXPECT_EQ(table_->shared_records(), 2u);
+    // What the table holds for them: the index's 24 bytes a block and the
+    // records once, not a record each (~140 bytes).
+    EXPECT_LT(table_->memory_bytes(), 3001u * 80u);
+    auto r = table_->record(P("10.0.1.7"));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->origin, BlockOrigin::Manual);
+    EXPECT_EQ(r->reason, "threat list A");
+    EXPECT_EQ(r->created, done.added[0].created);
+    EXPECT_EQ(r->expires, done.added[0].expires);
+    // Listed as before.
+    size_t with_reason = 0;
+    for (const auto& b : every_block(*table_))
+        with_reason += b.reason == "threat list A";
+    EXPECT_EQ(with_reason, 3000u);
+    // Unblocked one by one and all at once, the shared record goes with the last.
+    ASSERT_TRUE(table_->unblock(P("10.0.0.0")));
+    EXPECT_EQ(table_->shared_blocks(), 2999u + 1);
+    std::vector<Cidr> rest;
+    for (const auto& it : hosts_10_0(3000, ""))
+        rest.push_back(it.prefix);
+    EXPECT_EQ(table_->unblock_many(rest).removed.size(), 2999u);
+    EXPECT_EQ(table_->shared_blocks(), 1u);
+    EXPECT_EQ(table_->shared_records(), 1u);
+}
+
+TEST_F(BlockScaleTest, SharedRecordsAreInTheStateFileAsBeforeAndSurviveRestartAndReboot)
+{
+    maps_.host_cap = 5000;
+    table_->restore();
+    auto done = table_->block_many(hosts_10_0(300, "list \"B\""), false);
+    ASSERT_EQ(done.added.size(), 300u);
+    must_block("192.0.2.1", {}, "mine");
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    // The snapshot holds every record, as when each block kept one.
+    std::vector<BlockRecord> expected = done.added;
+    expected.push_back(*table_->record(P("192.0.2.1")));
+    std::sort(expected.begin(), expected.end(),
+              [](const BlockRecord& a, const BlockRecord& b) { return a.prefix < b.prefix; });
+    {
+        BlockTable next(maps_, state());
+        next.restore(); // writes a snapshot
+        ASSERT_EQ(next.save_if_dirty().error, "");
+        std::vector<std::string> problems;
+        State st = parse_state(slurp(state()), &problems);
+        EXPECT_TRUE(problems.empty());
+        EXPECT_EQ(st.blocks, expected);
+        EXPECT_EQ(next.shared_blocks(), 301u) << "shared again after the restart";
+        auto r = next.record(P("10.0.0.9"));
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->reason, "list \"B\"");
+    }
+    // A reboot: the kernel's maps are empty; the manual blocks come back
+    // with their reasons.
+    maps_.hosts.clear();
+    BlockTable after(maps_, state());
+    auto r = after.restore();
+    EXPECT_EQ(r.restored, 301u);
+    auto rec = after.record(P("10.0.1.2"));
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->reason, "list \"B\"");
+    EXPECT_EQ(rec->expires, done.added[0].expires);
+    EXPECT_EQ(rec->created, done.added[0].created);
+    ASSERT_EQ(after.save_if_dirty().error, "");
+    std::vector<std::string> problems;
+    EXPECT_EQ(parse_state(slurp(state()), &problems).blocks, expected);
+}
+
+TEST_F(BlockScaleTest, AManualBlockWithASharedRecordIsNotReplacedByADecision)
+{
+    maps_.host_cap = 100;
+    must_block("192.0.2.1", 1h, "mine");
+    ASSERT_EQ(table_->shared_blocks(), 1u);
+    EXPECT_EQ(table_->mirror(P("192.0.2.1"), 7200s, "crowdsec").outcome,
+              BlockTable::Mirror::Outcome::Kept);
+    EXPECT_EQ(maps_.hosts.at(P("192.0.2.1")).origin, CW_ORIGIN_MANUAL);
+}
+
+TEST_F(BlockScaleTest, ASharedRecordBlockRemovedBehindItsBackLeavesTheStateFile)
+{
+    maps_.host_cap = 100;
+    table_->restore();
+    must_block("192.0.2.1", 1h, "mine");
+    must_block("192.0.2.2", 1h, "mine");
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    maps_.hosts.erase(P("192.0.2.2"));
+    EXPECT_EQ(full_round(monotonic_now_ns()).manual, 1u);
+    EXPECT_EQ(table_->shared_blocks(), 1u);
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    BlockTable next(maps_, state());
+    maps_.hosts.clear(); // a reboot: only what the state file holds comes back
+    EXPECT_EQ(next.restore().restored, 1u);
+}
+
+// ---- flush: in slices, counted by origin, one snapshot
+
+TEST_F(BlockScaleTest, AFlushInSlicesCountsByOriginAndLeavesAnEmptyState)
+{
+    maps_.host_cap = 100;
+    table_->restore();
+    must_block("192.0.2.1", 1h, "a");
+    must_block("192.0.2.2", {}, "b");
+    must_block("198.51.100.0/24", {}, "c");
+    maps_.hosts[P("192.0.2.9")] = kernel_block(BlockOrigin::Scan, 0);
+    ASSERT_EQ(table_->mirror(P("192.0.2.10"), 600s, "cs").outcome, BlockTable::Mirror::Outcome::Added);
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    uint64_t begun = monotonic_now_ns();
+    table_->flush_begin(begun);
+    EXPECT_TRUE(table_->flushing());
+    // A block made during the flush (later than its start) is kept.
+    cw_block later = kernel_block(BlockOrigin::Manual, 0);
+    later.created_ns = begun + 1;
+    maps_.hosts[P("203.0.113.1")] = later;
+    size_t steps = 0;
+    while (!table_->flush_step(100))
+        ASSERT_LT(++steps, 100u);
+    EXPECT_FALSE(table_->flushing());
+    EXPECT_EQ(table_->flushed().manual, 3u);
+    EXPECT_EQ(table_->flushed().scan, 1u);
+    EXPECT_EQ(table_->flushed().crowdsec, 1u);
+    EXPECT_EQ(table_->removed(RemovalReason::Flushed), 5u);
+    EXPECT_EQ(maps_.hosts.size(), 1u) << "the block made during the flush";
+    EXPECT_TRUE(maps_.cidrs.empty());
+    EXPECT_EQ(table_->shared_blocks(), 0u);
+    std::set<Address> reset(maps_.scan_resets.begin(), maps_.scan_resets.end());
+    EXPECT_EQ(reset.size(), 4u) << "the exact blocks' sources judged afresh";
+    // One snapshot, no line a block.
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    EXPECT_EQ(slurp(state() + ".journal"), "");
+    std::vector<std::string> problems;
+    EXPECT_TRUE(parse_state(slurp(state()), &problems).blocks.empty());
+    // Flushing again finds nothing of before.
+    EXPECT_EQ(table_->flush().total(), 1u) << "now the later block too";
 }

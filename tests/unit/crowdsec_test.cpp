@@ -227,6 +227,39 @@ TEST(Alert, CarriesTheScanAndABanOfTheBlocksDuration)
     EXPECT_EQ(j["remediation"], false) << "no profile may ban on a monitor-only report";
 }
 
+TEST(Alert, APrefixBlockIsSentAsARangeDecision)
+{
+    // ipv6-prefix: the scan was counted and blocked as the /64; the fleet is
+    // told the /64 (scope Range), not the one address that crossed the line.
+    ScanAlert a;
+    a.when = 1'800'000'000;
+    a.src = *Address::parse("2001:db8:1:2::5");
+    a.dst = *Address::parse("2001:db8:9::1");
+    a.ports = {22, 80, 443, 8080};
+    a.ifname = "eth0";
+    a.threshold = 3;
+    a.window = std::chrono::seconds(60);
+    a.ban = std::chrono::seconds(3600);
+    a.range = *Cidr::parse("2001:db8:1:2::/64");
+    auto j = make_alert(a);
+    EXPECT_EQ(j["source"]["scope"], "Range");
+    EXPECT_EQ(j["source"]["value"], "2001:db8:1:2::/64");
+    EXPECT_EQ(j["source"]["range"], "2001:db8:1:2::/64");
+    EXPECT_EQ(j["source"]["ip"], "2001:db8:1:2::5");
+    ASSERT_EQ(j["decisions"].size(), 1u);
+    EXPECT_EQ(j["decisions"][0]["scope"], "Range");
+    EXPECT_EQ(j["decisions"][0]["value"], "2001:db8:1:2::/64");
+    EXPECT_NE(j["message"].get<std::string>().find("2001:db8:1:2::/64"), std::string::npos)
+        << j["message"];
+
+    a.range.reset(); // per address, as before
+    j = make_alert(a);
+    EXPECT_EQ(j["source"]["scope"], "Ip");
+    EXPECT_FALSE(j["source"].contains("range"));
+    EXPECT_EQ(j["decisions"][0]["scope"], "Ip");
+    EXPECT_EQ(j["decisions"][0]["value"], "2001:db8:1:2::5");
+}
+
 TEST(Credentials, ReadsTheFileCscliWrites)
 {
     auto c = parse_machine_credentials(
@@ -294,7 +327,7 @@ TEST_F(BlockTableTest, MirrorsADecisionAndWithdrawsOnlyItsOwn)
     EXPECT_EQ(m.outcome, BlockTable::Mirror::Outcome::Added) << m.why;
     EXPECT_EQ(maps_.hosts.at(P("192.0.2.7")).origin, CW_ORIGIN_CROWDSEC);
     EXPECT_EQ(table_->counts().crowdsec, 1u);
-    EXPECT_EQ(table_->list().at(0).record.origin, BlockOrigin::Crowdsec);
+    EXPECT_EQ(every_block(*table_).at(0).origin, BlockOrigin::Crowdsec);
     EXPECT_EQ(table_->mirror(P("192.0.2.7"), 7200s, "crowdsec y").outcome,
               BlockTable::Mirror::Outcome::Updated);
 
@@ -337,6 +370,80 @@ TEST_F(BlockTableTest, RefusesDecisionsTheAllowlistCoversOrTooWide)
     EXPECT_EQ(m.outcome, BlockTable::Mirror::Outcome::Refused) << "covers an own address";
     EXPECT_TRUE(maps_.hosts.empty());
     EXPECT_TRUE(maps_.cidrs.empty());
+}
+
+// A pull's decisions applied at once: mirror()'s policy item by item (the same
+// path), one call to the maps for the batch.
+TEST_F(BlockTableTest, MirrorsManyAtOnceWithMirrorsPolicy)
+{
+    ASSERT_TRUE(table_->set_allow_sources({P("192.0.2.0/24")}, {P("10.1.2.3")}).error.empty());
+    must_block("198.51.100.7", 60s);
+    auto done = table_->mirror_many({{P("203.0.113.1"), 3600s, "a"},
+                                     {P("192.0.2.7"), 3600s, "allowlisted"},
+                                     {P("198.51.100.7"), 3600s, "manual there"},
+                                     {P("0.0.0.0/0"), 3600s, "too wide"},
+                                     {P("203.0.113.1"), 60s, "twice"},
+                                     {P("203.0.113.2"), 3600s, "b"},
+                                     {P("203.0.113.3"), 3600s, "c"},
+                                     {P("203.0.113.4"), 3600s, "full"},
+                                     {P("2001:db8::/48"), 3600s, "range"}});
+    using O = BlockTable::Mirror::Outcome;
+    ASSERT_EQ(done.size(), 9u);
+    EXPECT_EQ(done[0].outcome, O::Added);
+    EXPECT_EQ(done[1].outcome, O::Refused);
+    EXPECT_EQ(done[1].why, "covered by the allow entry 192.0.2.0/24");
+    EXPECT_EQ(done[2].outcome, O::Kept);
+    EXPECT_EQ(done[3].outcome, O::Refused);
+    EXPECT_EQ(done[3].why.rfind("it is wider than /8", 0), 0u) << done[3].why;
+    EXPECT_EQ(done[4].outcome, O::Kept) << "the first of a prefix counts";
+    EXPECT_EQ(done[5].outcome, O::Added);
+    EXPECT_EQ(done[6].outcome, O::Added);
+    // max-blocks 4 in the fake: the manual block and three decisions.
+    EXPECT_EQ(done[7].outcome, O::Refused);
+    EXPECT_EQ(done[7].why, "the blocklist is full (max-blocks 4): unblock entries or raise max-blocks");
+    EXPECT_EQ(done[8].outcome, O::Added) << done[8].why;
+    EXPECT_EQ(table_->counts().crowdsec, 4u);
+    EXPECT_EQ(maps_.hosts.at(P("203.0.113.1")).origin, CW_ORIGIN_CROWDSEC);
+    EXPECT_EQ(maps_.hosts.at(P("198.51.100.7")).origin, CW_ORIGIN_MANUAL);
+
+    // Updated in bulk too.
+    done = table_->mirror_many({{P("203.0.113.1"), 7200s, "a again"}});
+    EXPECT_EQ(done.at(0).outcome, O::Updated);
+
+    // Withdrawn in bulk: only mirrored blocks, each once.
+    auto lifted = table_->withdraw_many({P("203.0.113.1"), P("198.51.100.7"), P("203.0.113.2"),
+                                         P("203.0.113.1"), P("192.0.2.99"), P("2001:db8::/48")});
+    EXPECT_EQ(lifted, (std::vector<Cidr>{P("203.0.113.1"), P("203.0.113.2"), P("2001:db8::/48")}));
+    EXPECT_EQ(table_->mirrored(), std::vector<Cidr>{P("203.0.113.3")});
+    EXPECT_TRUE(maps_.hosts.count(P("198.51.100.7"))) << "the manual block stays";
+    EXPECT_EQ(table_->removed(RemovalReason::Withdrawn), 3u);
+}
+
+// Refusals read the same whichever door a prefix comes through: the manual
+// block's text names the fix, the decision's the reason alone.
+TEST_F(BlockTableTest, ManualAndMirroredRefusalsShareTheirPolicy)
+{
+    ASSERT_TRUE(table_->set_allow_sources({P("192.0.2.0/24")}, {}).error.empty());
+    auto manual = std::get<std::string>(table_->block(P("192.0.2.7"), 60s, "", false));
+    auto mirrored = table_->mirror(P("192.0.2.7"), 60s, "").why;
+    EXPECT_NE(manual.find(mirrored), std::string::npos) << manual << " / " << mirrored;
+    EXPECT_NE(manual.find("connwatchctl disallow"), std::string::npos) << manual;
+    manual = std::get<std::string>(table_->block(P("10.0.0.0/7"), 60s, "", false));
+    mirrored = table_->mirror(P("10.0.0.0/7"), 60s, "").why;
+    EXPECT_NE(manual.find(mirrored), std::string::npos) << manual << " / " << mirrored;
+    EXPECT_NE(manual.find("--force"), std::string::npos) << manual;
+}
+
+TEST(TokenRefresh, AMinuteBeforeExpiryAtMostHalfAnHour)
+{
+    const std::time_t now = 1795578065; // 2026-11-25T03:41:05Z
+    EXPECT_EQ(token_refresh_in("2026-11-25T04:41:05Z", now), 1800s) << "an hour: at most 30 min";
+    EXPECT_EQ(token_refresh_in("2026-11-25T03:51:05Z", now), 540s) << "ten minutes: one before";
+    EXPECT_EQ(token_refresh_in("2026-11-25T03:51:05.123456789Z", now), 540s) << "fractions";
+    EXPECT_EQ(token_refresh_in("2026-11-25T03:41:35Z", now), 0s) << "nearly expired: now";
+    EXPECT_EQ(token_refresh_in("2026-11-25T02:00:00Z", now), 0s) << "expired: now";
+    EXPECT_EQ(token_refresh_in("", now), 1800s) << "unreadable: 30 minutes";
+    EXPECT_EQ(token_refresh_in("tomorrow", now), 1800s);
 }
 
 TEST_F(BlockTableTest, MirroredBlocksOutliveARebootUntilThePullSaysOtherwise)

@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "events/events.h"
+#include "events/messages.h"
 #include "kernel/stats.h"
 
 using namespace connwatch;
@@ -101,6 +102,44 @@ TEST(DecodeEvent, APortScanNeverReadsPastItsPortArray)
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(s->ports, (std::vector<uint16_t>{1000, 1001, 1002, 1003}));
     EXPECT_EQ(s->expires, 0) << "until removed";
+}
+
+// Repeat offenders: the block's line says which offence and for how long; the
+// scan's own line is untouched, and without escalation (offence 0) so is the
+// block's.
+TEST(DecodeEvent, AnEscalatedBlockSaysItsOffence)
+{
+    cw_event ev{};
+    ev.type = CW_EV_SCAN;
+    ev.ts_ns = monotonic_now_ns();
+    ev.action = CW_ACT_BLOCKED;
+    ev.expires_ns = ev.ts_ns + 4 * 3600 * kNsPerSec;
+    ev.saddr = mapped(192, 0, 2, 56);
+    ev.daddr = mapped(198, 51, 100, 1);
+    ev.nports = 4;
+    ev.offence = 3;
+    auto e = decode_event(ev);
+    auto* s = std::get_if<PortScan>(&e);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->offence, 3u);
+    EXPECT_EQ(s->duration_ns, 4 * 3600 * kNsPerSec);
+    std::string line = format_scan_action(*s);
+    EXPECT_NE(line.find(": Blocked 192.0.2.56 until "), std::string::npos) << line;
+    EXPECT_EQ(line.substr(line.size() - 28), " (offence 3, blocked for 4h)") << line;
+
+    ev.offence = 0;
+    s = std::get_if<PortScan>(&(e = decode_event(ev)));
+    ASSERT_NE(s, nullptr);
+    line = format_scan_action(*s);
+    EXPECT_EQ(line.find("offence"), std::string::npos) << line;
+
+    // Not blocked: no offence, whatever the record says.
+    ev.offence = 2;
+    ev.action = CW_ACT_ALLOWLISTED;
+    s = std::get_if<PortScan>(&(e = decode_event(ev)));
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->offence, 0u);
+    EXPECT_EQ(format_scan_action(*s).find("offence"), std::string::npos);
 }
 
 TEST(DecodeEvent, AProbeCarriesItsFlagsAndIsNoConnection)

@@ -77,7 +77,7 @@ TEST_F(FormatTest, TimestampIsLocalTime)
 TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
 {
     PortScan s{kWhen, a("192.0.2.56"), a("10.0.0.5"), {80}, "eth0", CW_ACT_BLOCKED,
-               kWhen + 3600, {}, {}};
+               kWhen + 3600, 0, 0, {}, {}};
     EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 192.0.2.56 until "
                                      "2021-04-28 16:28:05");
     s.expires = 0;
@@ -95,6 +95,29 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
                                          "max-new-blocks-per-second"),
               std::string::npos);
     EXPECT_STREQ(scan_action_name(CW_ACT_RATE_LIMITED), "rate-limited");
+    s.action = CW_ACT_SPOOFED;
+    EXPECT_NE(format_scan_action(s).find("Not blocking 192.0.2.56: its source fails the "
+                                         "reverse-path check (rp-filter"),
+              std::string::npos)
+        << format_scan_action(s);
+    EXPECT_STREQ(scan_action_name(CW_ACT_SPOOFED), "spoofed");
+}
+
+// Scans of sources that fail the reverse-path check: summed the same way.
+TEST_F(FormatTest, SpoofedScansAreSummedOncePerInterval)
+{
+    SkippedBlocks sb(true);
+    auto t0 = SkippedBlocks::Clock::now();
+    for (int i = 0; i < 3; i++)
+        sb.add(a("10.72.0.2"));
+    uint64_t n = 0;
+    std::string msg = sb.take(t0, &n);
+    EXPECT_EQ(n, 3u);
+    EXPECT_NE(msg.find("Not blocking 3 scanners (the latest 10.72.0.2): its source fails the "
+                       "reverse-path check"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find("max-new-blocks-per-second"), std::string::npos) << msg;
 }
 
 // ipv6-prefix / ipv4-prefix: a source counted as its prefix is named by it;
@@ -102,7 +125,7 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
 TEST_F(FormatTest, ScanOfAPrefixNamesThePrefix)
 {
     PortScan s{kWhen, a("2001:db8:1:2::a"), a("2001:db8::5"), {443, 22, 80, 8080}, "eth0",
-               CW_ACT_BLOCKED, kWhen + 3600, {}, {}};
+               CW_ACT_BLOCKED, kWhen + 3600, 0, 0, {}, {}};
     EXPECT_EQ(format_port_scan(kWhen, s.scanner_str(), s.dst, s.ports),
               "2021-04-28 15:28:05: Port scan detected: 2001:db8:1:2::a -> 2001:db8::5 on "
               "ports 22,80,443,8080");
@@ -123,7 +146,7 @@ TEST_F(FormatTest, ScanOfAPrefixNamesThePrefix)
     EXPECT_NE(format_scan_action(s).find("Not blocking 2001:db8:1:2::/64: it is in the allowlist"),
               std::string::npos);
     PortScan v4{kWhen, a("192.0.2.56"), a("10.0.0.5"), {80, 81, 82, 83}, "eth0",
-                CW_ACT_BLOCKED, 0, {}, {}};
+                CW_ACT_BLOCKED, 0, 0, 0, {}, {}};
     v4.scanner_prefix = v4.blocked_prefix = Cidr(a("192.0.2.0"), 24);
     EXPECT_EQ(format_port_scan(kWhen, v4.scanner_str(), v4.dst, v4.ports),
               "2021-04-28 15:28:05: Port scan detected: 192.0.2.0/24 -> 10.0.0.5 on ports "

@@ -253,6 +253,27 @@ TEST_F(ConfigFile, KeysAreTheFlagNames)
     EXPECT_EQ(p.opts.config_file, path_);
 }
 
+TEST_F(ConfigFile, CrowdsecCaFileIsAReadablePemBundle)
+{
+    std::string ca = dir_ + "/ca.pem";
+    std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    write("crowdsec-ca-file = " + ca + "\n");
+    auto p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.crowdsec_ca_file, ca);
+
+    std::string key = dir_ + "/key.pem";
+    std::ofstream(key) << "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    write("threshold = 4\ncrowdsec-ca-file = " + key + "\n");
+    p = parse_with({});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find(path_ + ":2: "), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find("holds no PEM certificate"), std::string::npos) << p.err;
+
+    write("");
+    EXPECT_TRUE(parse_with({}).opts.crowdsec_ca_file.empty()) << "default: the system's store";
+}
+
 TEST_F(ConfigFile, CommandLineWins)
 {
     write("threshold = 7\nwindow = 5m\n");
@@ -301,6 +322,9 @@ TEST_F(ConfigFile, ErrorsNameFileLineAndKey)
              {"config = /etc/other.conf\n", 1, "not allowed in a configuration file"},
              {"check-config = true\n", 1, "not allowed in a configuration file"},
              {"allow = [192.0.2.0/24,\n  10.0.0.0/8]\nbogus = 1\n", 3, "unknown key 'bogus'"},
+             {"threshold = 4\ncrowdsec-ca-file = /nonexistent/ca.pem\n", 2,
+              "crowdsec-ca-file /nonexistent/ca.pem: cannot be read: No such file or directory"},
+             {"crowdsec-ca-file = relative.pem\n", 1, "crowdsec-ca-file must be an absolute path"},
          }) {
         write(c.text);
         auto p = parse_with({});
@@ -599,6 +623,25 @@ TEST(KernelConfig, DropTinyFragmentsCanBeTurnedOff)
     EXPECT_TRUE(p.code);
 }
 
+TEST(KernelConfig, RpFilter)
+{
+    auto p = parse({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.rp_filter, RpFilter::Auto);
+    EXPECT_EQ(kernel_config(p.opts).rp_filter, static_cast<uint32_t>(CW_RP_IFACE));
+    const std::pair<const char*, uint32_t> modes[] = {
+        {"strict", CW_RP_STRICT}, {"loose", CW_RP_LOOSE}, {"off", CW_RP_OFF}, {"auto", CW_RP_IFACE}};
+    for (const auto& [name, mode] : modes) {
+        p = parse({"--rp-filter", name});
+        ASSERT_FALSE(p.code) << name << ": " << p.err;
+        EXPECT_EQ(kernel_config(p.opts).rp_filter, mode) << name;
+        EXPECT_STREQ(to_string(p.opts.rp_filter), name);
+    }
+    p = parse({"--rp-filter", "1"});
+    EXPECT_TRUE(p.code);
+    EXPECT_NE(p.err.find("rp-filter"), std::string::npos) << p.err;
+}
+
 TEST(KernelConfig, FollowsTheOptions)
 {
     auto p = parse({"--threshold", "31", "--window", "1d", "--block-duration", "0",
@@ -611,4 +654,117 @@ TEST(KernelConfig, FollowsTheOptions)
     EXPECT_EQ(c.threshold, 31u);
     EXPECT_EQ(c.monitor_only, 1u);
     EXPECT_EQ(c.cidr_blocks, 0u);
+}
+
+// ---- repeat offenders (escalation-window, escalation-factor, max-block-duration)
+
+TEST(Options, EscalationIsOffByDefaultAndZeroInTheKernel)
+{
+    auto p = parse({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.escalation_window, std::chrono::seconds(0));
+    EXPECT_EQ(p.opts.escalation_factor_milli, 2000u);
+    EXPECT_EQ(p.opts.max_block_duration, std::chrono::days(7));
+    cw_config c = kernel_config(p.opts);
+    EXPECT_EQ(c.escalation_window_ns, 0u);
+    EXPECT_EQ(c.escalation_factor_milli, 0u);
+    EXPECT_EQ(c.max_block_ns, 0u);
+}
+
+TEST(Options, EscalationFlagsReachTheKernel)
+{
+    auto p = parse({"--escalation-window", "1d", "--escalation-factor", "1.5",
+                    "--max-block-duration", "2d", "--block-duration", "2h"});
+    ASSERT_FALSE(p.code) << p.err;
+    cw_config c = kernel_config(p.opts);
+    EXPECT_EQ(c.escalation_window_ns, 86400ull * 1'000'000'000);
+    EXPECT_EQ(c.escalation_factor_milli, 1500u);
+    EXPECT_EQ(c.max_block_ns, 2 * 86400ull * 1'000'000'000);
+    EXPECT_EQ(c.block_ns, 7200ull * 1'000'000'000);
+    // Blocks until removed: nothing to escalate, the kernel is told nothing.
+    auto q = parse({"--escalation-window", "1d", "--block-duration", "0"});
+    ASSERT_FALSE(q.code) << q.err;
+    EXPECT_EQ(kernel_config(q.opts).escalation_window_ns, 0u);
+}
+
+TEST(Options, EscalationFactorIsReadExactly)
+{
+    EXPECT_EQ(parse_factor("1"), 1000u);
+    EXPECT_EQ(parse_factor("2"), 2000u);
+    EXPECT_EQ(parse_factor("1.5"), 1500u);
+    EXPECT_EQ(parse_factor("1.125"), 1125u);
+    EXPECT_EQ(parse_factor("100"), 100000u);
+    for (const char* bad : {"", "0", "0.5", "0.999", "1.", ".5", "1.2345", "100.001", "2x", "-2",
+                            "1e3", " 2", "10000"}) {
+        std::string why;
+        EXPECT_FALSE(parse_factor(bad, &why)) << bad;
+        EXPECT_NE(why.find("escalation-factor"), std::string::npos) << bad << ": " << why;
+    }
+    EXPECT_EQ(format_factor(2000), "2");
+    EXPECT_EQ(format_factor(1500), "1.5");
+    EXPECT_EQ(format_factor(1125), "1.125");
+    EXPECT_EQ(format_factor(1050), "1.05");
+}
+
+TEST(Options, EscalationValuesAreChecked)
+{
+    struct Case {
+        std::initializer_list<const char*> args;
+        const char* mentions;
+    };
+    for (const auto& c : std::initializer_list<Case>{
+             {{"--escalation-factor", "0.5"}, "below 1 a repeat offender's blocks"},
+             {{"--escalation-factor", "101"}, "from 1 to 100"},
+             {{"--escalation-window", "soon"}, "not a duration"},
+             {{"--max-block-duration", "0"}, "max-block-duration must be at least 1s"},
+             {{"--escalation-window", "1d", "--max-block-duration", "30m"},
+              "max-block-duration (30m) is shorter than block-duration (1h)"},
+         }) {
+        auto p = parse(c.args);
+        ASSERT_TRUE(p.code);
+        EXPECT_EQ(*p.code, 2);
+        EXPECT_NE(p.err.find(c.mentions), std::string::npos) << p.err;
+    }
+    // A cap shorter than the blocks is no error while escalation is off: a
+    // configuration with a long block-duration from before these keys stays valid.
+    auto p = parse({"--block-duration", "30d"});
+    ASSERT_FALSE(p.code) << p.err;
+}
+
+TEST(Options, EscalationWarnsWhenAFloodCouldFillTheBlocklist)
+{
+    Options o;
+    EXPECT_EQ(escalation_warning(o), "") << "off by default";
+    o.escalation_window = std::chrono::hours{24};
+    // 5/s x 1 week, far beyond half of 65536.
+    EXPECT_NE(escalation_warning(o).find("could fill more than half of max-blocks"),
+              std::string::npos);
+    o.max_block_duration = std::chrono::hours{1};
+    EXPECT_EQ(escalation_warning(o), "") << "5 x 3600 + 100 is below 32768";
+}
+
+TEST_F(ConfigFile, EscalationErrorsNameTheLine)
+{
+    write("threshold = 3\nescalation-window = 1d\nmax-block-duration = 10m\n");
+    auto p = parse_with({});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find(path_ + ":3: max-block-duration (10m) is shorter than block-duration"),
+              std::string::npos)
+        << p.err;
+    write("block-duration = 8d\nescalation-window = 1d\n");
+    p = parse_with({});
+    ASSERT_TRUE(p.code);
+    // The cap is the default: the line blamed is block-duration's.
+    EXPECT_NE(p.err.find(path_ + ":1: max-block-duration (7d) is shorter than block-duration (8d)"),
+              std::string::npos)
+        << p.err;
+    write("threshold = 3\nescalation-factor = 0.9\n");
+    p = parse_with({});
+    ASSERT_TRUE(p.code);
+    EXPECT_NE(p.err.find(path_ + ":2: "), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find("escalation-factor"), std::string::npos) << p.err;
+    write("escalation-window = 24h\nescalation-factor = 2\nmax-block-duration = 7d\n");
+    p = parse_with({});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(p.opts.escalation_window, std::chrono::hours(24));
 }

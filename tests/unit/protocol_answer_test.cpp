@@ -97,6 +97,30 @@ TEST(ProtocolResponse, StatusHasTodaysKeysAndRoundTrips)
     // A connwatchd from before the field: no missing interfaces, not an error.
     j.erase("missing_interfaces");
     EXPECT_TRUE(j.get<StatusResponse>().missing_interfaces.empty());
+    EXPECT_FALSE(j.get<StatusResponse>().crowdsec) << "no CrowdSec: no key";
+}
+
+TEST(ProtocolResponse, StatusCarriesTheCrowdsecLinkWhenConfigured)
+{
+    StatusResponse s = sample_status();
+    CrowdsecStatus cs;
+    cs.bouncer = CrowdsecStatus::Bouncer{"https://lapi:8080/", 1795578065, 42, 0, 0};
+    s.crowdsec = cs;
+    json j = s;
+    EXPECT_EQ(j["crowdsec"], json::parse(R"({"bouncer":{"lapi_url":"https://lapi:8080/",
+        "last_pull":1795578065,"decisions":42,"failing_since":0,"failed_pulls":0}})"));
+    auto back = j.get<StatusResponse>();
+    ASSERT_TRUE(back.crowdsec && back.crowdsec->bouncer);
+    EXPECT_FALSE(back.crowdsec->watcher);
+    EXPECT_EQ(back.crowdsec->bouncer->decisions, 42u);
+    EXPECT_EQ(json(back), j);
+
+    cs.watcher = CrowdsecStatus::Watcher{"http://lapi:8080/", "h1", 5, 2, 1, 1795578000};
+    s.crowdsec = cs;
+    j = s;
+    EXPECT_EQ(j["crowdsec"]["watcher"], json::parse(R"({"url":"http://lapi:8080/","login":"h1",
+        "alerts_sent":5,"alerts_queued":2,"alerts_dropped":1,"failing_since":1795578000})"));
+    EXPECT_EQ(json(j.get<StatusResponse>()), j);
 }
 
 TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
@@ -105,7 +129,7 @@ TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
     EXPECT_EQ(keys(j), (std::set<std::string>{"blocks", "allow"}));
     EXPECT_EQ(j["blocks"][0], json::parse(R"({"prefix":"10.231.1.2/32","origin":"scan",
         "reason":"Port scan detected: x","created":1795578065,"expires":1795581665,
-        "expires_in":3599})"));
+        "expires_in":3599,"offence":0})"));
     EXPECT_EQ(j["blocks"][1]["expires"], 0);
     EXPECT_EQ(j["blocks"][1]["expires_in"], -1);
     EXPECT_EQ(j["blocks"][1]["origin"], "manual");
@@ -128,6 +152,12 @@ TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
     EXPECT_EQ(back.allow[2].prefix, cidr("2001:db8::/32"));
     EXPECT_EQ(back.allow[2].source, AllowSource::Connwatchctl);
     EXPECT_EQ(json(back), j);
+
+    // A connwatchd from before repeat offenders: no offence, read as 0.
+    j["blocks"][0]["offence"] = 3;
+    EXPECT_EQ(j.get<ListResponse>().blocks[0].offence, 3u);
+    j["blocks"][0].erase("offence");
+    EXPECT_EQ(j.get<ListResponse>().blocks[0].offence, 0u);
 
     // Empty lists are arrays, as scripts iterate them.
     EXPECT_EQ(json(ListResponse{}).dump(), R"({"allow":[],"blocks":[]})");
