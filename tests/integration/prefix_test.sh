@@ -163,6 +163,22 @@ case_list() {
     grep -Eq "^$(E $PREFIX) +scan " <<<"$out" || why "connwatchctl list has no scan row for $PREFIX: $out" || return 1
     echo "  $(grep -E "$(E $PREFIX)" <<<"$out" | tr -s ' ' | cut -c1-100)"
 }
+# The /64's block lives under the key fd17:f7a9:12:2::, also an address: unblocking
+# that address -- alone, or listed in a file (one kernel delete batch) -- is not
+# unblocking the /64 (docs/ARCHITECTURE.md, "The prefix's first address").
+case_first_address() {
+    local out list=$WORK/unblock-first.txt first=${PREFIX%/64}
+    if out=$(ctl unblock "$first" 2>&1); then
+        why "unblock $first said it removed a block: $out"
+        return 1
+    fi
+    printf '%s\n' "$first" "${SCAN[0]}" >"$list"
+    out=$(ctl unblock --file "$list" 2>&1) || true
+    blocked $UNUSED || return 1
+    blocked "${SCAN[0]}" || return 1
+    out=$(ctl list) || why "connwatchctl list failed: $out" || return 1
+    grep -Eq "$(E $PREFIX)" <<<"$out" || why "$PREFIX no longer listed after unblocking $first: $out"
+}
 case_unblock() {
     local out
     out=$(ctl unblock $PREFIX 2>&1) || why "connwatchctl unblock $PREFIX failed: $out" || return 1
@@ -190,6 +206,7 @@ check "nmap from 4 addresses of one /64, one port each: one scan of $PREFIX, blo
 check "every address of $PREFIX is dropped, one that never sent anything too" case_whole_prefix
 check "another /64 of the same namespace is untouched" case_other_prefix
 check "connwatchctl list shows $PREFIX with origin scan" case_list
+check "unblock (and unblock --file) of ${PREFIX%/64}, the /64's key, leaves the /64 blocked" case_first_address
 check "connwatchctl unblock $PREFIX lets the whole /64 back in" case_unblock
 check "4 addresses of the host's own /64: counted per address, no scan" case_own_prefix
 
