@@ -95,11 +95,19 @@ static __always_inline int rp_spoofed(const struct cw_addr *src, __u32 ifindex,
 	return 1;
 }
 
-static __always_inline __u8 block_scanner(const struct cw_addr *src, __u32 ifindex, __u64 now,
+/* Inserts an automatic block for a scanner and says what happened. The block
+ * covers unit, the scan's unit: the source (plen 0) or its prefix of plen
+ * bits; *block_plen says what was blocked. The checks look at the real
+ * source (the allowlist, the reverse path); the escalation history is kept
+ * under the key blocked, so that a scanner rotating addresses inside its /64
+ * is one offender. */
+static __always_inline __u8 block_scanner(const struct cw_addr *src, const struct cw_addr *unit,
+					  __u32 plen, __u32 ifindex, __u64 now,
 					  const struct cw_config *cfg, __u64 *expires,
-					  __u32 *offence)
+					  __u32 *offence, __u8 *block_plen)
 {
 	struct cw_block b = { .created_ns = now, .origin = CW_ORIGIN_SCAN };
+	struct cw_block *old;
 
 	if (is_allowed(src)) {
 		count(CW_STAT_BLOCK_ALLOWED);
@@ -123,15 +131,31 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, __u32 ifind
 		count(CW_STAT_BLOCK_RATE_LIMITED);
 		return CW_ACT_RATE_LIMITED;
 	}
-	b.expires_ns = escalate(src, now, cfg, offence);
+	if (plen) {
+		/* The prefix's key is also the address of its first host (the
+		 * subnet-router anycast 2001:db8:1:2::, the network address
+		 * 10.1.2.0): an active exact block there is another source's,
+		 * maybe an operator's, and is never overwritten -- the scanner
+		 * is then blocked alone. */
+		old = bpf_map_lookup_elem(&block_addr, unit);
+		if (old && !old->prefix_len && block_active(old)) {
+			unit = src;
+			plen = 0;
+		}
+	}
+	b.prefix_len = plen;
+	b.expires_ns = escalate(unit, now, cfg, offence);
 	/* BPF_ANY: an entry still present here has expired (an active one would
 	 * have dropped this packet), so overwriting it is renewing the block. */
-	if (bpf_map_update_elem(&block_addr, src, &b, BPF_ANY)) {
+	if (bpf_map_update_elem(&block_addr, unit, &b, BPF_ANY)) {
 		count(CW_STAT_BLOCK_FULL);
 		return CW_ACT_BLOCKLIST_FULL;
 	}
 	count(CW_STAT_BLOCK_ADDED);
+	if (plen)
+		count(CW_STAT_BLOCK_PREFIX_ADDED);
 	*expires = b.expires_ns;
+	*block_plen = plen;
 	return CW_ACT_BLOCKED;
 }
 
@@ -189,11 +213,12 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 {
 	__u32 verdict = type == CW_EV_PROBE ? CW_STAT_PASS_PROBE : CW_STAT_PASS_SYN;
 	struct scan_walk w = {};
+	struct cw_addr unit;
 	__u64 expires = 0;
 	__u32 offence = 0;
 	struct cw_event *e;
-	__u32 nports;
-	__u8 action;
+	__u32 nports, plen;
+	__u8 action, block_plen = 0;
 
 	if (type == CW_EV_PROBE) {
 		count(CW_STAT_PROBE);
@@ -202,7 +227,8 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 		count_interface(ctx->ingress_ifindex);
 	}
 
-	nports = scan_update(&p->flow, now, cfg, &w);
+	plen = scan_unit(p, cfg, &unit);
+	nports = scan_update(&p->flow, &unit, now, cfg, &w);
 
 	/* The attempt is reported before the scan it completes, matching the
 	 * order an operator expects to read them in. */
@@ -212,12 +238,14 @@ static __always_inline int handle_attempt(struct xdp_md *ctx, const struct pkt *
 
 	if (nports) {
 		count(CW_STAT_SCAN);
-		action = block_scanner(&p->flow.saddr, ctx->ingress_ifindex, now, cfg, &expires,
-				       &offence);
+		action = block_scanner(&p->flow.saddr, &unit, plen, ctx->ingress_ifindex, now, cfg,
+				       &expires, &offence, &block_plen);
 		e = event_new(p, now, ctx->ingress_ifindex, CW_EV_SCAN);
 		if (e) {
 			e->action = action;
 			e->expires_ns = expires;
+			e->prefix_len = plen;
+			e->block_prefix_len = block_plen;
 			e->offence = action == CW_ACT_BLOCKED ? offence : 0;
 			e->nports = nports > CW_SCAN_SLOTS ? CW_SCAN_SLOTS : nports;
 			__builtin_memcpy(e->ports, w.ports, sizeof(w.ports));

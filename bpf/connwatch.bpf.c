@@ -95,6 +95,7 @@ int connwatch_xdp(struct xdp_md *ctx)
 		if (ip->version != 4 || ip->ihl < 5)
 			return pass(CW_STAT_PASS_UNPARSED);
 		hlen = ip->ihl * 4; /* options included; at most 60 bytes */
+		p.v4 = 1;
 		p.flow.saddr.b[10] = 0xff;
 		p.flow.saddr.b[11] = 0xff;
 		__builtin_memcpy(&p.flow.saddr.b[12], &ip->saddr, 4);

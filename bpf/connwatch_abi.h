@@ -64,7 +64,16 @@ struct cw_block {
 	 * 0 for IPv4 prefixes and for exact blocks. Was padding: entries pinned
 	 * before it existed read 0, and the loader marks them at start. */
 	__u8 v6_prefix;
-	__u8 pad[6];
+	/* block_addr only: 0 = the key is one address (as before this field);
+	 * otherwise the key is a prefix of this many bits of the 128-bit form,
+	 * the source masked to it: an automatic block of a whole prefix
+	 * (ipv6-prefix, ipv4-prefix; 64 for an IPv6 /64, 96 + 24 for an IPv4
+	 * /24). The drop path looks the masked source up when an exact lookup
+	 * missed, and only trusts an entry that says it is a prefix: the masked
+	 * key of 2001:db8:1:2::/64 is also the address 2001:db8:1:2::, which may
+	 * carry an exact block of its own. Was padding. */
+	__u8 prefix_len;
+	__u8 pad[5];
 };
 
 /* Value of the per-source scan-detection state (LRU hash keyed by cw_addr).
@@ -126,6 +135,15 @@ struct cw_config {
 	 * cw_rp_mode. 0 (off) is the behaviour before it existed. */
 	__u32 rp_filter;
 	__u32 pad_rp;
+	/* Sources counted and blocked per prefix (ipv4-prefix, ipv6-prefix): an
+	 * IPv4 source as its /ipv4_prefix, an IPv6 one as its /ipv6_prefix,
+	 * unless the prefix holds an allowlisted or own address (map
+	 * allow_inside). 0, 32 (IPv4) and 128 (IPv6): per address, as before
+	 * these fields; connwatchd's defaults are 32 and 64. Appended after
+	 * rp-filter's fields: every earlier offset is unchanged. */
+	__u8 ipv4_prefix;    /* 0..32 */
+	__u8 ipv6_prefix;    /* 0..128 */
+	__u8 pad_prefix[6];
 };
 
 /* Value of the offenders map (LRU hash keyed by the blocked source, the key of
@@ -223,7 +241,13 @@ struct cw_event {
 			       * 1 = a first fragment too short to hold the
 			       * whole TCP header (docs/PROBES.md); tcp_flags then holds
 			       * byte 13 if the fragment reaches it, else 0. Was padding. */
-	__u8 pad[3];
+	__u8 prefix_len;      /* CW_EV_SCAN: the source was counted as the prefix of this
+			       * many bits of the 128-bit form (64 for an IPv6 /64,
+			       * 96 + 24 for an IPv4 /24), saddr being the address
+			       * that completed the scan; 0 = per address. Was padding. */
+	__u8 block_prefix_len;/* CW_EV_SCAN + CW_ACT_BLOCKED: what the block covers, the
+			       * same form (0 = the address saddr alone). Was padding. */
+	__u8 pad[1];
 	__u16 ports[CW_SCAN_SLOTS]; /* distinct ports in the window, host order, unsorted */
 	/* appended for repeat offenders: CW_EV_SCAN + CW_ACT_BLOCKED with
 	 * escalation on, which offence this block is (1 = first in its window
@@ -273,6 +297,9 @@ enum cw_stat {
 	CW_STAT_BLOCK_RATE_LIMITED, /* automatic block skipped: max-new-blocks-per-second */
 	CW_STAT_BLOCK_SPOOFED,    /* automatic block skipped: the source fails the
 				   * reverse-path check (rp-filter) */
+	/* appended for prefix blocks (ipv4-prefix, ipv6-prefix) */
+	CW_STAT_DROP_BLOCKED_PREFIX, /* verdict: dropped, the source's prefix in block_addr */
+	CW_STAT_BLOCK_PREFIX_ADDED,  /* automatic blocks of a whole prefix (also in BLOCK_ADDED) */
 	CW_STAT_MAX
 };
 

@@ -98,6 +98,23 @@ struct {
 	__type(value, __u8);
 } allow SEC(".maps");
 
+/* Prefixes that must never be counted or blocked as a whole (ipv4-prefix,
+ * ipv6-prefix): the source prefixes, masked to the configured length, that
+ * hold an allow entry longer than that length -- an own address, a configured
+ * host -- so that a scanner sharing its /64 with this host or an allowlisted
+ * neighbour is counted and blocked per address instead. An entry covering the
+ * whole prefix needs no row here: it covers the source too (is_allowed()).
+ * Written only by userspace, whenever the allowlist or the lengths change;
+ * looked up only on the attempt/probe path when a length is configured.
+ * Twice the allowlist's default capacity: one row per allow entry at most. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cw_addr);
+	__type(value, __u8);
+} allow_inside SEC(".maps");
+
 /* The token bucket of automatic blocks (max-new-blocks-per-second), as GCRA's
  * theoretical arrival time: one CLOCK_MONOTONIC word, moved on by compare-and-
  * swap (block_token()). Read and written only when a scan is about to be

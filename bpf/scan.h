@@ -104,7 +104,8 @@ static __always_inline int block_lapsed(const struct cw_addr *src, __u64 reporte
 	return b && !block_active(b) && b->created_ns / 1000000 + 1 >= reported_ms;
 }
 
-/* Records a SYN from flow->saddr to flow->dport in the source's state. Returns
+/* Records a SYN from flow->saddr to flow->dport in the state of the source's
+ * unit: the source itself, or its prefix (scan_unit()). Returns
  * the number of distinct ports inside the window (this one included), with the
  * ports in w->ports, when that is more than the threshold and no scan was
  * reported for this source within the window -- "report a scan now"; returns 0
@@ -120,10 +121,11 @@ static __always_inline int block_lapsed(const struct cw_addr *src, __u64 reporte
  *    reported_ms lets exactly one of them report;
  *  - two CPUs both find a lapsed block and start the state afresh: the second
  *    deletion may take the first CPU's port with it (one port not recorded). */
-static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 now_ns,
-					 const struct cw_config *cfg, struct scan_walk *w)
+static __always_inline __u32 scan_update(const struct cw_flow_key *flow, const struct cw_addr *unit,
+					 __u64 now_ns, const struct cw_config *cfg,
+					 struct scan_walk *w)
 {
-	struct cw_scan_state *st = bpf_map_lookup_elem(&scan_state, &flow->saddr);
+	struct cw_scan_state *st = bpf_map_lookup_elem(&scan_state, unit);
 	__u32 threshold = cfg->threshold;
 	__u64 reported;
 
@@ -132,9 +134,9 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 	if (st) {
 		reported = READ_ONCE(st->reported_ms);
 		if (reported && (__s64)(w->now_ms - reported) < (__s64)w->window_ms &&
-		    block_lapsed(&flow->saddr, reported)) {
+		    block_lapsed(unit, reported)) {
 			/* What userspace does when it removes a block. */
-			bpf_map_delete_elem(&scan_state, &flow->saddr);
+			bpf_map_delete_elem(&scan_state, unit);
 			st = NULL;
 		}
 	}
@@ -145,8 +147,8 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 		if (!blank)
 			return 0;
 		/* BPF_NOEXIST: if another CPU created it meanwhile, use theirs. */
-		bpf_map_update_elem(&scan_state, &flow->saddr, blank, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&scan_state, &flow->saddr);
+		bpf_map_update_elem(&scan_state, unit, blank, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&scan_state, unit);
 		if (!st)
 			return 0;
 	}
@@ -191,4 +193,24 @@ static __always_inline __u32 scan_update(const struct cw_flow_key *flow, __u64 n
 	return w->n;
 }
 
-/* Inserts an automatic block for a scanner and says what happened. */
+/* What a source is counted and blocked as: its prefix (ipv4-prefix,
+ * ipv6-prefix), written to *unit, and its length returned; or, when sources of
+ * its family are counted per address or the prefix holds an allowlisted or own
+ * address (allow_inside), the source itself and 0. On the attempt/probe path
+ * only; one hash lookup when a length is configured. */
+static __always_inline __u32 scan_unit(const struct pkt *p, const struct cw_config *cfg,
+				       struct cw_addr *unit)
+{
+	__u32 plen = source_prefix(cfg, p->v4);
+
+	*unit = p->flow.saddr;
+	if (!plen)
+		return 0;
+	prefix_key(unit, &p->flow.saddr, plen);
+	if (bpf_map_lookup_elem(&allow_inside, unit)) {
+		*unit = p->flow.saddr;
+		return 0;
+	}
+	return plen;
+}
+

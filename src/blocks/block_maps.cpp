@@ -41,4 +41,12 @@ std::optional<cw_block> BlockMaps::find_host_block(const cw_addr& key) const
     return std::nullopt;
 }
 
+std::optional<cw_block> BlockMaps::find_prefix_block(const Cidr& prefix) const
+{
+    for (const auto& [c, b] : blocks())
+        if (c == prefix)
+            return b;
+    return std::nullopt;
+}
+
 } // namespace connwatch

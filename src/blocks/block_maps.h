@@ -22,6 +22,10 @@ public:
 
     // A host prefix (/32, /128) lives in the exact hash, anything wider in the
     // CIDR trie. add_block replaces an existing entry; false when full.
+    // The kernel's automatic prefix blocks (ipv4-prefix, ipv6-prefix) live in
+    // the exact hash under the masked address, marked by cw_block.prefix_len:
+    // blocks() and for_each_block() give them as prefixes, remove_block()
+    // removes them by prefix.
     virtual bool add_block(const Cidr& prefix, const cw_block& b) = 0;
     virtual bool remove_block(const Cidr& prefix) = 0; // false: not there
     virtual std::vector<std::pair<Cidr, cw_block>> blocks() const = 0;
@@ -63,6 +67,12 @@ public:
     virtual uint64_t host_block_slice(uint64_t cursor, size_t max, const HostVisitor& fn) const;
     // The kernel's entry of an exact block, if there is one.
     virtual std::optional<cw_block> find_host_block(const cw_addr& key) const;
+    // The kernel's entry of a prefix block (trie, or an automatic prefix block
+    // in the exact hash: cw_block.prefix_len), if there is one.
+    virtual std::optional<cw_block> find_prefix_block(const Cidr& prefix) const;
+    // Removes the kernel's automatic block of this prefix from the exact hash
+    // only (a prefix block of the trie stays); false: there was none.
+    virtual bool remove_prefix_entry(const Cidr& prefix) { return remove_block(prefix); }
 
     virtual uint32_t cidr_block_capacity() const = 0;
     // Forgets a source's scan-detection state, so that its next port starts a

@@ -296,6 +296,15 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
         for (const auto& entry : cidrs_)
             check(entry.first);
     }
+    // An automatic prefix block (ipv4-prefix, ipv6-prefix) is never made over
+    // an allowlisted address; one that an entry added now lies inside is
+    // lifted, or it would drop that address.
+    if (!added.empty())
+        for (const auto& [prefix, b] : cidrs_)
+            if (b.prefix_len && std::any_of(added.begin(), added.end(), [&](const Cidr& a) {
+                    return prefix.covers(a) && a != prefix;
+                }))
+                covered.push_back(prefix);
     for (const auto& prefix : covered)
         if (remove(prefix, RemovalReason::Allowlisted) && lifted)
             lifted->push_back(prefix);
@@ -432,6 +441,11 @@ std::variant<BlockRecord, std::string> BlockTable::block(const Cidr& prefix,
     b.created_ns = monotonic_now_ns();
     b.expires_ns = deadline_ns(b.created_ns, duration.value_or(std::chrono::seconds(0)));
     b.origin = CW_ORIGIN_MANUAL;
+    if (!free_prefix_key(prefix))
+        return prefix.str() + " is the kernel's key of the automatic block of " +
+               prefix_block_at(prefix.address())->str() +
+               ", which would move to the CIDR blocklist; " +
+               full_message(Cidr(prefix.address(), 0));
     if (!maps_.add_block(prefix, b))
         return full_message(prefix);
     BlockRecord r{prefix, BlockOrigin::Manual, std::move(reason), std::time(nullptr),
@@ -457,14 +471,19 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
 {
     // Whatever ended the block, the source is judged afresh from its next
     // port: its scan state would otherwise still say "reported in this
-    // window" and let it scan again unseen. (Prefix blocks are never made by
-    // a scan, and the state is per address.)
-    if (prefix.is_host())
+    // window" and let it scan again unseen. An automatic prefix block's
+    // state is kept under its masked address (ipv4-prefix, ipv6-prefix), the
+    // prefix's address; an operator's prefix block follows no scan state.
+    auto c = prefix.is_host() ? cidrs_.end() : cidrs_.find(prefix);
+    if (prefix.is_host() || (c != cidrs_.end() && c->second.prefix_len))
         maps_.reset_scan_state(prefix.address());
     // A block an operator lifted is forgiven: the source's next automatic
     // block is a first offence (docs/SECURITY.md, "Repeat offenders"). One
     // that expired, or a CrowdSec decision withdrawn, forgives nothing.
-    if (prefix.is_host() && why != RemovalReason::Expired && why != RemovalReason::Withdrawn)
+    // An automatic prefix block's history is under its masked address too.
+    bool automatic_prefix = c != cidrs_.end() && c->second.prefix_len;
+    if ((prefix.is_host() || automatic_prefix) && why != RemovalReason::Expired &&
+        why != RemovalReason::Withdrawn)
         maps_.forgive(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
@@ -525,7 +544,10 @@ bool BlockTable::flush_step(size_t max)
         f.cursor = maps_.host_block_slice(f.cursor, max, [&](const cw_addr& k, const cw_block& b) {
             if (b.created_ns > f.started_ns)
                 return; // made since the flush began: kept
-            keys.push_back(Cidr::host(Address(k)));
+            // An automatic prefix block the index did not know yet: removed
+            // as the prefix it is.
+            keys.push_back(b.prefix_len ? prefix_of(Address(k), b.prefix_len)
+                                        : Cidr::host(Address(k)));
             origins.push_back(b.origin);
         });
         if (f.cursor == BlockMaps::kSliceFailed)
@@ -575,18 +597,26 @@ BlockCounts BlockTable::flush()
     return flushed_;
 }
 
-void BlockTable::record_scan_block(const Address& src, std::string reason, std::time_t created,
+void BlockTable::record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
                                    std::time_t expires)
 {
     // The kernel's own entry says the deadline to the nanosecond (and whether
     // it is still there: an event can be read after the block went).
-    cw_addr key = src.to_abi();
-    auto b = maps_.find_host_block(key);
-    if (!b)
-        return;
-    hosts_.put(key, b->expires_ns, b->origin);
-    Cidr host = Cidr::host(src);
-    BlockRecord r{host, BlockOrigin::Scan, std::move(reason), created, expires};
+    if (blocked.is_host()) {
+        cw_addr key = blocked.address().to_abi();
+        auto b = maps_.find_host_block(key);
+        if (!b)
+            return;
+        hosts_.put(key, b->expires_ns, b->origin);
+    } else {
+        // An automatic prefix block (ipv4-prefix, ipv6-prefix): kept with the
+        // prefix blocks, listed, unblocked and expired by prefix.
+        auto b = maps_.find_prefix_block(blocked);
+        if (!b)
+            return;
+        note_block(blocked, *b);
+    }
+    BlockRecord r{blocked, BlockOrigin::Scan, std::move(reason), created, expires};
     if (keep_record(r))
         note(journal_add(r));
 }
@@ -601,8 +631,16 @@ void BlockTable::reconcile()
     size_t slice = std::clamp(hosts_.size() / kReconcileRounds, kReconcileMinSlice,
                               kReconcileMaxSlice);
     reconcile_cursor_ = maps_.host_block_slice(
-        reconcile_cursor_, slice,
-        [&](const cw_addr& k, const cw_block& b) { hosts_.put(k, b.expires_ns, b.origin); });
+        reconcile_cursor_, slice, [&](const cw_addr& k, const cw_block& b) {
+            // An automatic prefix block whose event was lost is learnt here.
+            if (b.prefix_len) {
+                Cidr prefix = prefix_of(Address(k), b.prefix_len);
+                if (!present(prefix))
+                    note_block(prefix, b);
+                return;
+            }
+            hosts_.put(k, b.expires_ns, b.origin);
+        });
     if (reconcile_cursor_ == BlockMaps::kSliceFailed) {
         // An incomplete round proves nothing vanished: start a new one.
         round_open_ = false;
@@ -619,6 +657,57 @@ void BlockTable::reconcile()
         if (erase_record(host) || had)
             note(journal_remove(host));
     }
+}
+
+std::optional<Cidr> BlockTable::prefix_block_at(const Address& a) const
+{
+    // cidrs_ is ordered by address, then length: the blocks keyed at a.
+    for (auto it = cidrs_.lower_bound(Cidr(a, 0)); it != cidrs_.end() && it->first.address() == a;
+         ++it)
+        if (it->second.prefix_len)
+            return it->first;
+    return std::nullopt;
+}
+
+bool BlockTable::free_prefix_key(const Cidr& host)
+{
+    if (!host.is_host())
+        return true;
+    auto prefix = prefix_block_at(host.address());
+    if (!prefix)
+        return true;
+    // The automatic block of 2001:db8:1:2::/64 lives under the key
+    // 2001:db8:1:2::, which an exact block of that address would overwrite:
+    // the prefix block moves to the trie (same deadline), as on a change of
+    // length, and both stay in force.
+    auto it = cidrs_.find(*prefix);
+    cw_block v = it->second;
+    v.prefix_len = 0;
+    if (!maps_.add_block(*prefix, v))
+        return false;
+    maps_.remove_prefix_entry(*prefix);
+    it->second = v;
+    return true;
+}
+
+std::vector<Cidr> BlockTable::move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix)
+{
+    std::vector<Cidr> stuck;
+    for (auto& [prefix, b] : cidrs_) {
+        unsigned len = prefix.address().is_v4() ? ipv4_prefix : ipv6_prefix;
+        if (!b.prefix_len || prefix.length() == len)
+            continue;
+        cw_block v = b;
+        v.prefix_len = 0;
+        // Into the trie first, then out of the hash: matched throughout.
+        if (!maps_.add_block(prefix, v)) {
+            stuck.push_back(prefix);
+            continue;
+        }
+        maps_.remove_prefix_entry(prefix);
+        b = v;
+    }
+    return stuck;
 }
 
 // ---- CrowdSec decisions ---------------------------------------------------------
@@ -693,7 +782,24 @@ std::vector<std::optional<BlockRecord>> BlockTable::commit(
     std::vector<std::string> reasons)
 {
     // The kernel's maps in batches (the exact addresses; the trie one by one).
-    auto done = maps_.add_blocks(batch);
+    // An address that is the key of an automatic prefix block moves that
+    // block to the trie first (free_prefix_key()); when it cannot, the
+    // address is not blocked (reported as the CIDR blocklist being full).
+    std::vector<std::pair<Cidr, cw_block>> ok;
+    std::vector<size_t> at;
+    ok.reserve(batch.size());
+    at.reserve(batch.size());
+    for (size_t k = 0; k < batch.size(); k++)
+        if (free_prefix_key(batch[k].first)) {
+            ok.push_back(batch[k]);
+            at.push_back(k);
+        }
+    std::vector<bool> done(batch.size(), false);
+    {
+        auto made = maps_.add_blocks(ok);
+        for (size_t i = 0; i < at.size() && i < made.size(); i++)
+            done[at[i]] = made[i];
+    }
     std::vector<std::optional<BlockRecord>> out(batch.size());
     const std::time_t now = std::time(nullptr);
     for (size_t k = 0; k < batch.size(); k++) {
@@ -918,6 +1024,8 @@ BlockTable::ListPage BlockTable::list_page(const ListFilter& filter, const ListC
     }
     uint64_t next = maps_.host_block_slice(
         page.next.bucket, std::max<size_t>(std::min(budget, max), 1), [&](const cw_addr& k, const cw_block& b) {
+            if (b.prefix_len)
+                return; // an automatic prefix block: listed with the prefixes
             take(record_for(Cidr::host(Address(k)), b));
         });
     // A failed walk ends the list: resuming it could list entries twice.

@@ -111,9 +111,26 @@ public:
     // Exact blocks a flush_step() removes at most (a slice of the kernel's
     // walk, one delete batch): tens of milliseconds.
     static constexpr size_t kFlushSlice = 16384;
-    // The kernel made a block on a scan: remember why.
-    void record_scan_block(const Address& src, std::string reason, std::time_t created,
+    // The kernel made a block on a scan: remember why. `blocked` is the
+    // scanner's address, or its prefix (ipv4-prefix, ipv6-prefix).
+    void record_scan_block(const Cidr& blocked, std::string reason, std::time_t created,
                            std::time_t expires);
+    void record_scan_block(const Address& src, std::string reason, std::time_t created,
+                           std::time_t expires)
+    {
+        record_scan_block(Cidr::host(src), std::move(reason), created, expires);
+    }
+
+    // The kernel finds an automatic prefix block (ipv4-prefix, ipv6-prefix) by
+    // masking a source to the length configured now: after a change of
+    // length, the blocks of another length are moved to the CIDR trie (same
+    // deadline, origin scan), which matches any length. Called at start and
+    // on reload, before the new lengths reach the kernel. Returns those that
+    // did not fit the trie (max-cidr-blocks): they stay, but no longer match.
+    std::vector<Cidr> move_prefix_blocks(unsigned ipv4_prefix, unsigned ipv6_prefix);
+    // The automatic prefix block whose kernel key is the address a (the
+    // prefix's first address), if the table knows one.
+    std::optional<Cidr> prefix_block_at(const Address& a) const;
 
     // ---- CrowdSec decisions (origin crowdsec, docs/CROWDSEC.md)
     // Mirrors a ban decision of the LAPI: `prefix` blocked for `remaining`
@@ -260,6 +277,9 @@ public:
     const std::string& state_path() const { return state_path_; }
 
 private:
+    // Before an exact block of host: moves an automatic prefix block keyed at
+    // its address to the trie. False: the trie is full (nothing changed).
+    bool free_prefix_key(const Cidr& host);
     bool remove(const Cidr& prefix, RemovalReason why);
     // The kernel holds (or just got) this block: index it.
     void note_block(const Cidr& prefix, const cw_block& b);

@@ -8,15 +8,63 @@ bool KernelMaps::add_block(const Cidr& prefix, const cw_block& b)
     return prefix.is_host() ? prog_.block_add(prefix.address(), b) : prog_.cidr_block_add(prefix, b);
 }
 
+// An automatic prefix block: the masked address's entry in the exact hash,
+// when it says it is one of this length (the same key may be the exact block
+// of the prefix's first address).
+static bool is_prefix_entry(const std::optional<cw_block>& b, const Cidr& prefix)
+{
+    return b && b->prefix_len && b->prefix_len == prefix.lpm_length();
+}
+
 bool KernelMaps::remove_block(const Cidr& prefix)
 {
-    return prefix.is_host() ? prog_.block_remove(prefix.address())
-                            : prog_.cidr_block_remove(prefix);
+    if (prefix.is_host()) {
+        auto b = prog_.block_get(prefix.address());
+        return !(b && b->prefix_len) && prog_.block_remove(prefix.address());
+    }
+    // Both, should an operator's prefix block and the kernel's automatic one
+    // of the same prefix exist: unblocking the prefix means unblocking it.
+    bool trie = prog_.cidr_block_remove(prefix);
+    bool hash = is_prefix_entry(prog_.block_get(prefix.address()), prefix) &&
+                prog_.block_remove(prefix.address());
+    return trie || hash;
+}
+
+bool KernelMaps::remove_prefix_entry(const Cidr& prefix)
+{
+    return is_prefix_entry(prog_.block_get(prefix.address()), prefix) &&
+           prog_.block_remove(prefix.address());
+}
+
+std::optional<cw_block> KernelMaps::find_host_block(const cw_addr& key) const
+{
+    auto b = prog_.block_get(Address(key));
+    if (b && b->prefix_len)
+        return std::nullopt; // an automatic prefix block, not this address's
+    return b;
+}
+
+std::optional<cw_block> KernelMaps::find_prefix_block(const Cidr& prefix) const
+{
+    if (prefix.is_host())
+        return find_host_block(prefix.address().to_abi());
+    auto b = prog_.block_get(prefix.address());
+    if (is_prefix_entry(b, prefix))
+        return b;
+    for (const auto& [c, v] : prog_.cidr_block_list())
+        if (c == prefix)
+            return v;
+    return std::nullopt;
 }
 
 void KernelMaps::for_each_block(const HostVisitor& host, const CidrVisitor& cidr) const
 {
-    prog_.block_for_each(host);
+    prog_.block_for_each([&](const cw_addr& k, const cw_block& b) {
+        if (b.prefix_len)
+            cidr(prefix_of(Address(k), b.prefix_len), b);
+        else
+            host(k, b);
+    });
     for (const auto& [c, b] : prog_.cidr_block_list())
         cidr(c, b);
 }
@@ -60,9 +108,26 @@ std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
     std::vector<bool> done(prefixes.size(), false);
     std::vector<std::size_t> hosts;
     std::vector<cw_addr> keys;
+    // An address that is the masked key of an automatic prefix block
+    // (2001:db8:1:2:: for 2001:db8:1:2::/64) is no block of that address:
+    // removing the address must not lift the prefix (remove_block() says the
+    // same one at a time). Only addresses equal to their own prefix at the
+    // configured length can be such a key: those few are looked up first.
+    const cw_config cfg = prog_.config();
+    auto key_length = [&](const Address& a) -> unsigned {
+        if (a.is_v4())
+            return cfg.ipv4_prefix && cfg.ipv4_prefix < 32 ? 96u + cfg.ipv4_prefix : 0u;
+        return cfg.ipv6_prefix && cfg.ipv6_prefix < 128 ? cfg.ipv6_prefix : 0u;
+    };
     for (std::size_t i = 0; i < prefixes.size(); i++) {
         if (!prefixes[i].is_host())
             continue;
+        const Address& a = prefixes[i].address();
+        if (unsigned len = key_length(a); len && prefix_of(a, len).address() == a) {
+            auto b = prog_.block_get(a);
+            if (b && b->prefix_len)
+                continue; // not removed: done[i] stays false
+        }
         hosts.push_back(i);
         keys.push_back(prefixes[i].address().to_abi());
     }
@@ -72,7 +137,7 @@ std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
         done[hosts[k]] = removed[k];
     for (std::size_t i = 0; i < prefixes.size(); i++)
         if (!prefixes[i].is_host())
-            done[i] = prog_.cidr_block_remove(prefixes[i]);
+            done[i] = remove_block(prefixes[i]);
     return done;
 }
 

@@ -19,10 +19,9 @@ public:
     {
         return prog_.block_slice(cursor, max, fn);
     }
-    std::optional<cw_block> find_host_block(const cw_addr& key) const override
-    {
-        return prog_.block_get(Address(key));
-    }
+    std::optional<cw_block> find_host_block(const cw_addr& key) const override;
+    std::optional<cw_block> find_prefix_block(const Cidr& prefix) const override;
+    bool remove_prefix_entry(const Cidr& prefix) override;
     std::vector<bool> add_blocks(const std::vector<std::pair<Cidr, cw_block>>& entries) override;
     std::vector<bool> remove_blocks(const std::vector<Cidr>& prefixes) override;
     uint32_t host_block_capacity() const override { return prog_.block_capacity(); }

@@ -178,4 +178,11 @@ std::string check_listen_address(const std::string& v)
     return "'" + v + "' is not HOST:PORT (e.g. 127.0.0.1:9467, [::1]:9467; empty disables)";
 }
 
+Cidr prefix_of(const Address& src, unsigned plen)
+{
+    if (plen == 0 || plen > 128 || (src.is_v4() && plen < 96))
+        return Cidr::host(src);
+    return Cidr(src, src.is_v4() ? plen - 96 : plen);
+}
+
 } // namespace connwatch

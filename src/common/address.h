@@ -70,6 +70,10 @@ private:
     unsigned length_ = 0;
 };
 
+// The prefix of src of plen bits of the 128-bit form (cw_event.prefix_len,
+// cw_block.prefix_len; an IPv4 /24 is 120); 0: src alone (a host prefix).
+Cidr prefix_of(const Address& src, unsigned plen);
+
 // A listening address, "HOST:PORT" (IPv6 as "[::1]:9467"), or empty (off).
 // Returns "" when valid, else why.
 std::string check_listen_address(const std::string& v);

@@ -57,17 +57,28 @@ std::string format_ports(std::vector<uint16_t> ports)
     return list;
 }
 
+std::string port_scan_message(const std::string& src, const Address& dst,
+                              const std::vector<uint16_t>& ports)
+{
+    return "Port scan detected: " + src + " -> " + dst.str() + " on ports " + format_ports(ports);
+}
+
 std::string port_scan_message(const Address& src, const Address& dst,
                               const std::vector<uint16_t>& ports)
 {
-    return "Port scan detected: " + src.str() + " -> " + dst.str() + " on ports " +
-           format_ports(ports);
+    return port_scan_message(src.str(), dst, ports);
+}
+
+std::string format_port_scan(std::time_t t, const std::string& src, const Address& dst,
+                             const std::vector<uint16_t>& ports)
+{
+    return format_timestamp(t) + ": " + port_scan_message(src, dst, ports);
 }
 
 std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
                              const std::vector<uint16_t>& ports)
 {
-    return format_timestamp(t) + ": " + port_scan_message(src, dst, ports);
+    return format_port_scan(t, src.str(), dst, ports);
 }
 
 } // namespace connwatch

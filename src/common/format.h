@@ -36,9 +36,14 @@ std::string format_ports(std::vector<uint16_t> ports);
 // its timestamp, which is also a scan block's reason.
 std::string port_scan_message(const Address& src, const Address& dst,
                               const std::vector<uint16_t>& ports);
+// The same for a source counted as a prefix: SRC is "2001:db8:1:2::/64".
+std::string port_scan_message(const std::string& src, const Address& dst,
+                              const std::vector<uint16_t>& ports);
 
 // The classic line: timestamp, ": ", port_scan_message.
 std::string format_port_scan(std::time_t t, const Address& src, const Address& dst,
+                             const std::vector<uint16_t>& ports);
+std::string format_port_scan(std::time_t t, const std::string& src, const Address& dst,
                              const std::vector<uint16_t>& ports);
 
 } // namespace connwatch

@@ -30,6 +30,10 @@ inline constexpr uint32_t kMaxCidrBlocks = 4096;
 // at most 5 * 3600 + 100 = 18100 blocks, 28% of kMaxBlocks (docs/ARCHITECTURE.md).
 inline constexpr uint32_t kMaxNewBlocksPerSecond = 5; // 0 = no bound
 inline constexpr uint32_t kMaxNewBlocksBurst = 100;
+// Sources are counted and blocked per prefix of this length: an IPv6 scanner
+// owns a /64 and rotates addresses inside it. 32 and 128: per address.
+inline constexpr uint32_t kIpv4Prefix = 32;
+inline constexpr uint32_t kIpv6Prefix = 64;
 // Repeat offenders (docs/SECURITY.md, "Repeat offenders"): off unless
 // escalation-window is set, so that an upgrade never lengthens blocks without
 // the operator's word, and the bucket's bound above (rate x block-duration)
@@ -80,6 +84,10 @@ static_assert(uint64_t{defaults::kMaxNewBlocksPerSecond} * defaults::kBlockDurat
                   defaults::kMaxBlocks / 2,
               "the default bucket must not be able to fill half the default blocklist");
 inline constexpr uint32_t kMaxNewBlocksLimit = 1'000'000;
+// The widest ipv4-prefix and ipv6-prefix: the widest block an operator may
+// make without --force (BlockTable::danger()).
+inline constexpr uint32_t kMinIpv4Prefix = 8;
+inline constexpr uint32_t kMinIpv6Prefix = 16;
 // escalation-factor: 1 (offences counted, durations unchanged) to 100, in
 // thousandths (bpf/escalate.h computes in them, without overflow up to this).
 inline constexpr uint32_t kMinEscalationFactorMilli = 1000;

@@ -152,6 +152,8 @@ cw_config kernel_config(const Options& o)
         c.block_every_ns = kNsPerSec / o.max_new_blocks_per_second;
         c.block_slack_ns = uint64_t{o.max_new_blocks_burst - 1} * c.block_every_ns;
     }
+    c.ipv4_prefix = static_cast<uint8_t>(o.ipv4_prefix);
+    c.ipv6_prefix = static_cast<uint8_t>(o.ipv6_prefix);
     if (o.escalation_window.count() > 0 && o.block_duration.count() > 0) {
         c.escalation_window_ns = ns(o.escalation_window);
         c.escalation_factor_milli = o.escalation_factor_milli;
@@ -339,6 +341,15 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, Options
                    "How many automatic blocks may be made at once before "
                    "max-new-blocks-per-second applies")
         ->check(CLI::Range(1u, kMaxNewBlocksLimit));
+    app.add_option("--ipv4-prefix", o.ipv4_prefix,
+                   "Count and block IPv4 sources per prefix of this length (32: per address; "
+                   "a prefix holding an allowlisted or own address stays per address)")
+        ->check(CLI::Range(kMinIpv4Prefix, 32u));
+    app.add_option("--ipv6-prefix", o.ipv6_prefix,
+                   "Count and block IPv6 sources per prefix of this length: a scanner owns a "
+                   "/64 and rotates addresses in it (128: per address; a prefix holding an "
+                   "allowlisted or own address stays per address)")
+        ->check(CLI::Range(kMinIpv6Prefix, 128u));
 
     add_duration(app, "escalation-window", o.escalation_window,
                  "Repeat offenders: a source blocked again within this long after its "

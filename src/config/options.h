@@ -39,6 +39,9 @@ struct Options {
     uint32_t max_cidr_blocks = defaults::kMaxCidrBlocks;
     uint32_t max_new_blocks_per_second = defaults::kMaxNewBlocksPerSecond; // 0 = no bound
     uint32_t max_new_blocks_burst = defaults::kMaxNewBlocksBurst;
+    // Sources counted and blocked per prefix of this length (32/128: per address).
+    uint32_t ipv4_prefix = defaults::kIpv4Prefix;
+    uint32_t ipv6_prefix = defaults::kIpv6Prefix;
     // Repeat offenders: a source blocked again within escalation_window of the
     // end of its previous automatic block gets the previous duration x factor,
     // at most max_block_duration. A zero window: no escalation.

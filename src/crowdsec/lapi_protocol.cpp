@@ -256,6 +256,10 @@ std::string block_reason(const Decision& d)
 nlohmann::json make_alert(const ScanAlert& a)
 {
     std::string src = a.src.str(), dst = a.dst.str();
+    // A prefix block is sent as what it is (scope Range): the LAPI parses a
+    // Range decision's value as a CIDR and its bouncers block the range.
+    std::string scope = a.range ? "Range" : "Ip";
+    std::string value = a.range ? a.range->str() : src;
     std::string ports = format_ports(a.ports);
     std::string when = rfc3339(a.when);
     Json meta = Json::array({
@@ -270,14 +274,14 @@ nlohmann::json make_alert(const ScanAlert& a)
         decisions.push_back({{"duration", go_duration(*a.ban)},
                              {"origin", kOrigin},
                              {"scenario", kScenario},
-                             {"scope", "Ip"},
+                             {"scope", scope},
                              {"type", "ban"},
-                             {"value", src}});
+                             {"value", value}});
     return {
         {"scenario", kScenario},
         {"scenario_hash", ""},
         {"scenario_version", "1"},
-        {"message", port_scan_message(a.src, a.dst, a.ports)},
+        {"message", port_scan_message(value, a.dst, a.ports)},
         {"events_count", static_cast<int32_t>(a.ports.size())},
         {"start_at", when},
         {"stop_at", when},
@@ -288,7 +292,8 @@ nlohmann::json make_alert(const ScanAlert& a)
         // a decision of their own (the default profile bans on remediation).
         {"remediation", a.ban.has_value()},
         {"events", Json::array({{{"timestamp", when}, {"meta", meta}}})},
-        {"source", {{"scope", "Ip"}, {"value", src}, {"ip", src}}},
+        {"source", a.range ? Json{{"scope", scope}, {"value", value}, {"range", value}, {"ip", src}}
+                           : Json{{"scope", scope}, {"value", value}, {"ip", src}}},
         {"decisions", decisions},
     };
 }

@@ -73,6 +73,11 @@ struct ScanAlert {
     // The ban decision the alert carries: the local block's duration. None
     // (monitor-only): the alert reports the scan and asks no one to block.
     std::optional<std::chrono::seconds> ban;
+    // Set when the scan was counted and blocked as a whole prefix
+    // (ipv6-prefix, ipv4-prefix: 2001:db8:1:2::/64): the alert's source and
+    // its decision then have scope Range and this prefix as value, so the
+    // fleet blocks what this host blocked. Unset: scope Ip, src.
+    std::optional<Cidr> range;
 };
 nlohmann::json make_alert(const ScanAlert& a);
 

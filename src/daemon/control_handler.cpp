@@ -194,6 +194,7 @@ Answer<PrefixResponse> ControlHandler::allow(const AllowRequest& req, const Peer
     auto u = m_.table().allow(req.prefix);
     if (!u.error.empty())
         return Refusal{u.error};
+    m_.sync_prefix_guard();
     m_.report_lifted(u.lifted, "");
     m_.save_state();
     m_.sink().notice("Allowed " + req.prefix.str() + by(p));
@@ -205,6 +206,7 @@ Answer<PrefixResponse> ControlHandler::disallow(const DisallowRequest& req, cons
     auto u = m_.table().disallow(req.prefix);
     if (!u.error.empty())
         return Refusal{u.error};
+    m_.sync_prefix_guard();
     m_.save_state();
     m_.sink().notice("Disallowed " + req.prefix.str() + by(p));
     return PrefixResponse{req.prefix};

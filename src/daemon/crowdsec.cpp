@@ -301,6 +301,12 @@ void Manager::alert_crowdsec(const PortScan& s)
     a.ifname = s.ifname;
     a.threshold = opts_.threshold;
     a.window = opts_.window;
+    // Counted as a prefix (ipv6-prefix, ipv4-prefix): the prefix blocked here,
+    // or, when not blocked here, the prefix counted, is what the fleet is told.
+    // A scan counted as a prefix but blocked alone (the prefix's first address
+    // held another block) is sent as that address.
+    if (s.action == CW_ACT_BLOCKED ? s.blocked_prefix.has_value() : s.scanner_prefix.has_value())
+        a.range = s.action == CW_ACT_BLOCKED ? s.blocked_prefix : s.scanner_prefix;
     if (s.action == CW_ACT_BLOCKED)
         a.ban = s.expires ? std::chrono::seconds(std::max<std::time_t>(1, s.expires - s.when))
                           : kForever;

@@ -127,8 +127,33 @@ void Manager::refresh_own_addresses()
         return;
     }
     own_ = std::move(own);
+    sync_prefix_guard();
     report_lifted(allowed.lifted, "");
     save_state();
+}
+
+void Manager::report_stuck_prefix_blocks(const std::vector<Cidr>& stuck)
+{
+    if (stuck.empty())
+        return;
+    sink_->error(std::to_string(stuck.size()) + " automatic blocks of another prefix length (" +
+                 stuck.front().str() + (stuck.size() > 1 ? ", ..." : "") +
+                 ") no longer match: the CIDR blocklist is full; raise max-cidr-blocks, or "
+                 "block them again with connwatchctl");
+}
+
+void Manager::sync_prefix_guard(const Options& o)
+{
+    std::vector<Cidr> allow;
+    for (const auto& [c, from] : table_->allow_entries())
+        allow.push_back(c);
+    try {
+        prog_->set_allow_inside(prefixes_holding(allow, o.ipv4_prefix, o.ipv6_prefix));
+    } catch (const Error& e) {
+        sink_->error(std::string(e.what()) +
+                     "; a scanner in such a prefix may be counted with its allowlisted "
+                     "neighbour (set ipv4-prefix = 32 and ipv6-prefix = 128 to count per address)");
+    }
 }
 
 uint64_t Manager::begin_flush(const std::string& who)
@@ -235,6 +260,9 @@ void Manager::start()
     maps_ = std::make_unique<KernelMaps>(*prog_);
     table_ = std::make_unique<BlockTable>(*maps_, opts_.state_dir + "/state.json");
     auto restored = table_->restore();
+    // Pinned automatic prefix blocks of another length than this run's.
+    report_stuck_prefix_blocks(
+        table_->move_prefix_blocks(opts_.ipv4_prefix, opts_.ipv6_prefix));
     // The walk of a large blocklist and the state file's parse leave freed
     // memory in malloc's arenas: give it back now, not at some later free.
     malloc_trim(0);
@@ -255,6 +283,7 @@ void Manager::start()
     if (!allowed.error.empty())
         throw Error("Cannot set up the allowlist: " + allowed.error);
     own_ = own;
+    sync_prefix_guard();
     report_lifted(allowed.lifted, "");
     save_state();
     start_metrics();
@@ -391,8 +420,8 @@ void Manager::on_port_scan(const PortScan& s)
     if (s.offence)
         offenders_dirty_ = true;
     if (s.action == CW_ACT_BLOCKED)
-        table_->record_scan_block(s.src, port_scan_message(s.src, s.dst, s.ports), s.when,
-                                  s.expires);
+        table_->record_scan_block(s.blocked(), port_scan_message(s.scanner_str(), s.dst, s.ports),
+                                  s.when, s.expires);
     alert_crowdsec(s);
 }
 

@@ -84,6 +84,15 @@ public:
     void save_state();
     // Logs the blocks an allowlist change lifted.
     void report_lifted(const std::vector<Cidr>& lifted, const std::string& who);
+    // After every allowlist change, and before prefix lengths change: the
+    // source prefixes holding an allow entry (an own address, a configured
+    // host) are counted and blocked per address (ipv4-prefix, ipv6-prefix;
+    // map allow_inside). A failure is logged.
+    void sync_prefix_guard() { sync_prefix_guard(opts_); }
+    void sync_prefix_guard(const Options& o);
+    // Warns about automatic prefix blocks that could not follow a change of
+    // prefix length (BlockTable::move_prefix_blocks).
+    void report_stuck_prefix_blocks(const std::vector<Cidr>& stuck);
     // connwatchctl flush, a slice at a time (BlockTable::flush_step): begins
     // one, or joins the one under way; returns its number. flush_step() does
     // a slice of the flush under way (the requests' answers and the tick call

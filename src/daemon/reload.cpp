@@ -90,12 +90,15 @@ std::string Manager::reload()
     if (!allowed.error.empty())
         return fail(allowed.error);
     auto previous_own = std::exchange(own_, own);
+    sync_prefix_guard(next);
+    report_stuck_prefix_blocks(table_->move_prefix_blocks(next.ipv4_prefix, next.ipv6_prefix));
     start_route_mirror(next);
     try {
         prog_->set_config(config_for(next));
     } catch (const Error& e) {
         own_ = previous_own;
         table_->set_allow_sources(opts_.allow, own_);
+        sync_prefix_guard();
         return fail(e.what());
     }
     report_lifted(allowed.lifted, "");

@@ -13,6 +13,20 @@ std::string interface_name(uint32_t ifindex)
     return if_indextoname(ifindex, buf) ? buf : "ifindex" + std::to_string(ifindex);
 }
 
+namespace {
+
+// A prefix the kernel names by its length in the 128-bit form; unset for 0 (the
+// address alone) and for anything that is not a prefix of src's family.
+std::optional<Cidr> prefix(const Address& src, unsigned plen)
+{
+    Cidr c = prefix_of(src, plen);
+    if (c.is_host())
+        return std::nullopt;
+    return c;
+}
+
+} // namespace
+
 Event decode_event(const cw_event& ev)
 {
     std::time_t when = wall_time_of(ev.ts_ns);
@@ -30,7 +44,9 @@ Event decode_event(const cw_event& ev)
                         ev.action,
                         ev.expires_ns ? wall_time_of(ev.expires_ns) : 0,
                         ev.action == CW_ACT_BLOCKED ? ev.offence : 0u,
-                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0};
+                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0,
+                        prefix(Address(ev.saddr), ev.prefix_len),
+                        prefix(Address(ev.saddr), ev.block_prefix_len)};
     }
     if (ev.type == CW_EV_PROBE)
         return Probe{when,     Address(ev.saddr), Address(ev.daddr),

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -33,6 +34,16 @@ struct PortScan {
     uint32_t offence = 0;
     // CW_ACT_BLOCKED: how long the block lasts, 0 = until removed.
     uint64_t duration_ns = 0;
+    // Set when the source was counted as its prefix (ipv4-prefix,
+    // ipv6-prefix: 2001:db8:1:2::/64), and when the block covers it
+    // (CW_ACT_BLOCKED); unset: src alone, as before.
+    std::optional<Cidr> scanner_prefix;
+    std::optional<Cidr> blocked_prefix;
+    Cidr scanner() const { return scanner_prefix ? *scanner_prefix : Cidr::host(src); }
+    Cidr blocked() const { return blocked_prefix ? *blocked_prefix : Cidr::host(src); }
+    // "2001:db8:1:2::/64" for a prefix, else src as before ("192.0.2.1").
+    std::string scanner_str() const { return scanner_prefix ? scanner_prefix->str() : src.str(); }
+    std::string blocked_str() const { return blocked_prefix ? blocked_prefix->str() : src.str(); }
 };
 
 // A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port

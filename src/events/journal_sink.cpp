@@ -48,7 +48,7 @@ public:
     }
     void port_scan(const PortScan& ev) override
     {
-        auto msg = format_port_scan(ev.when, ev.src, ev.dst, ev.ports);
+        auto msg = format_port_scan(ev.when, ev.scanner_str(), ev.dst, ev.ports);
         auto ports = format_ports(ev.ports);
         sd_journal_send("MESSAGE=%s", msg.c_str(), "MESSAGE_ID=%s", kMsgPortScan,
                         "PRIORITY=%i", LOG_WARNING, "SRC_ADDR=%s", ev.src.str().c_str(),

@@ -34,10 +34,10 @@ std::string offence_note(const PortScan& ev)
 std::string format_scan_action(const PortScan& ev)
 {
     std::string head = format_timestamp(ev.when) + ": ";
-    std::string src = ev.src.str();
+    std::string src = ev.scanner_str();
     switch (ev.action) {
     case CW_ACT_BLOCKED:
-        return head + "Blocked " + src + until(ev.expires) + offence_note(ev);
+        return head + "Blocked " + ev.blocked_str() + until(ev.expires) + offence_note(ev);
     case CW_ACT_MONITOR_ONLY:
         return head + "Not blocking " + src + ": monitor-only mode";
     case CW_ACT_ALLOWLISTED:

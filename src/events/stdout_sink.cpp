@@ -23,7 +23,7 @@ public:
     }
     void port_scan(const PortScan& ev) override
     {
-        line(format_port_scan(ev.when, ev.src, ev.dst, ev.ports));
+        line(format_port_scan(ev.when, ev.scanner_str(), ev.dst, ev.ports));
         if (ev.action == CW_ACT_RATE_LIMITED)
             skipped_.add(ev.src); // said once per interval, by tick()
         else if (ev.action == CW_ACT_SPOOFED)

@@ -539,6 +539,54 @@ std::vector<Cidr> XdpProgram::allow_list() const
     return out;
 }
 
+std::set<Cidr> prefixes_holding(const std::vector<Cidr>& allow, unsigned ipv4_prefix,
+                                unsigned ipv6_prefix)
+{
+    std::set<Cidr> out;
+    for (const auto& c : allow) {
+        unsigned len = c.address().is_v4() ? ipv4_prefix : ipv6_prefix;
+        unsigned full = c.address().is_v4() ? 32 : 128;
+        if (len == 0 || len >= full || c.length() <= len)
+            continue;
+        out.insert(Cidr(c.address(), len));
+    }
+    return out;
+}
+
+void XdpProgram::set_allow_inside(const std::set<Cidr>& prefixes)
+{
+    int fd = bpf_map__fd(skel_->maps.allow_inside);
+    // Additions first: a moment with both rows errs on the side of counting
+    // per address.
+    uint8_t one = 1;
+    for (const auto& c : prefixes) {
+        cw_addr k = c.address().to_abi();
+        if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+            throw Error("Failed to add " + c.str() + " to the prefixes counted per address (" +
+                            std::to_string(bpf_map__max_entries(skel_->maps.allow_inside)) +
+                            " at most)",
+                        errno_code(errno));
+    }
+    std::vector<cw_addr> stale;
+    for_each_entry<cw_addr, uint8_t>(fd, [&](const cw_addr& k, uint8_t) {
+        bool wanted = std::any_of(prefixes.begin(), prefixes.end(), [&](const Cidr& c) {
+            return c.address() == Address(k);
+        });
+        if (!wanted)
+            stale.push_back(k);
+    });
+    for (const auto& k : stale)
+        bpf_map_delete_elem(fd, &k);
+}
+
+std::set<Address> XdpProgram::allow_inside() const
+{
+    std::set<Address> out;
+    for_each_entry<cw_addr, uint8_t>(bpf_map__fd(skel_->maps.allow_inside),
+                                     [&](const cw_addr& k, uint8_t) { out.insert(Address(k)); });
+    return out;
+}
+
 void XdpProgram::route_set(const Cidr& c, const cw_route& r)
 {
     cw_lpm_key k = c.to_lpm();

@@ -58,6 +58,12 @@ public:
     std::vector<Cidr> allow_list() const;
     uint32_t allow_capacity() const;
 
+    // The source prefixes that must not be counted or blocked as a whole
+    // (map allow_inside, ipv4-prefix/ipv6-prefix): made exactly `prefixes`.
+    // Throws Error when the kernel refuses one (the map is full).
+    void set_allow_inside(const std::set<Cidr>& prefixes);
+    std::set<Address> allow_inside() const; // the rows' keys (they carry no length)
+
     // Exact-address blocklist. block_add fails (returns false) when full.
     bool block_add(const Address& a, const cw_block& b);
     bool block_remove(const Address& a);
@@ -200,6 +206,13 @@ private:
     mutable std::vector<cw_block> batch_values_;
     uint32_t cidr_count_ = 0; // entries in block_cidr, as config.cidr_blocks says
 };
+
+// The rows of allow_inside for these allow entries: each entry longer than
+// its family's prefix length (ipv4_prefix of 1..31, ipv6_prefix of 1..127;
+// otherwise that family is counted per address and needs none) gives the
+// prefix of that length that holds it.
+std::set<Cidr> prefixes_holding(const std::vector<Cidr>& allow, unsigned ipv4_prefix,
+                                unsigned ipv6_prefix);
 
 // Checks that the kernel and our privileges can run connwatch at all; throws
 // Error naming the problem and the fix.

@@ -40,6 +40,9 @@ constexpr StatInfo kTable[] = {
     {CW_STAT_PASS_TINY_FRAGMENT, "pass_tiny_fragment", kPassed, "reason", "tiny_fragment"},
     {CW_STAT_BLOCK_RATE_LIMITED, "block_rate_limited", kSkipped, "reason", "rate_limited"},
     {CW_STAT_BLOCK_SPOOFED, "block_spoofed", kSkipped, "reason", "spoofed"},
+    {CW_STAT_DROP_BLOCKED_PREFIX, "drop_blocked_prefix", kDropped, "reason", "blocklist_prefix"},
+    {CW_STAT_BLOCK_PREFIX_ADDED, "block_prefix_added", "connwatch_prefix_blocks_added_total", "",
+     ""},
 };
 static_assert(std::size(kTable) == CW_STAT_MAX, "a counter of enum cw_stat has no row here");
 
@@ -85,6 +88,9 @@ std::span<const StatFamily> stat_families()
         {"connwatch_probe_retransmits_total",
          "Probes of a 4-tuple already probed within " +
              std::to_string(defaults::kDedupInterval.count()) + " s, not counted again"},
+        {"connwatch_prefix_blocks_added_total",
+         "Automatic blocks of a whole source prefix (ipv4-prefix, ipv6-prefix); also counted "
+         "in connwatch_blocks_added_total"},
     };
     return families;
 }

@@ -62,7 +62,7 @@ const StatDelta kBlocked{{CW_STAT_PASS_SYN, 1}, {CW_STAT_SYN, 1}, {CW_STAT_SCAN,
 cw_block manual(uint64_t created, uint64_t expires)
 {
     return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .v6_prefix = 0, .pad = {}};
+                    .v6_prefix = 0, .prefix_len = 0, .pad = {}};
 }
 
 TEST_F(Block, AllowlistedScannerIsReportedNotBlocked)

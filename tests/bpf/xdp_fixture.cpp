@@ -102,7 +102,12 @@ cw_config XdpTest::default_config()
     static_assert(defaults::kWindow == std::chrono::seconds(60) && defaults::kThreshold == 3 &&
                   defaults::kBlockDuration == std::chrono::hours(1) &&
                   defaults::kDedupInterval == std::chrono::seconds(5));
-    return kernel_config(Options{});
+    // Per address, as before ipv6-prefix existed (connwatchd's default is 64):
+    // the tests of other subjects use sources of one /64 as distinct sources;
+    // prefix_test.cpp sets the lengths it tests.
+    cw_config c = kernel_config(Options{});
+    c.ipv6_prefix = 128;
+    return c;
 }
 
 void XdpTest::SetUp()

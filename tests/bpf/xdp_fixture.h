@@ -72,7 +72,8 @@ protected:
 
     // What each test loads; a fixture may override (e.g. a tiny blocklist).
     virtual LoadSettings load_settings() const;
-    // connwatchd's defaults: window 60 s, threshold 3, block 1 h, dedup 5 s.
+    // connwatchd's defaults: window 60 s, threshold 3, block 1 h, dedup 5 s;
+    // but IPv6 per address (ipv6-prefix 128; prefix_test.cpp tests the rest).
     static cw_config default_config();
 
     // Runs one frame; a failed BPF_PROG_TEST_RUN fails the test.

@@ -112,7 +112,7 @@ struct Pool {
     {
         for (const char* s :
              {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6",
-              "192.0.2.7", "192.0.2.8", "198.18.0.1", "198.18.0.2", "198.18.7.9",
+              "192.0.2.7", "192.0.2.8", "192.0.2.0", "198.18.0.1", "198.18.0.2", "198.18.7.9",
               "240.0.0.1",                                   // class E: ordinary
               "10.1.0.1", "10.1.0.2", "198.51.100.1",        // allowlisted, own address
               "203.0.113.1", "203.0.113.2", "203.0.113.7",   // in a CIDR block (.7 allowed)
@@ -121,7 +121,9 @@ struct Pool {
             v4.push_back(parse_addr(s));
         for (const char* s :
              {"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3", "2001:db8:1::4",
-              "2001:db8:1::5", "2001:db8:1::6", "fe80::1", "fe80::2",     // link-local
+              "2001:db8:1::5", "2001:db8:1::6", "2001:db8:1::",           // one /64, its key
+              "2001:db8:1:0:8000::1", "2001:db8:1:1::1",                  // a /65 apart, a /64 apart
+              "fe80::1", "fe80::2",                                       // link-local
               "::192.0.2.1", "::2",                                       // v4-compatible
               "2001:db8:a11::1",                                          // allowlisted
               "2001:db8:bad::1", "2001:db8:bad::2", "2001:db8:bad::7",    // CIDR (::7 allowed)
@@ -555,7 +557,9 @@ std::string describe(const cw_event& e)
                   e.dport, e.ifindex, static_cast<uint64_t>(e.ts_ns), e.tcp_flags, e.tiny_fragment);
     std::string out = buf;
     if (e.type == CW_EV_SCAN) {
-        std::snprintf(buf, sizeof buf, " action %u expires %" PRIu64 " ports", e.action, static_cast<uint64_t>(e.expires_ns));
+        std::snprintf(buf, sizeof buf, " action %u expires %" PRIu64 " unit /%u block /%u ports",
+                      e.action, static_cast<uint64_t>(e.expires_ns), e.prefix_len,
+                      e.block_prefix_len);
         out += buf;
         std::vector<uint16_t> ports(e.ports, e.ports + std::min<unsigned>(e.nports, CW_SCAN_SLOTS));
         std::sort(ports.begin(), ports.end());
@@ -585,7 +589,8 @@ bool same_event(const cw_event& a, const cw_event& b)
     if (a.type != b.type || a.ts_ns != b.ts_ns || std::memcmp(&a.saddr, &b.saddr, 16) ||
         std::memcmp(&a.daddr, &b.daddr, 16) || a.ifindex != b.ifindex || a.sport != b.sport ||
         a.dport != b.dport || a.tcp_flags != b.tcp_flags || a.tiny_fragment != b.tiny_fragment ||
-        a.action != b.action || a.expires_ns != b.expires_ns || a.nports != b.nports)
+        a.action != b.action || a.expires_ns != b.expires_ns || a.nports != b.nports ||
+        a.prefix_len != b.prefix_len || a.block_prefix_len != b.block_prefix_len)
         return false;
     unsigned n = std::min<unsigned>(a.nports, CW_SCAN_SLOTS);
     std::multiset<uint16_t> pa(a.ports, a.ports + n), pb(b.ports, b.ports + n);
@@ -628,6 +633,7 @@ struct Fuzzer {
     std::map<std::string, uint64_t> tally;
     std::array<uint64_t, CW_STAT_MAX> verdicts{};
     std::set<Addr> touched; // sources whose state changed since the last checkpoint
+    std::vector<Cidr> allow_cidrs; // the allowlist as userspace knows it (for allow_inside)
 
     Fuzzer(const Args& a, uint32_t veth_ifindex)
         : args(a), r(a.seed), gen{r, pool, {}}, veth(veth_ifindex)
@@ -654,6 +660,17 @@ struct Fuzzer {
         Cidr c = *Cidr::parse(text);
         k.prog->allow_add(c);
         ref.allow.push_back(prefix_of(c));
+        allow_cidrs.push_back(c);
+        sync_allow_inside();
+    }
+
+    // What connwatchd does after every allowlist change and change of prefix
+    // length: the prefixes holding an allow entry, counted per address. The
+    // reference works it out on its own from its allowlist.
+    void sync_allow_inside()
+    {
+        k.prog->set_allow_inside(
+            prefixes_holding(allow_cidrs, ref.config.ipv4_prefix, ref.config.ipv6_prefix));
     }
 
     void cidr_add(const char* text, uint64_t expires)
@@ -700,13 +717,28 @@ struct Fuzzer {
             c.block_every_ns = kSec / r.pick(rates);
             c.block_slack_ns = (r.pick(bursts) - 1) * c.block_every_ns;
         }
+        // ipv4-prefix / ipv6-prefix: often off (0, which the fields added
+        // before them also see), else the lengths worth telling apart: the
+        // defaults, per address spelt out, a prefix shorter than the pool's
+        // shared ones, a bit apart, the widest allowed.
+        if (r.chance(60)) {
+            static const std::vector<uint8_t> v4s = {0, 32, 24, 24, 31, 16, 8, 30};
+            static const std::vector<uint8_t> v6s = {0, 128, 64, 64, 64, 48, 65, 127, 16, 120};
+            c.ipv4_prefix = r.pick(v4s);
+            c.ipv6_prefix = r.pick(v6s);
+        }
         if (!first && c.window_ns != ref.config.window_ns) {
             k.wipe<cw_addr>(k.scan_fd);
             ref.scan.clear();
         }
-        k.prog->set_config(c);
+        // allow_inside first, as connwatchd's reload does (a moment with both
+        // errs on the side of per address).
         ref.config = c;
+        sync_allow_inside();
+        k.prog->set_config(c);
         tally["configurations"]++;
+        if (c.ipv4_prefix || c.ipv6_prefix)
+            tally["configurations with prefixes"]++;
     }
 
     // connwatchd's defaults, for --frame.
@@ -786,6 +818,8 @@ struct Fuzzer {
             if (it == ref.allow.end()) {
                 k.prog->allow_add(c);
                 ref.allow.push_back(p);
+                allow_cidrs.push_back(c);
+                sync_allow_inside();
                 // Userspace lifts the blocks the entry covers; their sources
                 // start afresh.
                 std::vector<Addr> lifted;
@@ -801,6 +835,8 @@ struct Fuzzer {
             } else {
                 k.prog->allow_remove(c);
                 ref.allow.erase(it);
+                allow_cidrs.erase(std::find(allow_cidrs.begin(), allow_cidrs.end(), c));
+                sync_allow_inside();
             }
             tally["allow changes"]++;
         }
@@ -943,16 +979,18 @@ struct Fuzzer {
         touched.clear();
         std::map<Addr, connwatch::ref::Block> got;
         for (auto& [a, b] : k.prog->block_list())
-            got[a.bytes()] = {b.created_ns, b.expires_ns, b.origin, b.v6_prefix != 0};
+            got[a.bytes()] = {b.created_ns, b.expires_ns, b.origin, b.v6_prefix != 0, b.prefix_len};
         if (got != ref.blocks) {
             std::string s = "in the blocklist:\n  reference:";
             for (auto& [a, b] : ref.blocks)
                 s += " " + connwatch::ref::to_string(a) + "(" + std::to_string(b.created_ns) + "," +
-                     std::to_string(b.expires_ns) + "," + std::to_string(b.origin) + ")";
+                     std::to_string(b.expires_ns) + "," + std::to_string(b.origin) + ",/" +
+                     std::to_string(b.prefix_len) + ")";
             s += "\n  kernel:   ";
             for (auto& [a, b] : got)
                 s += " " + connwatch::ref::to_string(a) + "(" + std::to_string(b.created_ns) + "," +
-                     std::to_string(b.expires_ns) + "," + std::to_string(b.origin) + ")";
+                     std::to_string(b.expires_ns) + "," + std::to_string(b.origin) + ",/" +
+                     std::to_string(b.prefix_len) + ")";
             fail(s, nullptr, 0);
         }
         tally["checkpoints"]++;

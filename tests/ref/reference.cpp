@@ -45,6 +45,16 @@ Addr mapped_v4(const uint8_t* b4)
     return a;
 }
 
+Addr masked(const Addr& a, unsigned len)
+{
+    Addr m{};
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned bits = len >= 8 * (i + 1) ? 8 : len > 8 * i ? len - 8 * i : 0;
+        m[i] = static_cast<uint8_t>(a[i] & (bits ? 0xff << (8 - bits) : 0));
+    }
+    return m;
+}
+
 std::string to_string(const Addr& a)
 {
     char buf[64];
@@ -274,9 +284,21 @@ Reference::Step Reference::ipv6(Packet& p, std::span<const uint8_t> f, size_t l3
 // met by an IPv4 packet, and not overruled by an allow entry.
 Reference::Step Reference::blocklists(const Packet& p)
 {
+    // An active entry under the source itself drops; when that entry is an
+    // automatic prefix block (the source is the prefix's first address, its
+    // key) it is counted as the prefix's drop.
     if (auto b = blocks.find(p.src); b != blocks.end() && b->second.active(now_)) {
-        count(CW_STAT_DROP_BLOCKED);
+        count(b->second.prefix_len ? CW_STAT_DROP_BLOCKED_PREFIX : CW_STAT_DROP_BLOCKED);
         return Step::done(XDP_DROP);
+    }
+    // Then the source's prefix at the configured length, when there is one:
+    // only an entry that says it is a prefix block of exactly that length.
+    if (unsigned len = source_length(p.src, p.v4)) {
+        auto b = blocks.find(masked(p.src, len));
+        if (b != blocks.end() && b->second.prefix_len == len && b->second.active(now_)) {
+            count(CW_STAT_DROP_BLOCKED_PREFIX);
+            return Step::done(XDP_DROP);
+        }
     }
     const std::pair<const Prefix, Block>* longest = nullptr;
     for (const auto& e : cidr)
@@ -422,14 +444,19 @@ Reference::Step Reference::attempt(Packet& p)
         count(CW_STAT_SYN);
         syn_per_ifindex[p.ifindex]++;
     }
-    auto scan_ports = record_port(p.src, p.dport);
+    unsigned len = 0;
+    const Addr unit = unit_of(p.src, p.v4, &len);
+    auto scan_ports = record_port(unit, p.dport);
     out_.events.push_back(event(p, p.type));
     if (scan_ports) {
         count(CW_STAT_SCAN);
         uint64_t expires = 0;
         cw_event e = event(p, CW_EV_SCAN);
-        e.action = automatic_block(p.src, &expires);
+        unsigned block_len = 0;
+        e.action = automatic_block(p.src, unit, len, &expires, &block_len);
         e.expires_ns = expires;
+        e.prefix_len = static_cast<uint8_t>(len);
+        e.block_prefix_len = static_cast<uint8_t>(block_len);
         e.nports = static_cast<uint8_t>(scan_ports->size());
         std::copy(scan_ports->begin(), scan_ports->end(), e.ports);
         out_.events.push_back(e);
@@ -488,6 +515,38 @@ std::optional<std::vector<uint16_t>> Reference::record_port(const Addr& src, uin
     return ports;
 }
 
+// docs/ARCHITECTURE.md, "IPv6 prefixes": ipv4-prefix counts in the IPv4
+// part (a /24 is 96 + 24 of the 128-bit form); 0, 32 and 128 are per address.
+unsigned Reference::source_length(const Addr&, bool v4) const
+{
+    if (v4)
+        return config.ipv4_prefix > 0 && config.ipv4_prefix < 32 ? 96u + config.ipv4_prefix : 0u;
+    return config.ipv6_prefix > 0 && config.ipv6_prefix < 128 ? config.ipv6_prefix : 0u;
+}
+
+Addr Reference::unit_of(const Addr& src, bool v4, unsigned* len) const
+{
+    *len = source_length(src, v4);
+    if (!*len)
+        return src;
+    Addr m = masked(src, *len);
+    // An allow entry longer than the prefix, inside it: per address. (One
+    // that covers the whole prefix covers the source: that is allowed().)
+    // The entry's family is the one its own address says: an IPv4 entry is
+    // compared at ipv4-prefix, an IPv6 one at ipv6-prefix.
+    for (const Prefix& p : allow) {
+        bool p4 = std::all_of(p.addr.begin(), p.addr.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+                  p.addr[10] == 0xff && p.addr[11] == 0xff && p.len >= 96;
+        if (p4 != v4 || p.len <= *len)
+            continue;
+        if (masked(p.addr, *len) == m) {
+            *len = 0;
+            return src;
+        }
+    }
+    return m;
+}
+
 bool Reference::allowed(const Addr& a) const
 {
     // No family mark here: an IPv6 entry covering mapped keys exempts IPv4
@@ -513,7 +572,8 @@ bool Reference::take_token()
 // mode, not beyond the token bucket (checked last: only a block about to be
 // made spends a token), not when block_addr is full (an expired entry of the
 // source itself is renewed, which needs no room).
-uint8_t Reference::automatic_block(const Addr& src, uint64_t* expires)
+uint8_t Reference::automatic_block(const Addr& src, Addr unit, unsigned len, uint64_t* expires,
+                                   unsigned* block_len)
 {
     if (allowed(src)) {
         count(CW_STAT_BLOCK_ALLOWED);
@@ -527,14 +587,27 @@ uint8_t Reference::automatic_block(const Addr& src, uint64_t* expires)
         count(CW_STAT_BLOCK_RATE_LIMITED);
         return CW_ACT_RATE_LIMITED;
     }
-    Block b{now_, config.block_ns ? now_ + config.block_ns : 0, CW_ORIGIN_SCAN, false};
-    if (!blocks.count(src) && blocks.size() >= max_blocks_) {
+    // A prefix's key is also its first address: an active block of that
+    // address alone is someone else's and stays; the scanner is then blocked
+    // alone.
+    if (len) {
+        auto old = blocks.find(unit);
+        if (old != blocks.end() && !old->second.prefix_len && old->second.active(now_)) {
+            unit = src;
+            len = 0;
+        }
+    }
+    Block b{now_, config.block_ns ? now_ + config.block_ns : 0, CW_ORIGIN_SCAN, false, len};
+    if (!blocks.count(unit) && blocks.size() >= max_blocks_) {
         count(CW_STAT_BLOCK_FULL);
         return CW_ACT_BLOCKLIST_FULL;
     }
-    blocks[src] = b;
+    blocks[unit] = b;
     count(CW_STAT_BLOCK_ADDED);
+    if (len)
+        count(CW_STAT_BLOCK_PREFIX_ADDED);
     *expires = b.expires_ns;
+    *block_len = len;
     return CW_ACT_BLOCKED;
 }
 

@@ -50,6 +50,10 @@ struct Block {
     uint64_t expires_ns = 0; // 0: never
     uint8_t origin = 0;
     bool v6_prefix = false; // CIDR blocks: an IPv6 prefix (IPv4 packets ignore it)
+    // block_addr: 0 = the key is one address; else an automatic block of the
+    // prefix of this many bits (of the 128-bit form) whose masked address is
+    // the key (ipv6-prefix, ipv4-prefix).
+    unsigned prefix_len = 0;
     bool active(uint64_t now) const { return expires_ns == 0 || now < expires_ns; }
     auto operator<=>(const Block&) const = default;
 };
@@ -125,11 +129,19 @@ private:
     Step attempt(Packet& p);
 
     bool allowed(const Addr& a) const;
+    // ipv4-prefix / ipv6-prefix: the length (of the 128-bit form) a source is
+    // counted and blocked as, 0 = per address.
+    unsigned source_length(const Addr& a, bool v4) const;
+    // What a source is counted and blocked as: its prefix, unless no length
+    // is configured for its family or the prefix holds an allow entry longer
+    // than the prefix (an own or allowlisted address). *len = 0: the source.
+    Addr unit_of(const Addr& src, bool v4, unsigned* len) const;
     bool martian_source(const Addr& a, uint32_t ifindex) const;
     // Records the port; returns the ports to report when this is a scan now.
     std::optional<std::vector<uint16_t>> record_port(const Addr& src, uint16_t dport);
     bool block_lapsed(const Addr& src, uint64_t reported_ms) const;
-    uint8_t automatic_block(const Addr& src, uint64_t* expires);
+    uint8_t automatic_block(const Addr& src, Addr unit, unsigned len, uint64_t* expires,
+                            unsigned* block_len);
     bool take_token();
     int tiny_verdict();
     int pass(cw_stat s);
@@ -145,6 +157,7 @@ private:
 
 // Addresses for the fuzzer and its messages.
 Addr mapped_v4(const uint8_t* b4);
+Addr masked(const Addr& a, unsigned len); // the first len bits, the rest zero
 std::string to_string(const Addr& a);
 
 } // namespace connwatch::ref

@@ -227,6 +227,39 @@ TEST(Alert, CarriesTheScanAndABanOfTheBlocksDuration)
     EXPECT_EQ(j["remediation"], false) << "no profile may ban on a monitor-only report";
 }
 
+TEST(Alert, APrefixBlockIsSentAsARangeDecision)
+{
+    // ipv6-prefix: the scan was counted and blocked as the /64; the fleet is
+    // told the /64 (scope Range), not the one address that crossed the line.
+    ScanAlert a;
+    a.when = 1'800'000'000;
+    a.src = *Address::parse("2001:db8:1:2::5");
+    a.dst = *Address::parse("2001:db8:9::1");
+    a.ports = {22, 80, 443, 8080};
+    a.ifname = "eth0";
+    a.threshold = 3;
+    a.window = std::chrono::seconds(60);
+    a.ban = std::chrono::seconds(3600);
+    a.range = *Cidr::parse("2001:db8:1:2::/64");
+    auto j = make_alert(a);
+    EXPECT_EQ(j["source"]["scope"], "Range");
+    EXPECT_EQ(j["source"]["value"], "2001:db8:1:2::/64");
+    EXPECT_EQ(j["source"]["range"], "2001:db8:1:2::/64");
+    EXPECT_EQ(j["source"]["ip"], "2001:db8:1:2::5");
+    ASSERT_EQ(j["decisions"].size(), 1u);
+    EXPECT_EQ(j["decisions"][0]["scope"], "Range");
+    EXPECT_EQ(j["decisions"][0]["value"], "2001:db8:1:2::/64");
+    EXPECT_NE(j["message"].get<std::string>().find("2001:db8:1:2::/64"), std::string::npos)
+        << j["message"];
+
+    a.range.reset(); // per address, as before
+    j = make_alert(a);
+    EXPECT_EQ(j["source"]["scope"], "Ip");
+    EXPECT_FALSE(j["source"].contains("range"));
+    EXPECT_EQ(j["decisions"][0]["scope"], "Ip");
+    EXPECT_EQ(j["decisions"][0]["value"], "2001:db8:1:2::5");
+}
+
 TEST(Credentials, ReadsTheFileCscliWrites)
 {
     auto c = parse_machine_credentials(

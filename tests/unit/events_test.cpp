@@ -45,6 +45,40 @@ TEST(DecodeEvent, NewConnectionCarriesTheFourTupleAndTheInterface)
     EXPECT_NEAR(static_cast<double>(c->when), static_cast<double>(std::time(nullptr)), 2.0);
 }
 
+TEST(DecodeEvent, APortScanSaysThePrefixItCountedAndBlocked)
+{
+    cw_event ev{};
+    ev.type = CW_EV_SCAN;
+    ev.ts_ns = monotonic_now_ns();
+    ev.action = CW_ACT_BLOCKED;
+    ev.saddr = mapped(192, 0, 2, 56);
+    ev.nports = 0;
+    auto e = decode_event(ev);
+    auto* s = std::get_if<PortScan>(&e);
+    ASSERT_NE(s, nullptr);
+    EXPECT_FALSE(s->scanner_prefix); // 0: per address, as before
+    EXPECT_EQ(s->scanner_str(), "192.0.2.56");
+    EXPECT_EQ(s->blocked(), Cidr::host(s->src));
+
+    ev.prefix_len = 96 + 24;
+    ev.block_prefix_len = 96 + 24;
+    e = decode_event(ev);
+    s = std::get_if<PortScan>(&e);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->scanner_str(), "192.0.2.0/24");
+    EXPECT_EQ(s->blocked_str(), "192.0.2.0/24");
+    EXPECT_EQ(s->src.str(), "192.0.2.56"); // who completed it
+
+    // A length that is not a prefix of the family (a broken record): the address.
+    ev.prefix_len = 64;
+    ev.block_prefix_len = 200;
+    e = decode_event(ev);
+    s = std::get_if<PortScan>(&e);
+    ASSERT_NE(s, nullptr);
+    EXPECT_FALSE(s->scanner_prefix);
+    EXPECT_FALSE(s->blocked_prefix);
+}
+
 TEST(DecodeEvent, APortScanNeverReadsPastItsPortArray)
 {
     cw_event ev{};

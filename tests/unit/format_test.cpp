@@ -77,7 +77,7 @@ TEST_F(FormatTest, TimestampIsLocalTime)
 TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
 {
     PortScan s{kWhen, a("192.0.2.56"), a("10.0.0.5"), {80}, "eth0", CW_ACT_BLOCKED,
-               kWhen + 3600};
+               kWhen + 3600, 0, 0, {}, {}};
     EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 192.0.2.56 until "
                                      "2021-04-28 16:28:05");
     s.expires = 0;
@@ -118,6 +118,40 @@ TEST_F(FormatTest, SpoofedScansAreSummedOncePerInterval)
               std::string::npos)
         << msg;
     EXPECT_EQ(msg.find("max-new-blocks-per-second"), std::string::npos) << msg;
+}
+
+// ipv6-prefix / ipv4-prefix: a source counted as its prefix is named by it;
+// counted per address, the lines are exactly the classic ones.
+TEST_F(FormatTest, ScanOfAPrefixNamesThePrefix)
+{
+    PortScan s{kWhen, a("2001:db8:1:2::a"), a("2001:db8::5"), {443, 22, 80, 8080}, "eth0",
+               CW_ACT_BLOCKED, kWhen + 3600, 0, 0, {}, {}};
+    EXPECT_EQ(format_port_scan(kWhen, s.scanner_str(), s.dst, s.ports),
+              "2021-04-28 15:28:05: Port scan detected: 2001:db8:1:2::a -> 2001:db8::5 on "
+              "ports 22,80,443,8080");
+    EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 2001:db8:1:2::a until "
+                                     "2021-04-28 16:28:05");
+    s.scanner_prefix = Cidr(a("2001:db8:1:2::"), 64);
+    s.blocked_prefix = s.scanner_prefix;
+    EXPECT_EQ(format_port_scan(kWhen, s.scanner_str(), s.dst, s.ports),
+              "2021-04-28 15:28:05: Port scan detected: 2001:db8:1:2::/64 -> 2001:db8::5 on "
+              "ports 22,80,443,8080");
+    EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 2001:db8:1:2::/64 until "
+                                     "2021-04-28 16:28:05");
+    // Counted as the prefix, blocked alone (its first address had an exact block).
+    s.blocked_prefix.reset();
+    EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 2001:db8:1:2::a until "
+                                     "2021-04-28 16:28:05");
+    s.action = CW_ACT_ALLOWLISTED;
+    EXPECT_NE(format_scan_action(s).find("Not blocking 2001:db8:1:2::/64: it is in the allowlist"),
+              std::string::npos);
+    PortScan v4{kWhen, a("192.0.2.56"), a("10.0.0.5"), {80, 81, 82, 83}, "eth0",
+                CW_ACT_BLOCKED, 0, 0, 0, {}, {}};
+    v4.scanner_prefix = v4.blocked_prefix = Cidr(a("192.0.2.0"), 24);
+    EXPECT_EQ(format_port_scan(kWhen, v4.scanner_str(), v4.dst, v4.ports),
+              "2021-04-28 15:28:05: Port scan detected: 192.0.2.0/24 -> 10.0.0.5 on ports "
+              "80,81,82,83");
+    EXPECT_EQ(format_scan_action(v4), "2021-04-28 15:28:05: Blocked 192.0.2.0/24 until removed");
 }
 
 // Skipped blocks are said once per interval, with the count, not per scan.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/options.h"
+#include "kernel/program.h"
 #include "temp_dir.h"
 
 using namespace connwatch;
@@ -580,6 +581,37 @@ TEST(KernelConfig, BlockBucket)
     EXPECT_EQ(kernel_config(p.opts).block_slack_ns, 0u);
     EXPECT_TRUE(parse({"--max-new-blocks-burst", "0"}).code);
     EXPECT_TRUE(parse({"--max-new-blocks-per-second", "1000001"}).code);
+}
+
+TEST(KernelConfig, PrefixLengths)
+{
+    cw_config c = kernel_config(Options{});
+    EXPECT_EQ(c.ipv4_prefix, 32u); // per address
+    EXPECT_EQ(c.ipv6_prefix, 64u);
+    auto p = parse({"--ipv6-prefix", "128", "--ipv4-prefix", "24"});
+    ASSERT_FALSE(p.code) << p.err;
+    EXPECT_EQ(kernel_config(p.opts).ipv6_prefix, 128u);
+    EXPECT_EQ(kernel_config(p.opts).ipv4_prefix, 24u);
+    // No wider than a block an operator may make without --force.
+    EXPECT_TRUE(parse({"--ipv6-prefix", "15"}).code);
+    EXPECT_TRUE(parse({"--ipv6-prefix", "129"}).code);
+    EXPECT_TRUE(parse({"--ipv4-prefix", "7"}).code);
+    EXPECT_TRUE(parse({"--ipv4-prefix", "33"}).code);
+    EXPECT_FALSE(parse({"--ipv6-prefix", "16", "--ipv4-prefix", "8"}).code);
+}
+
+TEST(KernelConfig, PrefixesHoldingAnAllowEntry)
+{
+    auto c = [](const char* t) { return *Cidr::parse(t); };
+    auto rows = prefixes_holding({c("2001:db8:1:2::5"), c("2001:db8:1:2::6"),
+                                  c("2001:db8:9::/48"), c("2001:db8:7:7:8000::/65"),
+                                  c("192.0.2.7"), c("10.0.0.0/8"), c("::1")},
+                                 24, 64);
+    EXPECT_EQ(rows, (std::set<Cidr>{c("2001:db8:1:2::/64"), c("2001:db8:7:7::/64"),
+                                    c("192.0.2.0/24"), c("::/64")}));
+    // Per address: nothing to hold back.
+    EXPECT_TRUE(prefixes_holding({c("2001:db8:1:2::5"), c("192.0.2.7")}, 32, 128).empty());
+    EXPECT_TRUE(prefixes_holding({c("2001:db8:1:2::5")}, 0, 0).empty());
 }
 
 TEST(KernelConfig, DropTinyFragmentsCanBeTurnedOff)
