@@ -35,7 +35,9 @@ BIN=$(realpath "$1")
 cw_require_root
 cw_require_tools ip nmap flock timeout python3 bpftool
 cw_take_lock /tmp/cwdc-integration.lock 240
-cw_workdir /tmp/cwdc
+# Not /tmp/cwdc: docs_check.sh's (its names are cwdc-* too), which this test's
+# cw_workdir would remove as an earlier run's while it runs beside it.
+cw_workdir /tmp/cwdc-decoy
 PIDFILE=/tmp/cwdc-integration.connwatchd.pid
 LISTEN_PIDFILE=/tmp/cwdc-integration.listener.pid
 cw_pidfile_reap $PIDFILE "--interface cwdc-h1"
