@@ -121,6 +121,11 @@ require-root:
 # are a third of CI's time when they run after them. Their output goes to
 # $(BUILD)/side-builds.log, shown when they fail; the layers then build again in
 # the foreground (a no-op when the side build succeeded).
+#
+# The fuzz layer runs beside the sanitizer layer, one target at a time (JOBS=1):
+# its targets are CPU-bound and bounded by a number of inputs, not by time, while
+# the sanitizer layer mostly waits on its integration tests. Its output is kept
+# in $(BUILD)/fuzz-layer.log and shown whole after the sanitizer layer's.
 test: require-root deps build package
 	@rc=0; \
 	( nice -n 10 $(MAKE) --no-print-directory build-asan build-fuzz >"$(BUILD)/side-builds.log" 2>&1; \
@@ -132,7 +137,12 @@ test: require-root deps build package
 	  echo "test: the sanitizer/fuzz build failed; its log's end ($(BUILD)/side-builds.log):"; \
 	  tail -40 "$(BUILD)/side-builds.log"; \
 	fi; \
-	$(MAKE) --no-print-directory test-sanitizers test-fuzz CTEST_ARGS= || rc=1; \
+	( $(MAKE) --no-print-directory test-fuzz CTEST_ARGS= JOBS=1 >"$(BUILD)/fuzz-layer.log" 2>&1; \
+	  echo $$? >"$(BUILD)/fuzz-layer.rc" ) & fuzz=$$!; \
+	$(MAKE) --no-print-directory test-sanitizers CTEST_ARGS= || rc=1; \
+	wait $$fuzz; \
+	cat "$(BUILD)/fuzz-layer.log"; \
+	[ "$$(cat "$(BUILD)/fuzz-layer.rc")" = 0 ] || rc=1; \
 	exit $$rc
 
 # clang for both: the main build is g++, so these also keep the code compiling
