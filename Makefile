@@ -127,12 +127,14 @@ require-root:
 # the sanitizer layer mostly waits on its integration tests. Its output is kept
 # in $(BUILD)/fuzz-layer.log and shown whole after the sanitizer layer's.
 test: require-root deps build package
-	@rc=0; \
+	@rc=0; t=$$(date +%s); \
 	( nice -n 10 $(MAKE) --no-print-directory build-asan build-fuzz >"$(BUILD)/side-builds.log" 2>&1; \
 	  echo $$? >"$(BUILD)/side-builds.rc" ) & side=$$!; \
 	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 -j $(JOBS) \
 	  $(CTEST_ARGS) || rc=1; \
+	echo "test: the main build's tests took $$(($$(date +%s) - t)) s"; t=$$(date +%s); \
 	wait $$side; \
+	echo "test: the sanitizer and fuzz builds took $$(($$(date +%s) - t)) s more"; t=$$(date +%s); \
 	if [ "$$(cat "$(BUILD)/side-builds.rc")" != 0 ]; then \
 	  echo "test: the sanitizer/fuzz build failed; its log's end ($(BUILD)/side-builds.log):"; \
 	  tail -40 "$(BUILD)/side-builds.log"; \
@@ -140,8 +142,10 @@ test: require-root deps build package
 	( $(MAKE) --no-print-directory test-fuzz CTEST_ARGS= JOBS=1 >"$(BUILD)/fuzz-layer.log" 2>&1; \
 	  echo $$? >"$(BUILD)/fuzz-layer.rc" ) & fuzz=$$!; \
 	$(MAKE) --no-print-directory test-sanitizers CTEST_ARGS= || rc=1; \
+	echo "test: the sanitizer layer took $$(($$(date +%s) - t)) s"; \
 	wait $$fuzz; \
 	cat "$(BUILD)/fuzz-layer.log"; \
+	echo "test: the fuzz layer (beside it) ended $$(($$(date +%s) - t)) s after it began"; \
 	[ "$$(cat "$(BUILD)/fuzz-layer.rc")" = 0 ] || rc=1; \
 	exit $$rc
 
