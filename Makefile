@@ -102,28 +102,51 @@ require-root:
 	  exit 1; \
 	fi
 
-# --timeout: the default for a test that sets none (the integration test sets 300 s).
+# --timeout: the default for a test that sets none (the integration tests set 300 s).
 # The main build's tests first; the sanitizer and fuzz layers run even when one of
 # those failed (so one run says everything), and the target fails if any did.
 # CTEST_ARGS selects among the main build's tests only: `-R netns` would leave the
 # fuzz layer without a test.
+#
+# $(JOBS) tests at once, in every layer: the integration and package tests mostly
+# wait (on namespaces, nmap's timing, containers, Debian's archive), and each owns
+# its names, nets, pins and ports and takes a lock of its own
+# (tests/integration/CMakeLists.txt), so two of them, or one beside the unit and
+# bpf tests, do not meet. The container tests take turns among themselves
+# (RESOURCE_LOCK: each boots or builds a whole system). COST starts the long
+# ones first.
 #
 # The sanitizer and fuzz builds compile (niced) while the main build's tests run:
 # those mostly wait on namespaces, containers and the network, and the two builds
 # are a third of CI's time when they run after them. Their output goes to
 # $(BUILD)/side-builds.log, shown when they fail; the layers then build again in
 # the foreground (a no-op when the side build succeeded).
+#
+# The fuzz layer runs beside the sanitizer layer, one target at a time (JOBS=1):
+# its targets are CPU-bound and bounded by a number of inputs, not by time, while
+# the sanitizer layer mostly waits on its integration tests. Its output is kept
+# in $(BUILD)/fuzz-layer.log and shown whole after the sanitizer layer's.
 test: require-root deps build package
-	@rc=0; \
+	@rc=0; t=$$(date +%s); \
 	( nice -n 10 $(MAKE) --no-print-directory build-asan build-fuzz >"$(BUILD)/side-builds.log" 2>&1; \
 	  echo $$? >"$(BUILD)/side-builds.rc" ) & side=$$!; \
-	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 $(CTEST_ARGS) || rc=1; \
+	ctest --test-dir "$(BUILD)" --output-on-failure --no-tests=error --timeout 600 -j $(JOBS) \
+	  $(CTEST_ARGS) || rc=1; \
+	echo "test: the main build's tests took $$(($$(date +%s) - t)) s"; t=$$(date +%s); \
 	wait $$side; \
+	echo "test: the sanitizer and fuzz builds took $$(($$(date +%s) - t)) s more"; t=$$(date +%s); \
 	if [ "$$(cat "$(BUILD)/side-builds.rc")" != 0 ]; then \
 	  echo "test: the sanitizer/fuzz build failed; its log's end ($(BUILD)/side-builds.log):"; \
 	  tail -40 "$(BUILD)/side-builds.log"; \
 	fi; \
-	$(MAKE) --no-print-directory test-sanitizers test-fuzz CTEST_ARGS= || rc=1; \
+	( $(MAKE) --no-print-directory test-fuzz CTEST_ARGS= JOBS=1 >"$(BUILD)/fuzz-layer.log" 2>&1; \
+	  echo $$? >"$(BUILD)/fuzz-layer.rc" ) & fuzz=$$!; \
+	$(MAKE) --no-print-directory test-sanitizers CTEST_ARGS= || rc=1; \
+	echo "test: the sanitizer layer took $$(($$(date +%s) - t)) s"; \
+	wait $$fuzz; \
+	cat "$(BUILD)/fuzz-layer.log"; \
+	echo "test: the fuzz layer (beside it) ended $$(($$(date +%s) - t)) s after it began"; \
+	[ "$$(cat "$(BUILD)/fuzz-layer.rc")" = 0 ] || rc=1; \
 	exit $$rc
 
 # clang for both: the main build is g++, so these also keep the code compiling
@@ -146,9 +169,8 @@ build-fuzz:
 
 # Unit and integration tests only: the bpf tests would only instrument the test
 # program around the kernel, and the package tests install the main build's.
-# $(JOBS) at once: the integration tests mostly wait, and each takes its own lock
-# (tests/lib), so two of them never share a namespace, a port or a pin. The fuzz
-# targets are one process each, CPU-bound: one a core.
+# $(JOBS) at once, as in the main build's run (see test). The fuzz targets are one
+# process each, CPU-bound: one a core.
 test-sanitizers: require-root build-asan
 	ctest --test-dir "$(BUILD_ASAN)" --output-on-failure --no-tests=error --timeout 600 \
 	  -j $(JOBS) -L 'unit|integration' $(CTEST_ARGS)

@@ -21,18 +21,14 @@
 
 #include "blocks/block_table.h"
 #include "blocks/kernel_maps.h"
+#include "common.h"
 #include "crowdsec/lapi_protocol.h"
 #include "kernel/program.h"
 
 using namespace connwatch;
-using Clock = std::chrono::steady_clock;
+using namespace connwatch::bench;
 
 namespace {
-
-double secs(Clock::time_point t0)
-{
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // This process's CPU time (user + system: the bpf() calls' kernel work counts), in
 // seconds: on a machine shared with other builds the wall clock mostly measures
@@ -43,14 +39,6 @@ double cpu()
     getrusage(RUSAGE_SELF, &u);
     auto s = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
     return s(u.ru_utime) + s(u.ru_stime);
-}
-
-std::string nth(uint32_t i)
-{
-    // 100.64.0.0/10: 4 M addresses, none of this host's.
-    uint32_t a = (100u << 24 | 64u << 16) + i;
-    return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
-           std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255);
 }
 
 } // namespace
@@ -76,7 +64,7 @@ int main(int argc, char** argv)
         json += "{\"duration\":\"167h59m58.123s\",\"id\":" + std::to_string(i + 1) +
                 ",\"origin\":\"lists\",\"scenario\":\"crowdsecurity/http-probing\","
                 "\"scope\":\"Ip\",\"type\":\"ban\",\"value\":\"" +
-                nth(i) + "\"}";
+                nth_address(i) + "\"}";
     }
     json += "],\"deleted\":null}";
     std::printf("crowdsec_bench: a startup pull of %u ban decisions (%.1f MB of JSON)\n", n,

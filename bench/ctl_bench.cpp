@@ -44,19 +44,15 @@
 #include "blocks/block_table.h"
 #include "blocks/kernel_maps.h"
 #include "blocks/state.h"
+#include "common.h"
 #include "kernel/program.h"
 #include "packet.h"
 #include "protocol/wire.h"
 
 using namespace connwatch;
-using Clock = std::chrono::steady_clock;
+using namespace connwatch::bench;
 
 namespace {
-
-double secs(Clock::time_point t0)
-{
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 long rss_kib()
 {
@@ -67,11 +63,7 @@ long rss_kib()
 
 Cidr nth(uint32_t i)
 {
-    // 100.64.0.0/10: 4 M addresses, none of this host's.
-    uint32_t a = (100u << 24 | 64u << 16) + i;
-    return Cidr::host(*Address::parse(std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) +
-                                      "." + std::to_string(a >> 8 & 255) + "." +
-                                      std::to_string(a & 255)));
+    return Cidr::host(*Address::parse(nth_address(i)));
 }
 
 // BlockMaps in memory, for the state row: what is measured is the disk.
@@ -342,11 +334,7 @@ int main(int argc, char** argv)
         std::string laps;
         for (uint32_t i = 0; i < total; i++) {
             // /24s from 100.64.0.0 up (a /10 holds 16,384 of them; past it, the next /10s).
-            uint32_t a = (100u << 24 | 64u << 16) + (i << 8);
-            auto c = Cidr(Address::parse(std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) +
-                                         "." + std::to_string(a >> 8 & 255) + ".0")
-                              .value(),
-                          24);
+            auto c = Cidr(Address::parse(dotted(kBenchNet + (i << 8))).value(), 24);
             if (!p3.cidr_block_add(c, b))
                 return 1;
             if (i + 1 == 1 || i + 1 == 1000 || i + 1 == total) {

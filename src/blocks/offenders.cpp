@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/unique_fd.h"
+#include "blocks/json_envelope.h"
 #include "blocks/state.h"
 
 namespace connwatch {
@@ -76,14 +77,7 @@ std::vector<OffenderRecord> parse_offenders(std::string_view text,
                                             std::vector<std::string>* problems)
 {
     auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded())
-        throw std::runtime_error("not JSON");
-    if (!j.is_object())
-        throw std::runtime_error("not a JSON object");
-    auto version = j.find("version");
-    if (version == j.end() || *version != nlohmann::json(kVersion))
-        throw std::runtime_error("unknown version " +
-                                 (version == j.end() ? std::string("(none)") : version->dump()));
+    check_json_envelope(j, kVersion);
     auto list = j.find("offenders");
     if (list == j.end() || !list->is_array())
         throw std::runtime_error("no \"offenders\" list");

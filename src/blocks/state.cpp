@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "blocks/json_envelope.h"
 
 namespace connwatch {
 
@@ -152,15 +153,7 @@ State parse_state(std::string_view text, std::vector<std::string>* problems)
         return false;
     };
     auto j = nlohmann::json::parse(text, cb, /*allow_exceptions=*/false);
-    if (j.is_discarded())
-        throw std::runtime_error("not JSON");
-    if (!j.is_object())
-        throw std::runtime_error("not a JSON object");
-    auto version = j.find("version");
-    if (version == j.end() || !version->is_number_integer() ||
-        *version != nlohmann::json(kStateVersion))
-        throw std::runtime_error("unknown version " +
-                                 (version == j.end() ? std::string("(none)") : version->dump()));
+    check_json_envelope(j, kStateVersion);
     list_at(j, "blocks");
     list_at(j, "allow");
     return st;

@@ -60,7 +60,9 @@ EOF
 
 DPID=
 start_daemon() {
-    cw_daemon_start 30 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
+    # 120 s, as scale_test gives its own: a start that takes over a million
+    # blocks, on a machine that runs another test beside this one.
+    cw_daemon_start 120 "$WORK/out" "$WORK/err" $PIDFILE "$BIN" --config "$CONF" ||
         cw_setup_fail "connwatchd did not start: $(cat "$WORK/err")"
     DPID=$CW_DAEMON_PID
 }

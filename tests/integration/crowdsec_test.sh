@@ -60,16 +60,8 @@ H1_6=fd17:c0e5:1::1 A_6=fd17:c0e5:1::2 D_6=fd17:c0e5:1::21
 X1_4=10.232.2.2 X2_4=10.232.2.1 H3_4=10.232.3.1 Y0_4=10.232.3.2
 RANGE=10.232.1.32/28
 
-fatal() {
-    echo "FAIL: $1"
-    local f
-    for f in "$WORK"/cw1.out "$WORK"/cw1.err "$WORK"/cw2.out "$WORK"/cw2.err "$WORK"/lapi.log "$WORK"/lapi-tls.log; do
-        [ -f "$f" ] || continue
-        echo "---- $(basename "$f") ----"
-        tail -n 60 "$f"
-    done
-    exit 1
-}
+CW_LOGS=("$WORK"/cw1.out "$WORK"/cw1.err "$WORK"/cw2.out "$WORK"/cw2.err "$WORK"/lapi.log "$WORK"/lapi-tls.log)
+CW_LOG_LINES=60
 
 # ---- CrowdSec, from the package, run in this directory ---------------------------------
 
@@ -100,10 +92,10 @@ lapi_start() {
     if [ -n "$LAPI2_PID" ]; then lapi2_start; fi
     # Up when it answers a pull without a key (403), a few seconds at most.
     cw_wait_until 30 eval "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 $URL/v1/decisions/stream)\" = 403 ]" ||
-        fatal "the LAPI did not answer on $URL within 30 s"
+        cw_fatal "the LAPI did not answer on $URL within 30 s"
     if [ -z "$LAPI2_PID" ]; then lapi2_start; fi
     cw_wait_until 30 eval "[ \"\$(curl -s --cacert $WORK/lapi-ca.pem -o /dev/null -w '%{http_code}' --max-time 2 $URL2/v1/decisions/stream)\" = 403 ]" ||
-        fatal "the https LAPI did not answer on $URL2 within 30 s"
+        cw_fatal "the https LAPI did not answer on $URL2 within 30 s"
 }
 lapi2_start() {
     CS_LAPI_SECRET=$(openssl rand -hex 32) "$CS/usr/bin/crowdsec" -c "$D/config-tls.yaml" -no-cs >>"$WORK/lapi-tls.log" 2>&1 9>&- &
@@ -158,9 +150,9 @@ PY_N2=$WORK/python-in-n2
 printf '#!/bin/sh\nexec ip netns exec cwcs-n2 %s "$@"\n' "$CW_PY" >"$PY_N2"
 chmod +x "$PY_N2"
 cw_listen 280 "$WORK/listen1.ready" $H1_4:8080 "[$H1_6]:8080"
-cw_wait_for_line "$WORK/listen1.ready" '^ready$' 10 "$CW_LISTEN_PID" || fatal "setup: listener 1"
+cw_wait_for_line "$WORK/listen1.ready" '^ready$' 10 "$CW_LISTEN_PID" || cw_fatal "setup: listener 1"
 CW_PY=$PY_N2 cw_listen 280 "$WORK/listen2.ready" $X2_4:8080
-cw_wait_for_line "$WORK/listen2.ready" '^ready$' 10 "$CW_LISTEN_PID" || fatal "setup: listener 2"
+cw_wait_for_line "$WORK/listen2.ready" '^ready$' 10 "$CW_LISTEN_PID" || cw_fatal "setup: listener 2"
 
 # passes SRC DST: a connection from SRC (in cwcs-a) to DST:8080 is accepted.
 passes() { cw_connect cwcs-a "$2" 8080 3 "$1" >/dev/null 2>&1; }
@@ -172,10 +164,10 @@ dropped() {
 }
 for src in $A_4 $A2_4 $D_4 $R_4 $A_6 $D_6; do
     case $src in *:*) dst=$H1_6 ;; *) dst=$H1_4 ;; esac
-    passes "$src" "$dst" || fatal "setup: $src cannot reach $dst:8080 before connwatchd runs"
+    passes "$src" "$dst" || cw_fatal "setup: $src cannot reach $dst:8080 before connwatchd runs"
 done
 for src in $A_4 $A2_4; do
-    passes "$src" $X2_4 || fatal "setup: $src cannot reach host 2 ($X2_4:8080) before connwatchd runs"
+    passes "$src" $X2_4 || cw_fatal "setup: $src cannot reach host 2 ($X2_4:8080) before connwatchd runs"
 done
 
 # ---- the LAPI, a bouncer key per host, a machine for host 1 and one for cscli --------
@@ -201,19 +193,19 @@ PORT2=$("$CW_PY" -c "import socket; s=socket.socket(); s.bind(('$H3_4', 0)); pri
 URL2=https://$H3_4:$PORT2
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=cwcs-lapi -addext "subjectAltName=IP:$H3_4" \
-    -keyout "$D/lapi-key.pem" -out "$WORK/lapi-ca.pem" >/dev/null 2>&1 || fatal "setup: openssl req"
+    -keyout "$D/lapi-key.pem" -out "$WORK/lapi-ca.pem" >/dev/null 2>&1 || cw_fatal "setup: openssl req"
 sed -e "s|listen_uri: '$H3_4:$PORT'|listen_uri: '$H3_4:$PORT2', tls: {cert_file: $WORK/lapi-ca.pem, key_file: $D/lapi-key.pem}|" \
     "$D/config.yaml" >"$D/config-tls.yaml"
-grep -q "cert_file" "$D/config-tls.yaml" || fatal "setup: the https LAPI's configuration"
+grep -q "cert_file" "$D/config-tls.yaml" || cw_fatal "setup: the https LAPI's configuration"
 lapi_start
 echo "setup: LAPI on $URL and $URL2"
 umask 077
 cscli machines add cscli-m0 --password "m0-$RANDOM$RANDOM" -f "$D/local_api_credentials.yaml" >/dev/null 2>&1 ||
-    fatal "setup: cscli machines add cscli-m0"
+    cw_fatal "setup: cscli machines add cscli-m0"
 cscli machines add connwatch-h1 --password "h1-$RANDOM$RANDOM" -f "$WORK/h1.machine" >/dev/null 2>&1 ||
-    fatal "setup: cscli machines add connwatch-h1"
-cscli bouncers add connwatch-h1 -o raw >"$WORK/h1.key" 2>/dev/null || fatal "setup: cscli bouncers add"
-cscli bouncers add connwatch-h2 -o raw >"$WORK/h2.key" 2>/dev/null || fatal "setup: cscli bouncers add"
+    cw_fatal "setup: cscli machines add connwatch-h1"
+cscli bouncers add connwatch-h1 -o raw >"$WORK/h1.key" 2>/dev/null || cw_fatal "setup: cscli bouncers add"
+cscli bouncers add connwatch-h2 -o raw >"$WORK/h2.key" 2>/dev/null || cw_fatal "setup: cscli bouncers add"
 umask 022
 chmod 600 "$WORK/h1.machine" "$WORK/h1.key" "$WORK/h2.key"
 
@@ -251,14 +243,14 @@ with open(sys.argv[2], "a") as out:
 PY
 NOTIFY_PID=$!
 cw_on_cleanup "cw_kill $NOTIFY_PID 2"
-cw_wait_until 10 test -S "$NOTIFY" || fatal "setup: the sd_notify listener"
+cw_wait_until 10 test -S "$NOTIFY" || cw_fatal "setup: the sd_notify listener"
 start1() {
     NOTIFY_SOCKET=$NOTIFY "$BIN" "${ISO1[@]}" --interface cwcs-h1 --log-target stdout --threshold 3 --block-duration 10m \
         "${CS1[@]}" >>"$WORK/cw1.out" 2>>"$WORK/cw1.err" 9>&- &
     PID1=$!
     cw_on_cleanup "cw_kill $PID1 5"
     cw_pidfile_track $PIDFILE1 $PID1
-    cw_wait_for_line "$WORK/cw1.err" 'watching cwcs-h1' 20 "$PID1" || fatal "connwatchd 1 did not start"
+    cw_wait_for_line "$WORK/cw1.err" 'watching cwcs-h1' 20 "$PID1" || cw_fatal "connwatchd 1 did not start"
 }
 : >"$WORK/cw1.err"
 start1
@@ -270,10 +262,10 @@ nsenter --net=/run/netns/cwcs-n2 "$BIN" "${ISO2[@]}" --interface cwcs-x2 --log-t
 PID2=$!
 cw_on_cleanup "cw_kill $PID2 5"
 cw_pidfile_track $PIDFILE2 $PID2
-cw_wait_for_line "$WORK/cw2.err" 'watching cwcs-x2' 20 "$PID2" || fatal "connwatchd 2 did not start"
+cw_wait_for_line "$WORK/cw2.err" 'watching cwcs-x2' 20 "$PID2" || cw_fatal "connwatchd 2 did not start"
 for n in 1 2; do
     cw_wait_for_line "$WORK/cw$n.err" 'CrowdSec: first pull: 0 prefixes' 10 ||
-        fatal "connwatchd $n: no 'CrowdSec: first pull' line within 10 s"
+        cw_fatal "connwatchd $n: no 'CrowdSec: first pull' line within 10 s"
 done
 echo "setup: both connwatchd pulled from the LAPI"
 ctl() { "$CTL" --socket "$WORK/cwcs-integration-1.sock" "$@"; }

@@ -35,7 +35,9 @@ BIN=$(realpath "$1")
 cw_require_root
 cw_require_tools ip nmap flock timeout python3 bpftool
 cw_take_lock /tmp/cwdc-integration.lock 240
-cw_workdir /tmp/cwdc
+# Not /tmp/cwdc: docs_check.sh's (its names are cwdc-* too), which this test's
+# cw_workdir would remove as an earlier run's while it runs beside it.
+cw_workdir /tmp/cwdc-decoy
 PIDFILE=/tmp/cwdc-integration.connwatchd.pid
 LISTEN_PIDFILE=/tmp/cwdc-integration.listener.pid
 cw_pidfile_reap $PIDFILE "--interface cwdc-h1"
@@ -55,19 +57,7 @@ check_fail_note() {
         echo " (connwatchd is no longer running: see its stderr below)"
     fi
 }
-dump_logs() {
-    local f
-    for f in "$WORK"/*.out "$WORK"/*.err "$WORK"/nmap*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $(basename "$f") ----"
-        tail -n 60 "$f"
-    done
-}
-fatal() {
-    echo "FAIL: $1"
-    dump_logs
-    exit 1
-}
+CW_LOGS=("$WORK/*.out" "$WORK/*.err" "$WORK/nmap*.log") CW_LOG_LINES=60
 
 # ---- setup --------------------------------------------------------------------------
 
@@ -99,10 +89,10 @@ ip route add 10.72.8.0/24 via $S_4 dev cwdc-h1
 cw_listen 280 "$WORK/listen.ready" $H1_4:$PORT $H2_4:$PORT "[$H1_6]:$PORT" "[$H2_6]:$PORT"
 cw_pidfile_track $LISTEN_PIDFILE "$CW_LISTEN_PID"
 cw_wait_for_line "$WORK/listen.ready" '^ready$' 10 "$CW_LISTEN_PID" ||
-    fatal "setup: the TCP listener did not start"
-cw_connect cwdc-v $H2_4 $PORT 5 >/dev/null || fatal "setup: cwdc-v cannot reach $H2_4"
-cw_connect cwdc-v $H2_6 $PORT 5 >/dev/null || fatal "setup: cwdc-v cannot reach $H2_6"
-cw_connect cwdc-s $H1_4 $PORT 5 >/dev/null || fatal "setup: cwdc-s cannot reach $H1_4"
+    cw_fatal "setup: the TCP listener did not start"
+cw_connect cwdc-v $H2_4 $PORT 5 >/dev/null || cw_fatal "setup: cwdc-v cannot reach $H2_4"
+cw_connect cwdc-v $H2_6 $PORT 5 >/dev/null || cw_fatal "setup: cwdc-v cannot reach $H2_6"
+cw_connect cwdc-s $H1_4 $PORT 5 >/dev/null || cw_fatal "setup: cwdc-s cannot reach $H1_4"
 
 cw_isolation "$BIN" "$WORK" cwdc-integration
 ISO=("${CW_ISOLATE[@]}")
@@ -112,17 +102,15 @@ start_daemon() {
     local name=$1
     shift
     OUT=$WORK/$name.out ERR=$WORK/$name.err
-    "$BIN" "${ISO[@]}" --interface cwdc-h1 --interface cwdc-h2 --log-target stdout \
-        --threshold 3 --window 60s --block-duration 10m "$@" >"$OUT" 2>"$ERR" 9>&- &
-    DPID=$!
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_pidfile_track $PIDFILE $DPID
-    cw_wait_for_line "$ERR" '^connwatchd: (.*, )?watching cwdc-h1' 20 "$DPID" ||
-        fatal "setup: connwatchd ($name) did not report 'watching cwdc-h1' within 20 s"
+    cw_daemon_start --ready '^connwatchd: (.*, )?watching cwdc-h1' 20 "$OUT" "$ERR" $PIDFILE \
+        "$BIN" "${ISO[@]}" --interface cwdc-h1 --interface cwdc-h2 --log-target stdout \
+        --threshold 3 --window 60s --block-duration 10m "$@" ||
+        cw_fatal "setup: connwatchd ($name) did not report 'watching cwdc-h1' within 20 s"
+    DPID=$CW_DAEMON_PID
 }
 stop_daemon() {
     kill -TERM "$DPID"
-    cw_wait_exit "$DPID" 10 || fatal "connwatchd still runs 10 s after SIGTERM"
+    cw_wait_exit "$DPID" 10 || cw_fatal "connwatchd still runs 10 s after SIGTERM"
     DPID=
 }
 
@@ -265,6 +253,6 @@ check "the same flood with rp-filter loose: blocks within the token bucket's bou
 
 echo "decoy_integration: $PASSED passed, $FAILED failed ($(($(cw_now_ms) - t_start)) ms)"
 if [ "$FAILED" != 0 ]; then
-    dump_logs
+    cw_dump_logs
     exit 1
 fi

@@ -44,19 +44,7 @@ check_fail_note() {
         echo " (connwatchd is no longer running: see its stderr below)"
     fi
 }
-dump_logs() {
-    local f
-    for f in "$WORK"/*.out "$WORK"/*.err "$WORK"/nmap*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $(basename "$f") ----"
-        cat "$f"
-    done
-}
-fatal() {
-    echo "FAIL: $1"
-    dump_logs
-    exit 1
-}
+CW_LOGS=("$WORK/*.out" "$WORK/*.err" "$WORK/nmap*.log")
 
 # ---- setup --------------------------------------------------------------------------
 
@@ -75,20 +63,20 @@ cw_default_route cwfr-a $H_6
 cw_listen 280 "$WORK/listen.ready" $H_4:$PORT "[$H_6]:$PORT"
 cw_pidfile_track $LISTEN_PIDFILE "$CW_LISTEN_PID"
 cw_wait_for_line "$WORK/listen.ready" '^ready$' 10 "$CW_LISTEN_PID" ||
-    fatal "setup: the TCP listener did not start"
+    cw_fatal "setup: the TCP listener did not start"
 for src in $A_4 $F8_4 $F16_4 $OFF_4; do
     cw_connect cwfr-a $H_4 $PORT 5 "$src" >/dev/null ||
-        fatal "setup: cwfr-a cannot reach $H_4 port $PORT from $src before connwatchd runs"
+        cw_fatal "setup: cwfr-a cannot reach $H_4 port $PORT from $src before connwatchd runs"
 done
-cw_connect cwfr-a $H_6 $PORT 5 >/dev/null || fatal "setup: cwfr-a cannot reach $H_6 port $PORT"
+cw_connect cwfr-a $H_6 $PORT 5 >/dev/null || cw_fatal "setup: cwfr-a cannot reach $H_6 port $PORT"
 
 # Without connwatchd, nmap -f finds the listening port: the test bed is sound, and
 # a filtered port later is connwatch's doing.
 timeout 60 ip netns exec cwfr-a nmap -sS -f -n -Pn -p $PORT --max-retries 1 --host-timeout 20s \
     -S $A_4 -e cwfr-a0 $H_4 >"$WORK/nmap-baseline.log" 2>&1 ||
-    fatal "setup: nmap -f without connwatchd failed: $(cat "$WORK/nmap-baseline.log")"
+    cw_fatal "setup: nmap -f without connwatchd failed: $(cat "$WORK/nmap-baseline.log")"
 grep -qE "^$PORT/tcp +open" "$WORK/nmap-baseline.log" ||
-    fatal "setup: without connwatchd, nmap -sS -f does not see port $PORT open: $(cat "$WORK/nmap-baseline.log")"
+    cw_fatal "setup: without connwatchd, nmap -sS -f does not see port $PORT open: $(cat "$WORK/nmap-baseline.log")"
 
 cw_isolation "$BIN" "$WORK" cwfr-integration
 ISO=("${CW_ISOLATE[@]}")
@@ -98,17 +86,15 @@ start_daemon() {
     local name=$1
     shift
     OUT=$WORK/$name.out ERR=$WORK/$name.err
-    "$BIN" "${ISO[@]}" --interface cwfr-h1 --log-target stdout --threshold 3 --window 60s \
-        --block-duration 10m "$@" >"$OUT" 2>"$ERR" 9>&- &
-    DPID=$!
-    cw_on_cleanup "cw_kill $DPID 5"
-    cw_pidfile_track $PIDFILE $DPID
-    cw_wait_for_line "$ERR" '^connwatchd: (.*, )?watching cwfr-h1 ' 20 "$DPID" ||
-        fatal "setup: connwatchd ($name) did not report 'watching cwfr-h1' within 20 s"
+    cw_daemon_start --ready '^connwatchd: (.*, )?watching cwfr-h1 ' 20 "$OUT" "$ERR" $PIDFILE \
+        "$BIN" "${ISO[@]}" --interface cwfr-h1 --log-target stdout --threshold 3 --window 60s \
+        --block-duration 10m "$@" ||
+        cw_fatal "setup: connwatchd ($name) did not report 'watching cwfr-h1' within 20 s"
+    DPID=$CW_DAEMON_PID
 }
 stop_daemon() {
     kill -TERM "$DPID"
-    cw_wait_exit "$DPID" 10 || fatal "connwatchd still runs 10 s after SIGTERM"
+    cw_wait_exit "$DPID" 10 || cw_fatal "connwatchd still runs 10 s after SIGTERM"
     DPID=
 }
 
@@ -221,6 +207,6 @@ check "drop-tiny-fragments = false: nmap -sS -f still reported and blocked" case
 
 echo "fragment_integration: $PASSED passed, $FAILED failed ($(($(cw_now_ms) - t_start)) ms)"
 if [ "$FAILED" != 0 ]; then
-    dump_logs
+    cw_dump_logs
     exit 1
 fi

@@ -54,23 +54,7 @@ check_fail_note() {
         echo " (connwatchd is no longer running: see its stderr below)"
     fi
 }
-dump_logs() {
-    echo "---- connwatchd stdout ----"
-    cat "$OUT" 2>/dev/null || true
-    echo "---- connwatchd stderr ----"
-    cat "$ERR" 2>/dev/null || true
-    local f
-    for f in "$WORK"/nmap*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $(basename "$f") ----"
-        cat "$f"
-    done
-}
-fatal() {
-    echo "FAIL: $1"
-    dump_logs
-    exit 1
-}
+CW_LOGS=("$OUT" "$ERR" "$WORK/nmap*.log")
 
 # ---- setup --------------------------------------------------------------------------
 
@@ -102,20 +86,20 @@ cw_listen 280 "$WORK/listen.ready" \
     "[$H1_6]:8080" "[$H1_6]:8081" "[$H1_6]:8082" "[$H2_6]:8080" "[$H2_6]:8081" "[$H2_6]:8082"
 cw_pidfile_track $LISTEN_PIDFILE "$CW_LISTEN_PID"
 cw_wait_for_line "$WORK/listen.ready" '^ready$' 10 "$CW_LISTEN_PID" ||
-    fatal "setup: the TCP listener did not start"
+    cw_fatal "setup: the TCP listener did not start"
 
 # Before connwatchd: every path the cases rely on works (so a failure later is
 # connwatchd's doing, not the test bed's).
 for ns in cwit-a cwit-b; do
     for dst in $H1_4 $H1_6; do
         cw_connect "$ns" "$dst" 8082 5 >/dev/null ||
-            fatal "setup: $ns cannot reach $dst port 8082 before connwatchd runs"
+            cw_fatal "setup: $ns cannot reach $dst port 8082 before connwatchd runs"
     done
 done
 for src in $FIN_4 $NULL_4 $XMAS_4 $ACK_4 $XMAS_6; do
     case $src in *:*) dst=$H1_6 ;; *) dst=$H1_4 ;; esac
     cw_connect cwit-a "$dst" 8082 5 "$src" >/dev/null ||
-        fatal "setup: cwit-a cannot reach $dst port 8082 from $src before connwatchd runs"
+        cw_fatal "setup: cwit-a cannot reach $dst port 8082 from $src before connwatchd runs"
 done
 
 # Each instance gets its own configuration, control socket, state and pinned maps
@@ -132,10 +116,10 @@ cw_pidfile_track $PIDFILE $DPID
 # "connwatchd: [Started, ]watching cwit-h1 (native), cwit-h2 (native); ..."
 WATCHING_RE='^connwatchd: (.*, )?watching cwit-h1 \((native|generic)\), cwit-h2 \((native|generic)\);'
 cw_wait_for_line "$ERR" "$WATCHING_RE" 20 "$DPID" ||
-    fatal "setup: connwatchd did not report 'watching cwit-h1 ..., cwit-h2 ...' within 20 s"
+    cw_fatal "setup: connwatchd did not report 'watching cwit-h1 ..., cwit-h2 ...' within 20 s"
 echo "setup: $(grep -E "$WATCHING_RE" "$ERR") ($(($(cw_now_ms) - t_start)) ms)"
 if ! cw_xdp_attached cwit-h1 || ! cw_xdp_attached cwit-h2; then
-    fatal "setup: connwatchd says it is watching, but 'ip link' shows no XDP program"
+    cw_fatal "setup: connwatchd says it is watching, but 'ip link' shows no XDP program"
 fi
 
 # ---- helpers for the cases ------------------------------------------------------
@@ -389,6 +373,6 @@ check "e. --threshold 0 fails before anything is attached" case_e_threshold
 
 echo "netns_integration: $PASSED passed, $FAILED failed ($(($(cw_now_ms) - t_start)) ms)"
 if [ "$FAILED" != 0 ]; then
-    dump_logs
+    cw_dump_logs
     exit 1
 fi

@@ -51,25 +51,31 @@ cw_wait_for_line() {
     done
 }
 
-# cw_daemon_start TIMEOUT_S OUT ERR PIDFILE CMD...: starts CMD (a connwatchd command
-# line) in the background, stdout appended to OUT and stderr to ERR, without the run
-# lock's descriptor 9; records its pid in CW_DAEMON_PID and PIDFILE, ends it at
-# cleanup, and waits until ERR holds one more "connwatchd: Started" line than before
-# (this start's own, not an earlier run's). Fails at once when the process exits
-# first, or after TIMEOUT_S; the caller says what that means for it.
+# cw_daemon_start [--ready ERE] TIMEOUT_S OUT ERR PIDFILE CMD...: starts CMD (a
+# connwatchd command line) in the background, stdout appended to OUT and stderr to
+# ERR, without the run lock's descriptor 9; records its pid in CW_DAEMON_PID and
+# PIDFILE, ends it and removes PIDFILE at cleanup, and waits until ERR holds one more line matching ERE
+# (default '^connwatchd: Started') than before (this start's own, not an earlier
+# run's). Fails at once when the process exits first, or after TIMEOUT_S; the
+# caller says what that means for it.
 cw_daemon_start() {
+    local ready='^connwatchd: Started'
+    if [ "$1" = --ready ]; then
+        ready=$2
+        shift 2
+    fi
     local timeout=$1 out=$2 err=$3 pidfile=$4 before deadline
     shift 4
-    before=$(cw_count_lines "$err" '^connwatchd: Started')
+    before=$(cw_count_lines "$err" "$ready")
     "$@" >>"$out" 2>>"$err" 9>&- &
     CW_DAEMON_PID=$!
-    echo "$CW_DAEMON_PID" >"$pidfile"
+    cw_pidfile_track "$pidfile" "$CW_DAEMON_PID"
     cw_on_cleanup "cw_kill $CW_DAEMON_PID 5"
     deadline=$(($(cw_now_ms) + timeout * 1000))
-    while [ "$(cw_count_lines "$err" '^connwatchd: Started')" -le "$before" ]; do
+    while [ "$(cw_count_lines "$err" "$ready")" -le "$before" ]; do
         if ! cw_pid_alive "$CW_DAEMON_PID"; then
             # One last look: the line may have been written just before the exit.
-            [ "$(cw_count_lines "$err" '^connwatchd: Started')" -gt "$before" ]
+            [ "$(cw_count_lines "$err" "$ready")" -gt "$before" ]
             return
         fi
         [ "$(cw_now_ms)" -lt "$deadline" ] || return 1

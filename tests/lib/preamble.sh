@@ -37,6 +37,39 @@ cw_setup_fail() {
     exit 1
 }
 
+# The files a failed test shows (its daemons' output, nmap's logs), as glob
+# patterns expanded when they are shown: a test sets them once, after cw_workdir,
+# quoted, e.g. CW_LOGS=("$WORK/*.out" "$WORK/*.err"). CW_LOG_LINES: how many lines of
+# each, from the end; 0, all of it.
+CW_LOGS=()
+CW_LOG_LINES=0
+
+# cw_dump_logs: every existing file CW_LOGS names, each under a "---- NAME ----"
+# line.
+cw_dump_logs() {
+    local pattern f
+    for pattern in "${CW_LOGS[@]}"; do
+        # shellcheck disable=SC2086  # the pattern is a glob, expanded here on purpose
+        for f in $pattern; do
+            [ -f "$f" ] || continue
+            echo "---- $(basename "$f") ----"
+            if [ "$CW_LOG_LINES" -gt 0 ]; then
+                tail -n "$CW_LOG_LINES" "$f"
+            else
+                cat "$f"
+            fi
+        done
+    done
+}
+
+# cw_fatal MESSAGE: a failure the test cannot go on after (its setup, a daemon
+# that will not start or stop): says so, shows the logs (cw_dump_logs), exits 1.
+cw_fatal() {
+    echo "FAIL: $1"
+    cw_dump_logs
+    exit 1
+}
+
 # cw_require_tools TOOL...: every TOOL is on PATH. python3 means the interpreter
 # netns.sh chose ($CW_PY), the one the helpers run.
 cw_require_tools() {
