@@ -74,6 +74,13 @@ public:
     // operator lifts its block (unblock, flush, an allow entry), never when a
     // block expires. The fake keeps no history.
     virtual void forgive(const Address& source) { (void)source; }
+    // The source's history of repeat offences (bpf/escalate.h), if it has
+    // one: which offence its latest automatic block is, and until when.
+    virtual std::optional<cw_offender> find_offender(const cw_addr& key) const
+    {
+        (void)key;
+        return std::nullopt;
+    }
     // The sources that have scan state (bounded by its map), so that a flush
     // of a million blocks resets those few rather than asking for each
     // block; nullopt: cannot say (reset_scan_state each one).

@@ -463,8 +463,10 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
         maps_.reset_scan_state(prefix.address());
     // A block an operator lifted is forgiven: the source's next automatic
     // block is a first offence (docs/SECURITY.md, "Repeat offenders"). One
-    // that expired, or a CrowdSec decision withdrawn, forgives nothing.
-    if (prefix.is_host() && why != RemovalReason::Expired && why != RemovalReason::Withdrawn)
+    // that expired, a CrowdSec decision withdrawn, or a scan block replaced
+    // on a full blocklist forgives nothing.
+    if (prefix.is_host() && why != RemovalReason::Expired && why != RemovalReason::Withdrawn &&
+        why != RemovalReason::Replaced)
         maps_.forgive(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
@@ -589,6 +591,68 @@ void BlockTable::record_scan_block(const Address& src, std::string reason, std::
     BlockRecord r{host, BlockOrigin::Scan, std::move(reason), created, expires};
     if (keep_record(r))
         note(journal_add(r));
+}
+
+BlockTable::Replacement BlockTable::replace_oldest_scan_block(const Address& src,
+                                                              const cw_block& b,
+                                                              std::string reason,
+                                                              std::time_t created,
+                                                              std::time_t expires)
+{
+    Replacement out;
+    cw_addr key = src.to_abi();
+    // Made meanwhile (the event was read late; another CPU's scan of it):
+    // nothing to replace.
+    if (maps_.find_host_block(key))
+        return out;
+    int failed_inserts = 0;
+    while (failed_inserts < kMaxReplaceTries) {
+        auto oldest = hosts_.oldest_scan();
+        if (!oldest)
+            return out; // nothing replaceable: refused, as before
+        Cidr victim = Cidr::host(Address(*oldest));
+        // The index may be behind the kernel: ask it about this one.
+        auto kb = maps_.find_host_block(*oldest);
+        if (!kb) {
+            forget(victim); // gone meanwhile (its expiry, an unblock): nor here
+            continue;
+        }
+        const HostEntry* e = hosts_.find(*oldest);
+        if (kb->origin != CW_ORIGIN_SCAN || due_second(kb->expires_ns) != e->due_s) {
+            // Renewed, or made another way: the index follows the kernel, and
+            // the entry is judged again in its new place.
+            hosts_.put(*oldest, kb->expires_ns, kb->origin);
+            continue;
+        }
+        // A repeat offence is never replaced: the kernel's history is about
+        // this very block when it ends when the block does.
+        if (auto o = maps_.find_offender(*oldest);
+            o && o->offences >= 2 && o->until_ns == kb->expires_ns) {
+            hosts_.mark_escalated(*oldest);
+            continue;
+        }
+        bool due = kb->expires_ns && kb->expires_ns <= monotonic_now_ns();
+        if (!maps_.remove_block(victim)) {
+            forget(victim);
+            continue;
+        }
+        // An eviction forgives nothing: the replaced source's history stays
+        // (forget_removed), so that its next block counts as a repeat.
+        forget_removed(victim, due ? RemovalReason::Expired : RemovalReason::Replaced);
+        (due ? out.expired : out.replaced).push_back(victim);
+        if (!maps_.add_block(Cidr::host(src), b)) {
+            // The kernel's next automatic block took the room first.
+            failed_inserts++;
+            continue;
+        }
+        hosts_.put(key, b.expires_ns, b.origin);
+        BlockRecord r{Cidr::host(src), BlockOrigin::Scan, std::move(reason), created, expires};
+        if (keep_record(r))
+            note(journal_add(r));
+        out.made = true;
+        return out;
+    }
+    return out;
 }
 
 void BlockTable::reconcile()

@@ -33,6 +33,10 @@ public:
         if (prog_.offender_remove(source.to_abi()))
             forgiven_++;
     }
+    std::optional<cw_offender> find_offender(const cw_addr& key) const override
+    {
+        return prog_.offender(key);
+    }
     // Histories forgiven so far: the Manager saves offenders.json when it moves.
     uint64_t forgiven() const { return forgiven_; }
     std::optional<std::vector<cw_addr>> scan_state_sources() const override
