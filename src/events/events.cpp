@@ -30,7 +30,9 @@ Event decode_event(const cw_event& ev)
                         ev.action,
                         ev.expires_ns ? wall_time_of(ev.expires_ns) : 0,
                         ev.action == CW_ACT_BLOCKED ? ev.offence : 0u,
-                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0};
+                        ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0,
+                        ev.ts_ns,
+                        std::nullopt};
     }
     if (ev.type == CW_EV_PROBE)
         return Probe{when,     Address(ev.saddr), Address(ev.daddr),

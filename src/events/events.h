@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -33,6 +34,13 @@ struct PortScan {
     uint32_t offence = 0;
     // CW_ACT_BLOCKED: how long the block lasts, 0 = until removed.
     uint64_t duration_ns = 0;
+    // CLOCK_MONOTONIC when the packet was seen (the kernel's clock, for the
+    // deadline of a block connwatchd makes in its place).
+    uint64_t ts_ns = 0;
+    // The kernel refused the block (CW_ACT_BLOCKLIST_FULL) and connwatchd
+    // made it in place of this automatic block, the oldest (action then
+    // CW_ACT_BLOCKED; docs/SECURITY.md, "A full blocklist").
+    std::optional<Address> replaced;
 };
 
 // A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port
