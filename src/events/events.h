@@ -40,7 +40,7 @@ struct PortScan {
     // The kernel refused the block (CW_ACT_BLOCKLIST_FULL) and connwatchd
     // made it in place of this automatic block, the oldest (action then
     // CW_ACT_BLOCKED; docs/SECURITY.md, "A full blocklist").
-    std::optional<Address> replaced;
+    std::optional<Address> replaced = std::nullopt;
 };
 
 // A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port
