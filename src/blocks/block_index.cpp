@@ -99,18 +99,39 @@ void BlockIndex::push_due(uint32_t due_s, size_t slot)
     std::push_heap(heap_.begin(), heap_.end(), std::greater<Due>());
 }
 
+bool BlockIndex::evictable(const HostEntry& e) const
+{
+    return (e.flags & kUsed) && !(e.flags & kEscalated) && e.origin == CW_ORIGIN_SCAN && e.due_s;
+}
+
+void BlockIndex::push_evictable(size_t slot)
+{
+    if (!evictable(slots_[slot]))
+        return;
+    evict_.push_back({slots_[slot].due_s, static_cast<uint32_t>(slot)});
+    std::push_heap(evict_.begin(), evict_.end(), std::greater<Due>());
+}
+
 void BlockIndex::rebuild_heap()
 {
-    std::vector<Due> h;
-    size_t with_deadline = 0;
-    for (const auto& e : slots_)
+    std::vector<Due> h, v;
+    size_t with_deadline = 0, replaceable = 0;
+    for (const auto& e : slots_) {
         with_deadline += (e.flags & kUsed) && e.due_s;
+        replaceable += evictable(e);
+    }
     h.reserve(with_deadline);
-    for (size_t i = 0; i < slots_.size(); i++)
+    v.reserve(replaceable);
+    for (size_t i = 0; i < slots_.size(); i++) {
         if ((slots_[i].flags & kUsed) && slots_[i].due_s)
             h.push_back({slots_[i].due_s, static_cast<uint32_t>(i)});
+        if (evictable(slots_[i]))
+            v.push_back({slots_[i].due_s, static_cast<uint32_t>(i)});
+    }
     std::make_heap(h.begin(), h.end(), std::greater<Due>());
+    std::make_heap(v.begin(), v.end(), std::greater<Due>());
     heap_.swap(h);
+    evict_.swap(v);
 }
 
 bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
@@ -119,17 +140,25 @@ bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
     if (size_t i = probe(key); i != SIZE_MAX) {
         HostEntry& e = slots_[i];
         e.flags |= kSeen;
+        bool changed = false;
         if (e.origin != origin) {
             scan_ += origin == CW_ORIGIN_SCAN ? 1 : 0;
             scan_ -= e.origin == CW_ORIGIN_SCAN ? 1 : 0;
             crowdsec_ += origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
             crowdsec_ -= e.origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
             e.origin = origin;
+            changed = true;
         }
         if (e.due_s != due_s) {
+            // Another block of the same source (renewed): whether it is a
+            // repeat offence is for the history to say again.
             e.due_s = due_s;
+            e.flags &= static_cast<uint8_t>(~kEscalated);
             push_due(due_s, i);
+            changed = true;
         }
+        if (changed)
+            push_evictable(i);
         return false;
     }
     if (slots_.empty() || static_cast<double>(used_ + tombstones_ + 1) > kMaxLoad * slots_.size())
@@ -145,9 +174,10 @@ bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
     scan_ += origin == CW_ORIGIN_SCAN ? 1 : 0;
     crowdsec_ += origin == CW_ORIGIN_CROWDSEC ? 1 : 0;
     push_due(due_s, i);
+    push_evictable(i);
     // Stale heap items (deadlines changed, entries gone) are dropped when
     // popped; when they outnumber the live ones, all at once.
-    if (heap_.size() > 2 * used_ + 4096)
+    if (heap_.size() > 2 * used_ + 4096 || evict_.size() > 2 * scan_ + 4096)
         rebuild_heap();
     return true;
 }
@@ -172,7 +202,7 @@ bool BlockIndex::erase(const cw_addr& key)
     // Memory follows the blocks: a table mostly empty gives its room back.
     if (slots_.size() > kMinSlots && static_cast<double>(used_) < kMinLoad * slots_.size())
         rehash(static_cast<size_t>(static_cast<double>(used_) / kLoadAfterResize));
-    else if (heap_.size() > 2 * used_ + 4096)
+    else if (heap_.size() > 2 * used_ + 4096 || evict_.size() > 2 * scan_ + 4096)
         rebuild_heap();
     return true;
 }
@@ -182,18 +212,21 @@ void BlockIndex::compact()
     // The heap grew by doubling; its items now are all it needs.
     rebuild_heap();
     heap_.shrink_to_fit();
+    evict_.shrink_to_fit();
 }
 
 void BlockIndex::clear()
 {
     std::vector<HostEntry>().swap(slots_);
     std::vector<Due>().swap(heap_);
+    std::vector<Due>().swap(evict_);
     used_ = tombstones_ = scan_ = crowdsec_ = 0;
 }
 
 size_t BlockIndex::bytes() const
 {
-    return slots_.capacity() * sizeof(HostEntry) + heap_.capacity() * sizeof(Due);
+    return slots_.capacity() * sizeof(HostEntry) +
+           (heap_.capacity() + evict_.capacity()) * sizeof(Due);
 }
 
 std::vector<cw_addr> BlockIndex::due(uint32_t now_s, size_t max)
@@ -216,6 +249,27 @@ void BlockIndex::requeue(const cw_addr& key)
 {
     if (size_t i = probe(key); i != SIZE_MAX)
         push_due(slots_[i].due_s, i);
+}
+
+std::optional<cw_addr> BlockIndex::oldest_scan()
+{
+    while (!evict_.empty()) {
+        Due d = evict_.front();
+        const HostEntry& e = slots_[d.slot];
+        // Stale: the entry went, or its deadline or origin changed, or it was
+        // marked escalated (a newer item has it, or none should).
+        if (evictable(e) && e.due_s == d.due_s)
+            return e.key;
+        std::pop_heap(evict_.begin(), evict_.end(), std::greater<Due>());
+        evict_.pop_back();
+    }
+    return std::nullopt;
+}
+
+void BlockIndex::mark_escalated(const cw_addr& key)
+{
+    if (size_t i = probe(key); i != SIZE_MAX)
+        slots_[i].flags |= kEscalated;
 }
 
 void BlockIndex::start_round()

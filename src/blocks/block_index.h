@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 extern "C" {
@@ -26,7 +27,7 @@ struct HostEntry {
     cw_addr key;
     uint32_t due_s = 0;  // CLOCK_MONOTONIC second the block falls due (ceil); 0: never
     uint8_t origin = 0;  // enum cw_origin
-    uint8_t flags = 0;   // kUsed, kTombstone, kSeen (see BlockIndex)
+    uint8_t flags = 0;   // kUsed, kTombstone, kSeen, kEscalated (see BlockIndex)
     // A manual block's record, when it is one that many blocks share (a bulk
     // import's reason and times): its number in BlockTable's table of them;
     // 0: none. The index keeps it as it is on put(); BlockTable sets it.
@@ -45,7 +46,10 @@ inline uint32_t due_second(uint64_t expires_ns)
 
 class BlockIndex {
 public:
-    static constexpr uint8_t kUsed = 1, kTombstone = 2, kSeen = 4;
+    // kEscalated: a scan block the kernel's history says is a repeat offence
+    // (offence >= 2): never replaced (oldest_scan() skips it). Cleared when
+    // the entry's deadline changes (a new block of the same source).
+    static constexpr uint8_t kUsed = 1, kTombstone = 2, kSeen = 4, kEscalated = 8;
 
     // The entry of key, or nullptr.
     HostEntry* find(const cw_addr& key);
@@ -75,6 +79,16 @@ public:
     // returned it, and the kernel said it is not due yet after all.
     void requeue(const cw_addr& key);
 
+    // The oldest replaceable automatic block (issue 12, a full blocklist):
+    // of the scan blocks with a deadline and not marked escalated, the one
+    // with the earliest deadline; nullopt when there is none. It stays in
+    // the index. O(log n) amortised: a second min-heap, of scan blocks only
+    // (8 bytes each), whose stale items (gone, renewed, marked) are dropped
+    // when they reach the top.
+    std::optional<cw_addr> oldest_scan();
+    // Marks key's block escalated: oldest_scan() no longer returns it.
+    void mark_escalated(const cw_addr& key);
+
     // Reconciliation rounds: start_round() clears every entry's seen mark,
     // put() sets it; end_round() erases the entries not seen since (their
     // kernel entry vanished without us) and returns them.
@@ -99,11 +113,15 @@ private:
     size_t probe(const cw_addr& key) const; // the slot holding key, or SIZE_MAX
     void rehash(size_t capacity);
     void push_due(uint32_t due_s, size_t slot);
+    void push_evictable(size_t slot);
+    bool evictable(const HostEntry& e) const;
     void rebuild_heap();
     void erase_slot(size_t i);
 
     std::vector<HostEntry> slots_;
     std::vector<Due> heap_; // min-heap on due_s; stale items are skipped when popped
+    // The same, of the scan blocks that may be replaced (evictable()).
+    std::vector<Due> evict_;
     size_t used_ = 0, tombstones_ = 0, scan_ = 0, crowdsec_ = 0;
 };
 

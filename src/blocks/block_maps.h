@@ -73,6 +73,12 @@ public:
     // Removes the kernel's automatic block of this prefix from the exact hash
     // only (a prefix block of the trie stays); false: there was none.
     virtual bool remove_prefix_entry(const Cidr& prefix) { return remove_block(prefix); }
+    // Writes the kernel's kind of automatic prefix block: the exact hash's
+    // entry under the prefix's (masked) address, b.prefix_len its length --
+    // what the kernel itself writes for a scan of a prefix. A full blocklist's
+    // replacement makes one in the kernel's place. The fake keeps it with the
+    // prefix blocks.
+    virtual bool add_prefix_entry(const Cidr& prefix, const cw_block& b) { return add_block(prefix, b); }
 
     virtual uint32_t cidr_block_capacity() const = 0;
     // Forgets a source's scan-detection state, so that its next port starts a
@@ -84,6 +90,13 @@ public:
     // operator lifts its block (unblock, flush, an allow entry), never when a
     // block expires. The fake keeps no history.
     virtual void forgive(const Address& source) { (void)source; }
+    // The source's history of repeat offences (bpf/escalate.h), if it has
+    // one: which offence its latest automatic block is, and until when.
+    virtual std::optional<cw_offender> find_offender(const cw_addr& key) const
+    {
+        (void)key;
+        return std::nullopt;
+    }
     // The sources that have scan state (bounded by its map), so that a flush
     // of a million blocks resets those few rather than asking for each
     // block; nullopt: cannot say (reset_scan_state each one).

@@ -479,11 +479,12 @@ void BlockTable::forget_removed(const Cidr& prefix, RemovalReason why)
         maps_.reset_scan_state(prefix.address());
     // A block an operator lifted is forgiven: the source's next automatic
     // block is a first offence (docs/SECURITY.md, "Repeat offenders"). One
-    // that expired, or a CrowdSec decision withdrawn, forgives nothing.
-    // An automatic prefix block's history is under its masked address too.
+    // that expired, a CrowdSec decision withdrawn, or a scan block replaced
+    // on a full blocklist forgives nothing. An automatic prefix block's
+    // history is under its masked address too.
     bool automatic_prefix = c != cidrs_.end() && c->second.prefix_len;
     if ((prefix.is_host() || automatic_prefix) && why != RemovalReason::Expired &&
-        why != RemovalReason::Withdrawn)
+        why != RemovalReason::Withdrawn && why != RemovalReason::Replaced)
         maps_.forgive(prefix.address());
     forget(prefix); // the record, and its journal line
     removed_[why]++;
@@ -619,6 +620,78 @@ void BlockTable::record_scan_block(const Cidr& blocked, std::string reason, std:
     BlockRecord r{blocked, BlockOrigin::Scan, std::move(reason), created, expires};
     if (keep_record(r))
         note(journal_add(r));
+}
+
+BlockTable::Replacement BlockTable::replace_oldest_scan_block(const Cidr& unit,
+                                                              const cw_block& block,
+                                                              std::string reason,
+                                                              std::time_t created,
+                                                              std::time_t expires)
+{
+    Replacement out;
+    cw_addr key = unit.address().to_abi();
+    // The unit the kernel counted the scanner as: the address, or its
+    // prefix (ipv4-prefix, ipv6-prefix), whose block lives in the exact hash
+    // under the masked address, marked with its length -- as the kernel
+    // would have written it.
+    cw_block b = block;
+    b.prefix_len = unit.is_host() ? 0 : static_cast<uint8_t>(unit.lpm_length());
+    // Made meanwhile (the event was read late; another CPU's scan of it):
+    // nothing to replace.
+    if (unit.is_host() ? maps_.find_host_block(key).has_value()
+                       : maps_.find_prefix_block(unit).has_value())
+        return out;
+    int failed_inserts = 0;
+    while (failed_inserts < kMaxReplaceTries) {
+        auto oldest = hosts_.oldest_scan();
+        if (!oldest)
+            return out; // nothing replaceable: refused, as before
+        Cidr victim = Cidr::host(Address(*oldest));
+        // The index may be behind the kernel: ask it about this one.
+        auto kb = maps_.find_host_block(*oldest);
+        if (!kb) {
+            forget(victim); // gone meanwhile (its expiry, an unblock): nor here
+            continue;
+        }
+        const HostEntry* e = hosts_.find(*oldest);
+        if (kb->origin != CW_ORIGIN_SCAN || due_second(kb->expires_ns) != e->due_s) {
+            // Renewed, or made another way: the index follows the kernel, and
+            // the entry is judged again in its new place.
+            hosts_.put(*oldest, kb->expires_ns, kb->origin);
+            continue;
+        }
+        // A repeat offence is never replaced: the kernel's history is about
+        // this very block when it ends when the block does.
+        if (auto o = maps_.find_offender(*oldest);
+            o && o->offences >= 2 && o->until_ns == kb->expires_ns) {
+            hosts_.mark_escalated(*oldest);
+            continue;
+        }
+        bool due = kb->expires_ns && kb->expires_ns <= monotonic_now_ns();
+        if (!maps_.remove_block(victim)) {
+            forget(victim);
+            continue;
+        }
+        // An eviction forgives nothing: the replaced source's history stays
+        // (forget_removed), so that its next block counts as a repeat.
+        forget_removed(victim, due ? RemovalReason::Expired : RemovalReason::Replaced);
+        (due ? out.expired : out.replaced).push_back(victim);
+        if (!(unit.is_host() ? maps_.add_block(unit, b) : maps_.add_prefix_entry(unit, b))) {
+            // The kernel's next automatic block took the room first.
+            failed_inserts++;
+            continue;
+        }
+        if (unit.is_host())
+            hosts_.put(key, b.expires_ns, b.origin);
+        else
+            note_block(unit, b);
+        BlockRecord r{unit, BlockOrigin::Scan, std::move(reason), created, expires};
+        if (keep_record(r))
+            note(journal_add(r));
+        out.made = true;
+        return out;
+    }
+    return out;
 }
 
 void BlockTable::reconcile()

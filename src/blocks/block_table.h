@@ -131,6 +131,33 @@ public:
     // The automatic prefix block whose kernel key is the address a (the
     // prefix's first address), if the table knows one.
     std::optional<Cidr> prefix_block_at(const Address& a) const;
+    // The kernel refused the automatic block of `unit` (the scanner, or its
+    // prefix: ipv4-prefix, ipv6-prefix): block_addr is full. Makes
+    // room as docs/SECURITY.md ("A full blocklist") says: removes the oldest
+    // replaceable automatic block -- an exact scan block with the earliest
+    // deadline that is not a repeat offence (the kernel's history says
+    // offence >= 2 for this very block); never a manual or CrowdSec block,
+    // nor a scan block without a deadline (block-duration 0: until removed)
+    // -- and puts src's block `b` in its place, with its record (reason,
+    // wall-clock created and expires). O(log n) amortised: the index's heap
+    // of scan blocks, each candidate checked with the kernel first (gone
+    // meanwhile: forgotten; renewed: re-indexed; escalated: marked, never
+    // a candidate again) before it is removed.
+    //
+    // A candidate found already due is removed as expired (the sweep's work,
+    // done early). Should the kernel take the freed room first (another
+    // scanner's block on another CPU), a further one is tried, up to
+    // kMaxReplaceTries. Nothing replaceable: nothing removed, made == false
+    // (refused as before).
+    struct Replacement {
+        std::vector<Cidr> replaced; // removed to make room (reason replaced)
+        std::vector<Cidr> expired;  // found due on the way, removed as expired
+        bool made = false;          // src's block is in the kernel
+    };
+    Replacement replace_oldest_scan_block(const Cidr& unit, const cw_block& b,
+                                          std::string reason, std::time_t created,
+                                          std::time_t expires);
+    static constexpr int kMaxReplaceTries = 3;
 
     // ---- CrowdSec decisions (origin crowdsec, docs/CROWDSEC.md)
     // Mirrors a ban decision of the LAPI: `prefix` blocked for `remaining`

@@ -30,6 +30,15 @@ bool KernelMaps::remove_block(const Cidr& prefix)
     return trie || hash;
 }
 
+bool KernelMaps::add_prefix_entry(const Cidr& prefix, const cw_block& b)
+{
+    if (prefix.is_host())
+        return add_block(prefix, b);
+    cw_block entry = b;
+    entry.prefix_len = static_cast<uint8_t>(prefix.lpm_length());
+    return prog_.block_add(prefix.address(), entry);
+}
+
 bool KernelMaps::remove_prefix_entry(const Cidr& prefix)
 {
     return is_prefix_entry(prog_.block_get(prefix.address()), prefix) &&

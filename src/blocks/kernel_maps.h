@@ -13,6 +13,7 @@ public:
 
     bool add_block(const Cidr& prefix, const cw_block& b) override;
     bool remove_block(const Cidr& prefix) override;
+    bool add_prefix_entry(const Cidr& prefix, const cw_block& b) override;
     std::vector<std::pair<Cidr, cw_block>> blocks() const override;
     void for_each_block(const HostVisitor& host, const CidrVisitor& cidr) const override;
     uint64_t host_block_slice(uint64_t cursor, size_t max, const HostVisitor& fn) const override
@@ -31,6 +32,10 @@ public:
     {
         if (prog_.offender_remove(source.to_abi()))
             forgiven_++;
+    }
+    std::optional<cw_offender> find_offender(const cw_addr& key) const override
+    {
+        return prog_.offender(key);
     }
     // Histories forgiven so far: the Manager saves offenders.json when it moves.
     uint64_t forgiven() const { return forgiven_; }

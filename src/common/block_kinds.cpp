@@ -41,6 +41,7 @@ std::string_view to_string(RemovalReason r)
     case RemovalReason::Allowlisted: return "allowlisted";
     case RemovalReason::Flushed: return "flushed";
     case RemovalReason::Withdrawn: return "withdrawn";
+    case RemovalReason::Replaced: return "replaced";
     }
     return "?";
 }

@@ -24,7 +24,10 @@ enum class BlockOrigin : uint8_t {
 
 // Withdrawn: the CrowdSec LAPI deleted the decision (or no longer had it when
 // connwatchd pulled all of them at start).
-enum class RemovalReason : uint8_t { Expired, Unblocked, Allowlisted, Flushed, Withdrawn };
+// Replaced: an automatic block removed to make room for a new scanner's when
+// the blocklist was full (BlockTable::replace_oldest_scan_block). Appended:
+// the texts are metric labels.
+enum class RemovalReason : uint8_t { Expired, Unblocked, Allowlisted, Flushed, Withdrawn, Replaced };
 
 enum class AllowSource : uint8_t { Configuration, Connwatchctl, OwnAddress };
 
@@ -35,11 +38,11 @@ std::optional<BlockOrigin> block_origin_from(std::string_view text);
 // (the kernel is the only other writer).
 BlockOrigin block_origin_of(uint8_t cw_origin);
 
-// "expired", "unblocked", "allowlisted", "flushed", "withdrawn"
+// "expired", "unblocked", "allowlisted", "flushed", "withdrawn", "replaced"
 std::string_view to_string(RemovalReason r);
 inline constexpr RemovalReason kRemovalReasons[] = {
     RemovalReason::Expired, RemovalReason::Unblocked, RemovalReason::Allowlisted,
-    RemovalReason::Flushed, RemovalReason::Withdrawn};
+    RemovalReason::Flushed, RemovalReason::Withdrawn, RemovalReason::Replaced};
 
 // "configuration", "connwatchctl", "own-address"
 std::string_view to_string(AllowSource s);

@@ -30,6 +30,7 @@
 #include "daemon/link_monitor.h"
 #include "daemon/route_mirror.h"
 #include "events/events.h"
+#include "events/messages.h"
 #include "kernel/attachment.h"
 #include "kernel/event_reader.h"
 #include "kernel/program.h"
@@ -414,15 +415,64 @@ void Manager::on_event(const cw_event& raw)
         sink_->probe(*p);
 }
 
-void Manager::on_port_scan(const PortScan& s)
+void Manager::on_port_scan(const PortScan& scan)
 {
+    PortScan s = scan;
+    BlockTable::Replacement made;
+    if (s.action == CW_ACT_BLOCKLIST_FULL && !opts_.monitor_only)
+        made = replace_when_full(s);
     sink_->port_scan(s);
     if (s.offence)
         offenders_dirty_ = true;
-    if (s.action == CW_ACT_BLOCKED)
+    for (const auto& p : made.expired)
+        sink_->block_expired(std::time(nullptr), p.address());
+    for (const auto& p : made.replaced)
+        sink_->block_removed(p.str(), replaced_reason(s.blocked_str()));
+    if (s.action == CW_ACT_BLOCKED && !made.made)
         table_->record_scan_block(s.blocked(), port_scan_message(s.scanner_str(), s.dst, s.ports),
                                   s.when, s.expires);
     alert_crowdsec(s);
+}
+
+BlockTable::Replacement Manager::replace_when_full(PortScan& s)
+{
+    // The kernel cannot find the oldest entry of a hash map: connwatchd
+    // can (docs/SECURITY.md, "A full blocklist"). The block it makes is the
+    // one the kernel would have made: its deadline is the one escalation
+    // wrote into the source's history for this very scan (it ran before the
+    // insert failed), else the scan's time + block-duration.
+    uint64_t expires_ns = opts_.block_duration.count()
+                              ? s.ts_ns + static_cast<uint64_t>(opts_.block_duration.count()) *
+                                              1'000'000'000ull
+                              : 0;
+    uint32_t offence = 0;
+    if (opts_.escalation_window.count() && expires_ns)
+        if (auto o = prog_->offender(s.scanner().address().to_abi());
+            o && o->offences && o->until_ns - o->block_ns == s.ts_ns) {
+            expires_ns = o->until_ns;
+            offence = o->offences;
+        }
+    cw_block b{};
+    b.created_ns = monotonic_now_ns();
+    b.expires_ns = expires_ns;
+    b.origin = CW_ORIGIN_SCAN;
+    std::time_t expires = expires_ns ? wall_time_of(expires_ns) : 0;
+    // The unit the kernel counted: the scanner, or its prefix (the kernel
+    // keys the history by it too).
+    auto made = table_->replace_oldest_scan_block(
+        s.scanner(), b, port_scan_message(s.scanner_str(), s.dst, s.ports), s.when, expires);
+    if (made.made) {
+        s.action = CW_ACT_BLOCKED;
+        s.blocked_prefix = s.scanner_prefix;
+        s.expires = expires;
+        s.offence = offence;
+        s.duration_ns = expires_ns > s.ts_ns ? expires_ns - s.ts_ns : 0;
+        if (!made.replaced.empty())
+            s.replaced = made.replaced.back().address();
+        else if (!made.expired.empty())
+            s.replaced = made.expired.back().address();
+    }
+    return made;
 }
 
 namespace {

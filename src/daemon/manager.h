@@ -139,6 +139,9 @@ private:
     void on_timer();
     void on_event(const cw_event& ev);
     void on_port_scan(const PortScan& s);
+    // CW_ACT_BLOCKLIST_FULL: s's block made in place of the oldest automatic
+    // one, if there is one to replace (s then says CW_ACT_BLOCKED).
+    BlockTable::Replacement replace_when_full(PortScan& s);
     void report_lost_events();
     // CrowdSec (daemon/crowdsec.cpp): the worker started, or replaced when
     // the settings changed (reload); what it reports applied to the table.

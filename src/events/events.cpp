@@ -47,6 +47,8 @@ Event decode_event(const cw_event& ev)
                         ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0,
                         prefix(Address(ev.saddr), ev.prefix_len),
                         prefix(Address(ev.saddr), ev.block_prefix_len)};
+                        ev.ts_ns,
+                        std::nullopt};
     }
     if (ev.type == CW_EV_PROBE)
         return Probe{when,     Address(ev.saddr), Address(ev.daddr),

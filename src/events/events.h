@@ -44,6 +44,13 @@ struct PortScan {
     // "2001:db8:1:2::/64" for a prefix, else src as before ("192.0.2.1").
     std::string scanner_str() const { return scanner_prefix ? scanner_prefix->str() : src.str(); }
     std::string blocked_str() const { return blocked_prefix ? blocked_prefix->str() : src.str(); }
+    // CLOCK_MONOTONIC when the packet was seen (the kernel's clock, for the
+    // deadline of a block connwatchd makes in its place).
+    uint64_t ts_ns = 0;
+    // The kernel refused the block (CW_ACT_BLOCKLIST_FULL) and connwatchd
+    // made it in place of this automatic block, the oldest (action then
+    // CW_ACT_BLOCKED; docs/SECURITY.md, "A full blocklist").
+    std::optional<Address> replaced = std::nullopt;
 };
 
 // A stealth probe (FIN, NULL, Xmas, SYN+FIN, SYN+RST; docs/PROBES.md): a port

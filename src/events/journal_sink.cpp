@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // One sd_journal_send entry per event: MESSAGE_ID per type, typed fields.
+#include <sys/uio.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
+
+#include <string>
+#include <vector>
 
 #include "common/format.h"
 #include "events/event_sink.h"
@@ -64,20 +68,24 @@ public:
             return;
         }
         auto what = format_scan_action(ev);
-        if (ev.action == CW_ACT_BLOCKED && ev.offence)
-            sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
-                            "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
-                            "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",
-                            static_cast<long long>(ev.expires), "BLOCK_OFFENCE=%u",
-                            unsigned(ev.offence), "BLOCK_DURATION=%llu",
-                            static_cast<unsigned long long>(ev.duration_ns / 1'000'000'000),
-                            nullptr);
-        else if (ev.action == CW_ACT_BLOCKED)
-            sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgBlockAdded,
-                            "PRIORITY=%i", LOG_NOTICE, "SRC_ADDR=%s", ev.src.str().c_str(),
-                            "BLOCK_ORIGIN=scan", "BLOCK_EXPIRES=%lld",
-                            static_cast<long long>(ev.expires), nullptr);
-        else
+        if (ev.action == CW_ACT_BLOCKED) {
+            // The optional fields make the list: offence and duration with
+            // escalation on, the block it took the place of on a full list.
+            std::vector<std::string> f{
+                "MESSAGE=" + what,
+                std::string("MESSAGE_ID=") + kMsgBlockAdded,
+                "PRIORITY=" + std::to_string(LOG_NOTICE),
+                "SRC_ADDR=" + ev.src.str(),
+                "BLOCK_ORIGIN=scan",
+                "BLOCK_EXPIRES=" + std::to_string(static_cast<long long>(ev.expires))};
+            if (ev.offence) {
+                f.push_back("BLOCK_OFFENCE=" + std::to_string(ev.offence));
+                f.push_back("BLOCK_DURATION=" + std::to_string(ev.duration_ns / 1'000'000'000));
+            }
+            if (ev.replaced)
+                f.push_back("BLOCK_REPLACED=" + ev.replaced->str());
+            send_fields(f);
+        } else
             sd_journal_send("MESSAGE=%s", what.c_str(), "MESSAGE_ID=%s", kMsgPortScan,
                             "PRIORITY=%i",
                             ev.action == CW_ACT_BLOCKLIST_FULL ? LOG_ERR : LOG_NOTICE,
@@ -132,6 +140,14 @@ public:
     }
 
 private:
+    static void send_fields(const std::vector<std::string>& fields)
+    {
+        std::vector<iovec> iov;
+        iov.reserve(fields.size());
+        for (const auto& f : fields)
+            iov.push_back({const_cast<char*>(f.data()), f.size()});
+        sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+    }
     static void send(const char* id, int priority, const std::string& msg)
     {
         if (id)

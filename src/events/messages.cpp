@@ -31,13 +31,28 @@ std::string offence_note(const PortScan& ev)
            format_duration(secs) + ")";
 }
 
+std::string replaced_note(const PortScan& ev)
+{
+    if (ev.action != CW_ACT_BLOCKED || !ev.replaced)
+        return "";
+    return " in place of " + ev.replaced->str() +
+           ", the oldest automatic block (the blocklist is full)";
+}
+
+std::string replaced_reason(const std::string& by)
+{
+    return "replaced by " + by +
+           ": the blocklist was full, and this was the oldest automatic block";
+}
+
 std::string format_scan_action(const PortScan& ev)
 {
     std::string head = format_timestamp(ev.when) + ": ";
     std::string src = ev.scanner_str();
     switch (ev.action) {
     case CW_ACT_BLOCKED:
-        return head + "Blocked " + ev.blocked_str() + until(ev.expires) + offence_note(ev);
+        return head + "Blocked " + ev.blocked_str() + until(ev.expires) + offence_note(ev) +
+               replaced_note(ev);
     case CW_ACT_MONITOR_ONLY:
         return head + "Not blocking " + src + ": monitor-only mode";
     case CW_ACT_ALLOWLISTED:

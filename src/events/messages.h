@@ -19,6 +19,12 @@ namespace connwatch {
 std::string format_scan_action(const PortScan& ev);
 // " (offence N, blocked for D)" for a block with escalation on, else "".
 std::string offence_note(const PortScan& ev);
+// " in place of ADDR, the oldest automatic block (the blocklist is full)" for
+// a block made in place of another (PortScan::replaced), else "".
+std::string replaced_note(const PortScan& ev);
+// The reason of the replaced block's removal (its journald REASON=):
+// "replaced by SRC: the blocklist was full, and this was the oldest automatic block".
+std::string replaced_reason(const std::string& by);
 
 // "blocked", "monitor-only", "allowlisted", "blocklist-full": journald's ACTION=.
 const char* scan_action_name(uint8_t action);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "blocks/block_index.h"
@@ -92,8 +94,9 @@ TEST(BlockIndex, GrowsAndShrinksWithTheBlocksAndLosesNone)
     for (uint32_t i = 0; i < n; i++)
         ASSERT_TRUE(idx.put(key(i), (i % 7) ? (1000 + i) * kSec : 0, CW_ORIGIN_SCAN));
     EXPECT_EQ(idx.size(), n);
-    // 24 bytes a slot, at most 1 / 0.55 slots a block, plus the heap's 8 bytes.
-    EXPECT_LE(idx.bytes(), static_cast<size_t>(n * (24 / 0.55 + 2 * 8)));
+    // 24 bytes a slot, at most 1 / 0.55 slots a block, plus 8 bytes in each of
+    // the two heaps (deadlines; scan blocks), twice that while a heap grows.
+    EXPECT_LE(idx.bytes(), static_cast<size_t>(n * (24 / 0.55 + 2 * 2 * 8)));
     for (uint32_t i = 0; i < n; i++)
         ASSERT_NE(idx.find(key(i)), nullptr) << i;
     size_t full = idx.bytes();
@@ -163,4 +166,74 @@ TEST(BlockIndex, PutKeepsTheSharedRecord)
     EXPECT_EQ(std::count_if(gone.begin(), gone.end(),
                             [](const HostEntry& e) { return e.shared == 7; }),
               1);
+}
+
+// oldest_scan(): of the scan blocks with a deadline and not marked escalated,
+// the earliest deadline, whatever the manual and CrowdSec blocks around it,
+// through growth, shrinking, renewals and erases (a model checks every step).
+TEST(BlockIndex, OldestScanIsTheEarliestReplaceableDeadlineThroughChurn)
+{
+    BlockIndex idx;
+    EXPECT_FALSE(idx.oldest_scan());
+    // Model: key -> (due second, origin, escalated).
+    struct M {
+        uint32_t due;
+        uint8_t origin;
+        bool escalated;
+    };
+    std::map<uint32_t, M> model;
+    auto expect_oldest = [&](const char* when) {
+        std::optional<uint32_t> best_due;
+        for (const auto& [k, m] : model)
+            if (m.origin == CW_ORIGIN_SCAN && m.due && !m.escalated &&
+                (!best_due || m.due < *best_due))
+                best_due = m.due;
+        auto got = idx.oldest_scan();
+        ASSERT_EQ(got.has_value(), best_due.has_value()) << when;
+        if (got) {
+            EXPECT_EQ(model.at(num(*got)).due, *best_due) << when;
+        }
+    };
+    uint32_t seed = 12345;
+    auto rnd = [&] {
+        seed = seed * 1103515245 + 12345;
+        return (seed >> 8) & 0xffffff;
+    };
+    const uint8_t origins[] = {CW_ORIGIN_SCAN, CW_ORIGIN_SCAN, CW_ORIGIN_MANUAL,
+                               CW_ORIGIN_CROWDSEC};
+    for (int step = 0; step < 20000; step++) {
+        uint32_t k = rnd() % 3000 + 1, op = rnd() % 10;
+        if (op < 5) { // a block made or renewed (sometimes without a deadline)
+            uint32_t due = rnd() % 8 ? rnd() % 100000 + 1 : 0;
+            uint8_t origin = origins[rnd() % 4];
+            idx.put(key(k), uint64_t(due) * kSec, origin);
+            auto it = model.find(k);
+            bool esc = it != model.end() && it->second.escalated && it->second.due == due;
+            model[k] = {due, origin, esc};
+        } else if (op < 8) {
+            EXPECT_EQ(idx.erase(key(k)), model.erase(k) == 1);
+        } else if (op < 9) {
+            if (model.count(k)) {
+                idx.mark_escalated(key(k));
+                model[k].escalated = true;
+            }
+        } else if (auto o = idx.oldest_scan()) { // replaced: the oldest goes
+            idx.erase(*o);
+            model.erase(num(*o));
+        }
+        if (step % 97 == 0)
+            expect_oldest("step");
+    }
+    expect_oldest("end");
+    // Drained in deadline order.
+    uint32_t last = 0;
+    while (auto o = idx.oldest_scan()) {
+        uint32_t due = model.at(num(*o)).due;
+        EXPECT_GE(due, last);
+        last = due;
+        idx.erase(*o);
+        model.erase(num(*o));
+    }
+    for (const auto& [k, m] : model)
+        EXPECT_TRUE(m.origin != CW_ORIGIN_SCAN || !m.due || m.escalated) << k;
 }

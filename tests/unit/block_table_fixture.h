@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,6 +36,12 @@ public:
     std::map<Cidr, cw_block> hosts, cidrs;
     std::set<Cidr> allows;
     std::vector<Address> scan_resets; // reset_scan_state() calls, in order
+    std::vector<Address> forgiven;    // forgive() calls, in order
+    // The kernel's history of repeat offences (find_offender), by source.
+    std::map<Cidr, cw_offender> offenders;
+    // Called after each remove_block that removed something: the kernel
+    // acting meanwhile (taking the room, ...).
+    std::function<void()> after_remove;
     mutable int walks = 0;            // blocks() calls: whole walks of the lists
 
     bool add_block(const Cidr& p, const cw_block& b) override
@@ -47,7 +54,10 @@ public:
     }
     bool remove_block(const Cidr& p) override
     {
-        return (p.is_host() ? hosts : cidrs).erase(p) == 1;
+        bool was = (p.is_host() ? hosts : cidrs).erase(p) == 1;
+        if (was && after_remove)
+            after_remove();
+        return was;
     }
     std::vector<std::pair<Cidr, cw_block>> blocks() const override
     {
@@ -64,6 +74,12 @@ public:
     uint32_t host_block_capacity() const override { return host_cap; }
     uint32_t cidr_block_capacity() const override { return cidr_cap; }
     void reset_scan_state(const Address& a) override { scan_resets.push_back(a); }
+    void forgive(const Address& a) override { forgiven.push_back(a); }
+    std::optional<cw_offender> find_offender(const cw_addr& k) const override
+    {
+        auto it = offenders.find(Cidr::host(Address(k)));
+        return it == offenders.end() ? std::nullopt : std::optional<cw_offender>(it->second);
+    }
     void add_allow(const Cidr& p) override
     {
         if (fail_allow_after > 0 && --fail_allow_after == 0)

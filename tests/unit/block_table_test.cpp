@@ -375,3 +375,206 @@ TEST_F(BlockTableTest, AnExpiryBeyondTheKernelClockIsABadRecord)
     uint64_t left = maps_.hosts.at(P("192.0.2.2")).expires_ns - monotonic_now_ns();
     EXPECT_GT(left, 200ull * 365 * 86400 * kNsPerSec);
 }
+
+// ---- A full blocklist (issue 12; docs/SECURITY.md, "A full blocklist"): a
+// new scanner's block takes the place of the oldest automatic one -- the
+// earliest deadline -- never a manual, CrowdSec or escalated block.
+
+namespace {
+
+// A scan block the kernel made `mins` minutes from now, known to the table as
+// its event would make it known.
+void kernel_scan_block(FakeMaps& maps, BlockTable& table, const char* addr, int mins)
+{
+    uint64_t due = mins ? monotonic_now_ns() + uint64_t(mins) * 60 * kNsPerSec : 0;
+    maps.hosts[P(addr)] = kernel_block(BlockOrigin::Scan, due);
+    table.record_scan_block(P(addr).address(), std::string("scan of ") + addr, 1, 2);
+}
+
+cw_block new_scan_block()
+{
+    return kernel_block(BlockOrigin::Scan, monotonic_now_ns() + 3600 * kNsPerSec);
+}
+
+} // namespace
+
+TEST_F(BlockTableTest, FullListReplacesTheOldestAutomaticBlockOnly)
+{
+    must_block("192.0.2.1", 1min, "manual, sooner than any scan block");
+    must_block("192.0.2.2");
+    kernel_scan_block(maps_, *table_, "192.0.2.3", 50);
+    kernel_scan_block(maps_, *table_, "192.0.2.4", 20);
+    ASSERT_EQ(maps_.hosts.size(), maps_.host_cap); // full
+    ASSERT_FALSE(maps_.add_block(P("192.0.2.66"), new_scan_block())); // as the kernel found it
+
+    auto r = table_->replace_oldest_scan_block(P("192.0.2.66"), new_scan_block(),
+                                               "Port scan detected: new", 10, 20);
+    ASSERT_TRUE(r.made);
+    ASSERT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.4")}); // the earliest deadline
+    EXPECT_TRUE(r.expired.empty());
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.66")));
+    EXPECT_FALSE(maps_.hosts.count(P("192.0.2.4")));
+    for (const char* kept : {"192.0.2.1", "192.0.2.2", "192.0.2.3"})
+        EXPECT_TRUE(maps_.hosts.count(P(kept))) << kept;
+    EXPECT_EQ(table_->removed(RemovalReason::Replaced), 1u);
+    EXPECT_EQ(table_->counts().scan, 2u);
+    EXPECT_EQ(table_->counts().manual, 2u);
+    // The new block is listed with its scan's line.
+    auto rec = table_->record(P("192.0.2.66"));
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->origin, BlockOrigin::Scan);
+    EXPECT_EQ(rec->reason, "Port scan detected: new");
+    EXPECT_FALSE(table_->record(P("192.0.2.4")));
+    // The replaced source is judged afresh from its next port, but not
+    // forgiven: an eviction is no operator's pardon.
+    EXPECT_NE(std::find(maps_.scan_resets.begin(), maps_.scan_resets.end(),
+                        P("192.0.2.4").address()),
+              maps_.scan_resets.end());
+    EXPECT_TRUE(maps_.forgiven.empty());
+
+    // Again: 192.0.2.3 is now the oldest automatic block (192.0.2.66 ends later).
+    r = table_->replace_oldest_scan_block(P("192.0.2.67"), new_scan_block(), "scan",
+                                          10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.3")});
+    EXPECT_EQ(table_->removed(RemovalReason::Replaced), 2u);
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.1")));
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.2")));
+}
+
+// A scanner counted as its prefix (ipv6-prefix 64): its block is made as the
+// kernel would have made it, the prefix's entry, listed by prefix; an exact
+// automatic block made the room.
+TEST_F(BlockTableTest, FullListReplacementBlocksAPrefixScannerAsItsPrefix)
+{
+    must_block("192.0.2.1", 1min);
+    must_block("192.0.2.2");
+    kernel_scan_block(maps_, *table_, "192.0.2.3", 50);
+    kernel_scan_block(maps_, *table_, "192.0.2.4", 20);
+    ASSERT_EQ(maps_.hosts.size(), maps_.host_cap);
+
+    auto r = table_->replace_oldest_scan_block(P("2001:db8:1:2::/64"), new_scan_block(),
+                                               "Port scan detected: 2001:db8:1:2::/64", 10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.4")});
+    ASSERT_TRUE(maps_.find_prefix_block(P("2001:db8:1:2::/64")));
+    EXPECT_FALSE(maps_.hosts.count(P("2001:db8:1:2::")));
+    auto rec = table_->record(P("2001:db8:1:2::/64"));
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->origin, BlockOrigin::Scan);
+    // Made already (another event of the same scan): nothing replaced.
+    r = table_->replace_oldest_scan_block(P("2001:db8:1:2::/64"), new_scan_block(), "again",
+                                          10, 20);
+    EXPECT_FALSE(r.made);
+    EXPECT_TRUE(r.replaced.empty());
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.3")));
+}
+
+TEST_F(BlockTableTest, FullListOfManualBlocksRefusesAsBefore)
+{
+    for (const char* m : {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"})
+        must_block(m, 1min);
+    auto r = table_->replace_oldest_scan_block(P("192.0.2.66"), new_scan_block(),
+                                               "scan", 10, 20);
+    EXPECT_FALSE(r.made);
+    EXPECT_TRUE(r.replaced.empty());
+    EXPECT_EQ(maps_.hosts.size(), 4u);
+    EXPECT_FALSE(maps_.hosts.count(P("192.0.2.66")));
+    EXPECT_EQ(table_->removed(RemovalReason::Replaced), 0u);
+}
+
+TEST_F(BlockTableTest, FullListNeverReplacesCrowdsecEscalatedOrPermanentBlocks)
+{
+    ASSERT_EQ(table_->mirror(P("192.0.2.1"), 60s, "crowdsec: ssh-bf").outcome,
+              BlockTable::Mirror::Outcome::Added);
+    kernel_scan_block(maps_, *table_, "192.0.2.2", 0); // block-duration 0: until removed
+    kernel_scan_block(maps_, *table_, "192.0.2.3", 5); // the second offence of its source
+    kernel_scan_block(maps_, *table_, "192.0.2.4", 30);
+    maps_.offenders[P("192.0.2.3")] =
+        cw_offender{maps_.hosts.at(P("192.0.2.3")).expires_ns, 7200 * kNsPerSec, 2, 0};
+    // A history from an earlier chain (it ended with another block) says
+    // nothing about this one: 192.0.2.4 is a first offence, replaceable.
+    maps_.offenders[P("192.0.2.4")] = cw_offender{12345, 3600 * kNsPerSec, 3, 0};
+
+    auto r = table_->replace_oldest_scan_block(P("192.0.2.66"), new_scan_block(),
+                                               "scan", 10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.4")});
+    // Now only 192.0.2.66 is replaceable; then nothing is.
+    r = table_->replace_oldest_scan_block(P("192.0.2.67"), new_scan_block(), "scan",
+                                          10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.66")});
+    maps_.offenders[P("192.0.2.67")] =
+        cw_offender{maps_.hosts.at(P("192.0.2.67")).expires_ns, 7200 * kNsPerSec, 2, 0};
+    r = table_->replace_oldest_scan_block(P("192.0.2.68"), new_scan_block(), "scan",
+                                          10, 20);
+    EXPECT_FALSE(r.made);
+    EXPECT_TRUE(r.replaced.empty());
+    for (const char* kept : {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.67"})
+        EXPECT_TRUE(maps_.hosts.count(P(kept))) << kept;
+}
+
+// The table's index may be behind the kernel: the oldest block it knows may
+// be gone (expired and swept by nobody yet, unblocked by another path) or
+// renewed (a new block of the same source, a later deadline).
+TEST_F(BlockTableTest, FullListFollowsTheKernelWhenTheIndexIsBehind)
+{
+    must_block("192.0.2.1");
+    kernel_scan_block(maps_, *table_, "192.0.2.2", 10);
+    kernel_scan_block(maps_, *table_, "192.0.2.3", 20);
+    kernel_scan_block(maps_, *table_, "192.0.2.4", 30);
+    // 192.0.2.2 vanished from the kernel; 192.0.2.3 was renewed for 2 hours.
+    maps_.hosts.erase(P("192.0.2.2"));
+    maps_.hosts[P("192.0.2.3")].expires_ns = monotonic_now_ns() + 120 * 60 * kNsPerSec;
+    kernel_scan_block(maps_, *table_, "192.0.2.5", 40); // full again
+
+    auto r = table_->replace_oldest_scan_block(P("192.0.2.66"), new_scan_block(),
+                                               "scan", 10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, std::vector<Cidr>{P("192.0.2.4")});
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.3")));
+    EXPECT_EQ(table_->counts().scan, 3u); // .3, .5, .66: .2 forgotten
+    // A block already due when found is removed as expired, not replaced.
+    maps_.hosts[P("192.0.2.5")].expires_ns = monotonic_now_ns() - 1;
+    maps_.hosts.erase(P("192.0.2.66"));
+    table_->record_scan_block(P("192.0.2.5").address(), "scan", 1, 2); // the index learns it
+    kernel_scan_block(maps_, *table_, "192.0.2.70", 50);              // full again
+    r = table_->replace_oldest_scan_block(P("192.0.2.67"), new_scan_block(), "scan",
+                                          10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_TRUE(r.replaced.empty());
+    EXPECT_EQ(r.expired, std::vector<Cidr>{P("192.0.2.5")});
+    EXPECT_EQ(table_->removed(RemovalReason::Expired), 1u);
+}
+
+// Between the removal and the insert the kernel may fill the room with
+// another scanner's block: a further automatic block is tried, a bounded
+// number of times.
+TEST_F(BlockTableTest, FullListRetriesWhenTheKernelTakesTheRoom)
+{
+    for (int i = 1; i <= 4; i++)
+        kernel_scan_block(maps_, *table_, ("192.0.2." + std::to_string(i)).c_str(), 10 * i);
+    int stolen = 0;
+    maps_.after_remove = [&] {
+        if (stolen++ < 1)
+            maps_.hosts[P("198.51.100.9")] = new_scan_block();
+    };
+    auto r = table_->replace_oldest_scan_block(P("192.0.2.66"), new_scan_block(),
+                                               "scan", 10, 20);
+    ASSERT_TRUE(r.made);
+    EXPECT_EQ(r.replaced, (std::vector<Cidr>{P("192.0.2.1"), P("192.0.2.2")}));
+    EXPECT_TRUE(maps_.hosts.count(P("192.0.2.66")));
+    EXPECT_TRUE(maps_.hosts.count(P("198.51.100.9")));
+
+    // A kernel that always takes the room first: the tries are bounded.
+    maps_.after_remove = [&] {
+        maps_.hosts[P(("198.51.100." + std::to_string(100 + stolen++)).c_str())] =
+            new_scan_block();
+    };
+    r = table_->replace_oldest_scan_block(P("192.0.2.67"), new_scan_block(), "scan",
+                                          10, 20);
+    EXPECT_FALSE(r.made);
+    EXPECT_EQ(r.replaced.size(), size_t(BlockTable::kMaxReplaceTries));
+    EXPECT_FALSE(maps_.hosts.count(P("192.0.2.67")));
+}

@@ -80,6 +80,15 @@ TEST_F(FormatTest, ScanActionLinesSayWhatWasDone)
                kWhen + 3600, 0, 0, {}, {}};
     EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 192.0.2.56 until "
                                      "2021-04-28 16:28:05");
+    // Made in place of the oldest automatic block (a full blocklist).
+    s.replaced = a("198.51.100.7");
+    EXPECT_EQ(format_scan_action(s), "2021-04-28 15:28:05: Blocked 192.0.2.56 until "
+                                     "2021-04-28 16:28:05 in place of 198.51.100.7, the "
+                                     "oldest automatic block (the blocklist is full)");
+    EXPECT_EQ(replaced_reason(a("192.0.2.56").str()),
+              "replaced by 192.0.2.56: the blocklist was full, and this was the oldest "
+              "automatic block");
+    s.replaced.reset();
     s.expires = 0;
     EXPECT_EQ(format_scan_action(s),
               "2021-04-28 15:28:05: Blocked 192.0.2.56 until removed");
