@@ -34,6 +34,17 @@ struct {
 	__type(value, struct cw_config);
 } config SEC(".maps");
 
+/* How many automatic blocks the kernel has inserted into block_addr (bumped
+ * after each insert, never written by userspace): what config.exact_empty_gen
+ * is checked against (bpf/verdict.h). Its own map, not a config field, because
+ * userspace writes the config entry whole and would put an old count back. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} block_gen SEC(".maps");
+
 /* Counters, indexed by enum cw_stat. Per-CPU so the fast path never contends on
  * a cache line; userspace sums the CPUs. Never evicts (an array). */
 struct {

@@ -56,15 +56,47 @@ static __always_inline int is_allowed(const struct cw_addr *a)
 	return bpf_map_lookup_elem(&allow, &k) != NULL;
 }
 
+/* block_addr is known to be empty: userspace saw it so after reading the
+ * kernel's insert count, and the count has not moved since (connwatch_abi.h,
+ * exact_empty_gen). The kernel bumps the count after its insert and userspace
+ * disarms before its own, so no entry is ever present while this says empty,
+ * except for the inserting program's own instant. Two inlined array reads
+ * instead of a hash lookup of an absent key. */
+static __always_inline int exact_list_empty(const struct cw_config *cfg)
+{
+	__u64 armed = READ_ONCE(cfg->exact_empty_gen);
+	__u32 zero = 0;
+	__u64 *gen;
+
+	if (!armed)
+		return 0;
+	gen = bpf_map_lookup_elem(&block_gen, &zero);
+	return gen && armed == READ_ONCE(*gen) + 1;
+}
+
+/* After an automatic insert into block_addr: whatever userspace saw empty
+ * before is no longer (exact_list_empty). */
+static __always_inline void exact_list_grew(void)
+{
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&block_gen, &zero);
+
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
+}
+
 /* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
  * constant at each call (inlined), so the IPv6 path carries no trace of it. */
 static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
 				     const int v4)
 {
-	struct cw_block *b = bpf_map_lookup_elem(&block_addr, src);
+	struct cw_block *b;
 
-	if (b && block_active(b))
-		return CW_STAT_DROP_BLOCKED;
+	if (!exact_list_empty(cfg)) {
+		b = bpf_map_lookup_elem(&block_addr, src);
+		if (b && block_active(b))
+			return CW_STAT_DROP_BLOCKED;
+	}
 	if (cfg->cidr_blocks) {
 		struct cw_lpm_key k = { .prefixlen = 128 };
 

@@ -16,7 +16,7 @@ static_assert(sizeof(cw_lpm_key) == 20 && offsetof(cw_lpm_key, addr) == 4,
 static_assert(sizeof(cw_block) == 24);
 static_assert(sizeof(cw_scan_state) == 8 + 8 * CW_SCAN_SLOTS);
 static_assert(sizeof(cw_flow_key) == 36);
-static_assert(sizeof(cw_config) == 88);
+static_assert(sizeof(cw_config) == 96);
 static_assert(offsetof(cw_config, escalation_window_ns) == 56,
               "config fields are appended: 0 in them is the behaviour before them");
 static_assert(offsetof(cw_config, rp_filter) == 80, "rp_filter appended");
