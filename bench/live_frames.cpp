@@ -350,6 +350,9 @@ struct Row {
     Template tmpl = Template::Ack;
     Sender sender = Sender::Fixed;
     bool block_source = false;  // connwatch: template source in block_addr
+    // connwatch: that block has a deadline (an hour on), as automatic blocks
+    // do, so the program reads the clock to check it; false: expires 0
+    bool block_expires = false;
     // connwatch: another address (not the sender's) in block_addr, so the
     // pass path looks the source up (with block_addr empty it skips that)
     bool block_other = false;
@@ -418,6 +421,9 @@ std::vector<Row> base_rows()
          .tmpl = Template::Ack, .baseline = ""},
         {.key = "cw-block", .label = "connwatch block path (source blocked)",
          .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true,
+         .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
+        {.key = "cw-block-exp", .label = "connwatch block path, the block expiring in an hour (clock read)",
+         .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true, .block_expires = true,
          .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
         {.key = "pass", .label = "bare XDP_PASS, established-flow ACK", .receiver = Receiver::BarePass,
          .tmpl = Template::Ack, .baseline = "drop"},
@@ -757,7 +763,7 @@ public:
             if (row.block_source) {
                 cw_block b{};
                 b.created_ns = monotonic_now_ns();
-                b.expires_ns = 0; // until removed
+                b.expires_ns = row.block_expires ? b.created_ns + 3600'000'000'000ull : 0; // 0: until removed
                 b.origin = CW_ORIGIN_MANUAL;
                 if (!connwatch_->block_add(src, b))
                     fail("block_add failed: " + errno_text(errno));
