@@ -767,7 +767,10 @@ public:
                 b.origin = CW_ORIGIN_MANUAL;
                 if (!connwatch_->block_add(src, b))
                     fail("block_add failed: " + errno_text(errno));
-            } else {
+            } else if (!row.group) {
+                // Not in a blocklist group: their fill holds the sender's own
+                // address too (10.0.0.0/8 at 16 M), which a spread row's
+                // frames come from once in 16 M.
                 connwatch_->block_remove(src);
             }
             if (row.block_other) {
