@@ -350,6 +350,12 @@ struct Row {
     Template tmpl = Template::Ack;
     Sender sender = Sender::Fixed;
     bool block_source = false;  // connwatch: template source in block_addr
+    // connwatch: that block has a deadline (an hour on), as automatic blocks
+    // do, so the program reads the clock to check it; false: expires 0
+    bool block_expires = false;
+    // connwatch: another address (not the sender's) in block_addr, so the
+    // pass path looks the source up (with block_addr empty it skips that)
+    bool block_other = false;
     uint64_t dedup_ns = 0;      // connwatch: config.dedup_ns for the row (0: default)
     std::string baseline{};     // key of the row this one is compared with
     // Counter that must have moved by exactly `count`: a bench counter (BENCH_RX)
@@ -416,11 +422,17 @@ std::vector<Row> base_rows()
         {.key = "cw-block", .label = "connwatch block path (source blocked)",
          .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true,
          .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
+        {.key = "cw-block-exp", .label = "connwatch block path, the block expiring in an hour (clock read)",
+         .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true, .block_expires = true,
+         .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
         {.key = "pass", .label = "bare XDP_PASS, established-flow ACK", .receiver = Receiver::BarePass,
          .tmpl = Template::Ack, .baseline = "drop"},
-        {.key = "cw-pass", .label = "connwatch pass path, established-flow ACK",
+        {.key = "cw-pass", .label = "connwatch pass path, established-flow ACK, blocklist empty",
          .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .baseline = "pass",
          .expect_stat = CW_STAT_PASS_TCP_OTHER},
+        {.key = "cw-pass-1", .label = "connwatch pass path, established-flow ACK, one other address blocked",
+         .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_other = true,
+         .baseline = "pass", .expect_stat = CW_STAT_PASS_TCP_OTHER},
         {.key = "pass-syn", .label = "bare XDP_PASS, SYN to a closed port",
          .receiver = Receiver::BarePass, .tmpl = Template::Syn, .baseline = "drop"},
         {.key = "cw-syn", .label = "connwatch SYN path, one 4-tuple (dedup)",
@@ -739,6 +751,7 @@ public:
         // Receiver program, attached for this row only.
         UniqueFd link;
         std::unique_ptr<XdpAttachment> cw_link;
+        bool skip_armed = false;
         if (row.receiver == Receiver::External) {
             // Attached (or not) by the set-up command.
         } else if (row.receiver == Receiver::Connwatch) {
@@ -750,13 +763,25 @@ public:
             if (row.block_source) {
                 cw_block b{};
                 b.created_ns = monotonic_now_ns();
-                b.expires_ns = 0; // until removed
+                b.expires_ns = row.block_expires ? b.created_ns + 3600'000'000'000ull : 0; // 0: until removed
                 b.origin = CW_ORIGIN_MANUAL;
                 if (!connwatch_->block_add(src, b))
                     fail("block_add failed: " + errno_text(errno));
-            } else {
+            } else if (!row.group) {
+                // Not in a blocklist group: their fill holds the sender's own
+                // address too (10.0.0.0/8 at 16 M), which a spread row's
+                // frames come from once in 16 M.
                 connwatch_->block_remove(src);
             }
+            if (row.block_other) {
+                cw_block b{};
+                b.created_ns = monotonic_now_ns();
+                b.origin = CW_ORIGIN_MANUAL;
+                if (!connwatch_->block_add(other_, b))
+                    fail("block_add failed: " + errno_text(errno));
+            }
+            // The pass path skips the block_addr lookup while the list is empty.
+            skip_armed = connwatch_->refresh_exact_skip();
             InNetns rx(rx_ns_, o_.rx_netns.c_str(), tx_ns_);
             cw_link = std::make_unique<XdpAttachment>(*connwatch_, o_.rx_if, XdpMode::Native);
         } else {
@@ -835,6 +860,8 @@ public:
         if (row.receiver == Receiver::Connwatch) {
             if (row.block_source)
                 connwatch_->block_remove(src);
+            if (row.block_other)
+                connwatch_->block_remove(other_);
             connwatch_->set_config(default_config_);
         }
 
@@ -871,7 +898,8 @@ public:
             r.problems.push_back("the receiving veth counted " + std::to_string(rx_pkts) +
                                  " frames, not " + std::to_string(frames));
         if (row.receiver == Receiver::Connwatch) {
-            d << "; connwatch:";
+            d << "; connwatch (block_addr lookup " << (skip_armed ? "skipped: list empty" : "made")
+              << "):";
             for (uint32_t i = 0; i < CW_STAT_MAX; i++)
                 if (cw1[i] != cw0[i])
                     d << " " << stat_name(i) << " +" << cw1[i] - cw0[i];
@@ -924,6 +952,8 @@ private:
     cw_config default_config_{};
     uint32_t filled_ = 0;
     uint32_t src_host_ = 0;
+    // block_other rows: never a sender (TEST-NET-1).
+    Address other_ = *Address::parse("192.0.2.77");
 
     // xdp-filter has no bulk command: after its own `ip` command put the
     // sender's address in, its map (found by name among the maps of the

@@ -151,6 +151,7 @@ static __always_inline __u8 block_scanner(const struct cw_addr *src, const struc
 		count(CW_STAT_BLOCK_FULL);
 		return CW_ACT_BLOCKLIST_FULL;
 	}
+	exact_list_grew(); /* after the insert: see exact_list_empty */
 	count(CW_STAT_BLOCK_ADDED);
 	if (plen)
 		count(CW_STAT_BLOCK_PREFIX_ADDED);

@@ -144,6 +144,14 @@ struct cw_config {
 	__u8 ipv4_prefix;    /* 0..32 */
 	__u8 ipv6_prefix;    /* 0..128 */
 	__u8 pad_prefix[6];
+	/* The pass path's shortcut (bpf/verdict.h, exact_list_empty): nonzero when
+	 * userspace saw block_addr empty after reading the kernel's insert count
+	 * (the block_gen map) as exact_empty_gen - 1. While block_gen still holds
+	 * that value, no automatic block has been made since, and the exact
+	 * lookup is skipped. The kernel bumps block_gen after each automatic
+	 * insert; userspace writes 0 here before each insert of its own. 0: look
+	 * the source up on every packet, the behaviour before this field. */
+	__u64 exact_empty_gen;
 };
 
 /* Value of the offenders map (LRU hash keyed by the blocked source, the key of

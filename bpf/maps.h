@@ -22,6 +22,17 @@ static __always_inline __u64 now_ns(void)
 	return bpf_ktime_get_ns();
 }
 
+/* The same clock (CLOCK_MONOTONIC) as of the last timer tick: no clock-source
+ * read, so a few ns instead of ~35 in a KVM guest (bench/README.md, "The clock
+ * read of an expiring block"). Behind now_ns() by at most a tick (1-10 ms):
+ * for a block's deadline that means lasting up to a tick longer. */
+static __always_inline __u64 now_coarse_ns(void)
+{
+	if (cw_test_clock)
+		return cw_fake_now_ns;
+	return bpf_ktime_get_coarse_ns();
+}
+
 /* ---- maps ---------------------------------------------------------------- */
 
 /* Runtime knobs, one entry (struct cw_config). Written by userspace at start and
@@ -33,6 +44,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cw_config);
 } config SEC(".maps");
+
+/* How many automatic blocks the kernel has inserted into block_addr (bumped
+ * after each insert, never written by userspace): what config.exact_empty_gen
+ * is checked against (bpf/verdict.h). Its own map, not a config field, because
+ * userspace writes the config entry whole and would put an old count back. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} block_gen SEC(".maps");
 
 /* Counters, indexed by enum cw_stat. Per-CPU so the fast path never contends on
  * a cache line; userspace sums the CPUs. Never evicts (an array). */

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
 #include "base/unique_fd.h"
 #include "config/options.h"
@@ -144,6 +145,10 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     for (const auto& [c, b] : cidr_block_list())
         if (!c.address().is_v4() && !b.v6_prefix)
             cidr_block_add(c, b);
+    // update_cidr_count wrote exact_empty_gen 0: a config taken over may say
+    // "empty" of a blocklist that was written while no connwatchd ran.
+    // Armed again only after a look at the map.
+    refresh_exact_skip();
 }
 
 namespace {
@@ -502,7 +507,9 @@ void XdpProgram::set_config(const cw_config& cfg)
 {
     uint32_t key = 0;
     cw_config c = cfg;
+    std::lock_guard<std::mutex> lock(skip_mu_);
     c.cidr_blocks = config().cidr_blocks; // owned by the CIDR blocklist
+    c.exact_empty_gen = exact_empty_gen_; // owned by the exact blocklist
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
         throw Error("Failed to write the config map", errno_code(errno));
 }
@@ -636,8 +643,61 @@ std::map<uint32_t, uint32_t> XdpProgram::rp_interfaces() const
     return out;
 }
 
+// The pass path's shortcut (connwatch_abi.h, exact_empty_gen). Disarmed
+// before every insert made here, so that the program looks the source up
+// from the next packet on; armed again only when a look at the map finds it
+// empty, with the kernel's insert count read before that look: an automatic
+// block made after the read moves the count, and the program stops skipping.
+bool XdpProgram::write_exact_empty_gen(uint64_t gen)
+{
+    uint32_t key = 0;
+    cw_config c = config();
+    c.exact_empty_gen = gen;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY) != 0)
+        return false; // the map keeps what it held
+    exact_empty_gen_ = gen;
+    return true;
+}
+
+// false: still armed (the config could not be written), so an insert now
+// could go unseen: the caller does not insert.
+bool XdpProgram::disarm_exact_skip()
+{
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    return exact_empty_gen_ == 0 || write_exact_empty_gen(0);
+}
+
+bool XdpProgram::refresh_exact_skip()
+{
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    uint32_t key = 0;
+    uint64_t gen = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.block_gen), &key, &gen) != 0)
+        return false;
+    if (exact_empty_gen_ != 0 && exact_empty_gen_ == gen + 1)
+        return true; // armed, and no automatic block since
+    cw_addr first{};
+    if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.block_addr), nullptr, &first) == 0) {
+        if (exact_empty_gen_ != 0)
+            write_exact_empty_gen(0); // stale: the count moved; tidy
+        return false; // not empty
+    }
+    if (errno != ENOENT)
+        return false;
+    write_exact_empty_gen(gen + 1);
+    return exact_empty_gen_ == gen + 1;
+}
+
+bool XdpProgram::exact_skip_armed() const
+{
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    return exact_empty_gen_ != 0;
+}
+
 bool XdpProgram::block_add(const Address& a, const cw_block& b)
 {
+    if (!disarm_exact_skip())
+        return false;
     cw_addr k = a.to_abi();
     return bpf_map_update_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b, BPF_ANY) == 0;
 }
@@ -645,7 +705,10 @@ bool XdpProgram::block_add(const Address& a, const cw_block& b)
 bool XdpProgram::block_remove(const Address& a)
 {
     cw_addr k = a.to_abi();
-    return bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
+    bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
+    if (ok)
+        refresh_exact_skip();
+    return ok;
 }
 
 std::optional<cw_block> XdpProgram::block_get(const Address& a) const
@@ -709,6 +772,8 @@ std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
     uint32_t n = static_cast<uint32_t>(std::min(keys.size(), values.size()));
     if (n == 0)
         return 0;
+    if (!disarm_exact_skip())
+        return 0;
     // On failure `n` says how many were written before the one that failed.
     if (bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), values.data(), &n,
                              &opts) != 0 &&
@@ -763,9 +828,12 @@ std::size_t delete_keys(int fd, const uint8_t* keys, std::size_t n, std::size_t 
 std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys,
                                            std::vector<bool>* done)
 {
-    return delete_keys(bpf_map__fd(skel_->maps.block_addr),
-                       reinterpret_cast<const uint8_t*>(keys.data()), keys.size(),
-                       sizeof(cw_addr), done);
+    std::size_t n = delete_keys(bpf_map__fd(skel_->maps.block_addr),
+                                reinterpret_cast<const uint8_t*>(keys.data()), keys.size(),
+                                sizeof(cw_addr), done);
+    if (n)
+        refresh_exact_skip();
+    return n;
 }
 
 std::size_t XdpProgram::scan_state_remove_batch(const std::vector<cw_addr>& keys)
@@ -852,8 +920,10 @@ std::vector<std::pair<Cidr, cw_block>> XdpProgram::cidr_block_list() const
 void XdpProgram::update_cidr_count()
 {
     uint32_t key = 0;
+    std::lock_guard<std::mutex> lock(skip_mu_);
     cw_config c = config();
     c.cidr_blocks = cidr_count_;
+    c.exact_empty_gen = exact_empty_gen_;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY);
 }
 

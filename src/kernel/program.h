@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -93,6 +94,14 @@ public:
     std::size_t block_remove_batch(const std::vector<cw_addr>& keys,
                                    std::vector<bool>* done = nullptr);
 
+    // The pass path's "block_addr is empty" (config.exact_empty_gen, checked
+    // against the kernel's count of automatic inserts): every insert above
+    // clears it first, every removal looks again. refresh_exact_skip looks
+    // (one bpf_map_get_next_key) and arms it when the map is empty; true when
+    // armed and still valid. Construction looks once.
+    bool refresh_exact_skip();
+    bool exact_skip_armed() const; // as last written (the kernel may have moved on)
+
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
     bool cidr_block_add(const Cidr& c, const cw_block& b);
     bool cidr_block_remove(const Cidr& c);
@@ -174,6 +183,8 @@ private:
     void adopt_pins(const std::string& dir);
     void pin_new(const std::string& dir);
     void update_cidr_count();
+    bool disarm_exact_skip();
+    bool write_exact_empty_gen(uint64_t gen); // skip_mu_ held
     void adopt_runtime_pins(const std::string& dir);
     void pin_runtime(const std::string& dir);
 
@@ -205,6 +216,10 @@ private:
     mutable std::vector<cw_addr> batch_keys_;
     mutable std::vector<cw_block> batch_values_;
     uint32_t cidr_count_ = 0; // entries in block_cidr, as config.cidr_blocks says
+    // config.exact_empty_gen as written (userspace owns it); the lock orders
+    // the writes of the config entry, which are read-modify-write.
+    uint64_t exact_empty_gen_ = 0;
+    mutable std::mutex skip_mu_;
 };
 
 // The rows of allow_inside for these allow entries: each entry longer than
