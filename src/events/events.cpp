@@ -46,7 +46,7 @@ Event decode_event(const cw_event& ev)
                         ev.action == CW_ACT_BLOCKED ? ev.offence : 0u,
                         ev.expires_ns > ev.ts_ns ? ev.expires_ns - ev.ts_ns : 0,
                         prefix(Address(ev.saddr), ev.prefix_len),
-                        prefix(Address(ev.saddr), ev.block_prefix_len)};
+                        prefix(Address(ev.saddr), ev.block_prefix_len),
                         ev.ts_ns,
                         std::nullopt};
     }
