@@ -70,9 +70,11 @@ std::map<std::string, std::string> blocks_of(const State& st)
 
 // What phase A and phase B below leave: 2,000..4,999 ("a"), less 2,000..2,099,
 // and 5,000..5,499 ("b"); the prefix block; the runtime allow entry.
-std::map<std::string, std::string> expected_blocks()
+std::map<std::string, std::string> expected_blocks(uint32_t c = 0)
 {
     std::map<std::string, std::string> out;
+    for (uint32_t i = 5500; i < 5500 + c; i++)
+        out[nth(i).str()] = "c";
     for (uint32_t i = 2100; i < 5000; i++)
         out[nth(i).str()] = "a";
     for (uint32_t i = 5000; i < 5500; i++)
@@ -122,49 +124,59 @@ protected:
         }
         ASSERT_FALSE(table_->compacting()) << "no end of the compaction in 60 s";
     }
-    void expect_whole_state()
+    void expect_whole_state(uint32_t c = 0)
     {
         StateFile f(state());
         std::string warning;
         State st = f.load(&warning);
         EXPECT_EQ(warning, "");
-        EXPECT_EQ(blocks_of(st), expected_blocks());
+        EXPECT_EQ(blocks_of(st), expected_blocks(c));
         EXPECT_EQ(st.allow, std::vector<Cidr>{P("203.0.113.0/24")});
     }
 };
 
 TEST_F(CompactionTest, LinesWrittenDuringTheSnapshotAreKept)
 {
-    std::atomic<bool> b_done{false}, held{false};
+    // Phase B's lines come while the snapshot is being written (the thread
+    // copies them), phase C's after the thread's copy of the journal (the
+    // loop adds them when it puts the new journal in place).
+    std::atomic<bool> b_done{false}, c_done{false}, held{false}, copied{false};
     phase_a([&](const char* step) {
-        if (std::string(step) != "writing")
-            return;
-        held = true;
-        // The loop's changes come while the snapshot is being written.
-        for (int i = 0; i < 60000 && !b_done; i++)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::string s = step;
+        held = held || s == "writing";
+        copied = copied || s == "copied";
+        auto& flag = s == "writing" ? b_done : c_done;
+        if (s == "writing" || s == "copied")
+            for (int i = 0; i < 60000 && !flag; i++)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
     ASSERT_TRUE(table_->compacting()) << "7,000 lines for 3,000 blocks: a compaction";
     const size_t lines_before = table_->state_file().journal_lines();
     phase_b();
     b_done = true;
+    for (int i = 0; i < 60000 && !copied; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(copied) << "the thread never copied the journal";
+    ASSERT_EQ(table_->block_many(items(5500, 5510, "c"), false).added.size(), 10u);
+    ASSERT_EQ(table_->save_if_dirty().error, "");
+    c_done = true;
     wait_compacted();
     EXPECT_TRUE(held);
     // The journal holds only what came after the snapshot's copy.
     const size_t after = table_->state_file().journal_lines();
     EXPECT_LT(after, lines_before);
-    EXPECT_EQ(after, 500u + 100u + 1u) << "phase B's lines";
+    EXPECT_EQ(after, 500u + 100u + 1u + 10u) << "phase B's and C's lines";
     const std::string journal = read(state() + ".journal");
     EXPECT_EQ(static_cast<size_t>(std::count(journal.begin(), journal.end(), '\n')), after);
     EXPECT_FALSE(std::filesystem::exists(state() + ".journal.tmp"));
-    expect_whole_state();
+    expect_whole_state(10);
     // And a restart (a reboot: the kernel's lists empty) restores exactly that.
     maps_.hosts.clear();
     maps_.cidrs.clear();
     BlockTable next(maps_, state());
     auto r = next.restore();
     EXPECT_EQ(r.warning, "");
-    EXPECT_EQ(r.restored, expected_blocks().size());
+    EXPECT_EQ(r.restored, expected_blocks(10).size());
 }
 
 // kill -9 at every step of a compaction, in a child process: what is on the
