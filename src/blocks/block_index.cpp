@@ -137,8 +137,28 @@ void BlockIndex::rebuild_heap()
 bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
 {
     uint32_t due_s = due_second(expires_ns);
-    if (size_t i = probe(key); i != SIZE_MAX) {
+    // Room first: then one walk of the chain finds the key, or the slot a
+    // new key takes (the first tombstone on the way, else the empty slot
+    // that ends it). A bulk import puts a million new keys: one walk each,
+    // not a lookup's and then an insert's.
+    if (slots_.empty() || static_cast<double>(used_ + tombstones_ + 1) > kMaxLoad * slots_.size())
+        rehash(static_cast<size_t>(static_cast<double>(used_ + 1) / kLoadAfterResize));
+    size_t n = slots_.size();
+    size_t i = slot_of(key), free = SIZE_MAX;
+    for (size_t step = 0; step < n; step++, i = i + 1 == n ? 0 : i + 1) {
         HostEntry& e = slots_[i];
+        if (!(e.flags & (kUsed | kTombstone))) {
+            if (free == SIZE_MAX)
+                free = i;
+            break;
+        }
+        if (!(e.flags & kUsed)) {
+            if (free == SIZE_MAX)
+                free = i;
+            continue;
+        }
+        if (!same(e.key, key))
+            continue;
         e.flags |= kSeen;
         bool changed = false;
         if (e.origin != origin) {
@@ -161,12 +181,7 @@ bool BlockIndex::put(const cw_addr& key, uint64_t expires_ns, uint8_t origin)
             push_evictable(i);
         return false;
     }
-    if (slots_.empty() || static_cast<double>(used_ + tombstones_ + 1) > kMaxLoad * slots_.size())
-        rehash(static_cast<size_t>(static_cast<double>(used_ + 1) / kLoadAfterResize));
-    size_t n = slots_.size();
-    size_t i = slot_of(key);
-    while (slots_[i].flags & kUsed)
-        i = i + 1 == n ? 0 : i + 1;
+    i = free; // the load factor keeps an empty slot: there is one
     if (slots_[i].flags & kTombstone)
         tombstones_--;
     slots_[i] = HostEntry{key, due_s, origin, static_cast<uint8_t>(kUsed | kSeen), 0};

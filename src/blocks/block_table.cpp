@@ -141,7 +141,9 @@ BlockTable::Restored BlockTable::restore()
             keep_record(std::move(r));
         }
     }
-    rewrite_ = true; // what was read, as it is now: one snapshot, no journal
+    // What was read, as it is now: one snapshot (the journal may be long,
+    // and records of blocks that are gone were dropped).
+    compact_ = true;
     mark_dirty();
     return out;
 }
@@ -1154,67 +1156,104 @@ void BlockTable::mark_dirty()
     unsaid_change_ = true;
 }
 
-BlockTable::Save BlockTable::save_if_dirty()
+SnapshotSource BlockTable::snapshot_source() const
 {
-    if (!dirty_ && !file_.unsynced())
-        return {};
-    if (file_.journal_lines() + pending_lines_ >
-        std::max(kMinJournalLines, meta_.size() + shared_blocks_))
+    SnapshotSource src;
+    src.records.reserve(meta_.size());
+    for (const auto& [c, r] : meta_)
+        src.records.push_back(r);
+    if (shared_blocks_) {
+        src.shared.reserve(shared_.size());
+        for (const auto& r : shared_)
+            src.shared.push_back({r.reason, r.created, r.expires});
+        src.sharing.reserve(shared_blocks_);
+        hosts_.for_each([&](const HostEntry& e) {
+            if (e.shared)
+                src.sharing.emplace_back(e.key, e.shared);
+        });
+    }
+    src.allow = runtime_;
+    return src;
+}
+
+// The lines, or a snapshot; "" or why not.
+std::string BlockTable::write_changes(bool stopping)
+{
+    const size_t records = meta_.size() + shared_blocks_;
+    if (!file_.compacting() &&
+        file_.journal_lines() + pending_lines_ > std::max(kMinJournalLines, records))
+        compact_ = true;
+    // A small table's compaction is written at once, as a snapshot that
+    // makes the pending lines needless.
+    if (compact_ && !stopping && records < async_snapshot_from && !file_.compacting())
         rewrite_ = true;
-    Save out;
     try {
-        auto snapshot = [&] {
-            State st;
-            st.blocks.reserve(meta_.size() + shared_blocks_);
-            for (const auto& [c, r] : meta_)
-                st.blocks.push_back(r);
-            if (shared_blocks_) {
-                hosts_.for_each([&](const HostEntry& e) {
-                    if (!e.shared)
-                        return;
-                    const Shared& r = shared_[e.shared];
-                    st.blocks.push_back({Cidr::host(Address(e.key)), BlockOrigin::Manual,
-                                         r.reason, r.created, r.expires});
-                });
-                // In the prefixes' order, as when every block had its record.
-                std::sort(st.blocks.begin(), st.blocks.end(),
-                          [](const BlockRecord& a, const BlockRecord& b) { return a.prefix < b.prefix; });
-            }
-            st.allow = runtime_;
-            file_.rewrite(st);
-        };
         if (!rewrite_) {
             try {
                 file_.append(pending_, pending_lines_);
                 const uint64_t now = monotonic_now_ns();
-                if (now - synced_ns_ >= kNsPerSec) {
+                if (stopping || now - synced_ns_ >= kNsPerSec) {
                     file_.sync();
                     synced_ns_ = now;
                 }
             } catch (const Error&) {
-                // What the journal got of it is unknown (half a line?): a
-                // snapshot, which empties it, or the snapshot's error.
+                // The journal lacks these lines (append() cut off what it
+                // got of them): a snapshot, or the snapshot's error.
                 rewrite_ = true;
             }
         }
-        if (rewrite_)
-            snapshot();
-        rewrite_ = false;
         pending_.clear();
         pending_lines_ = 0;
+        if (rewrite_) {
+            file_.rewrite(snapshot_source()); // abandons a compaction under way
+            rewrite_ = compact_ = false;
+        } else if (compact_ && !stopping && !file_.compacting()) {
+            // Every line is in the journal: the snapshot only shortens it.
+            file_.compact_begin(snapshot_source());
+            compact_ = false;
+        }
     } catch (const Error& e) {
         rewrite_ = true; // the retry writes a snapshot
-
         pending_.clear();
         pending_lines_ = 0;
-        out.error = e.what();
+        return e.what();
+    }
+    return "";
+}
+
+BlockTable::Save BlockTable::save_if_dirty(bool stopping)
+{
+    std::string failure;
+    if (file_.compacting()) {
+        if (stopping) {
+            file_.compact_cancel(); // the journal is whole: the next start replays it
+        } else if (auto done = file_.compact_poll(); done && !done->empty()) {
+            // The journal is whole: nothing is lost; the next call tries again.
+            failure = "Failed to compact " + state_path_ + "'s journal into a snapshot (" + *done +
+                      ")";
+            compact_ = true;
+        }
+    }
+    const bool work = dirty_ || file_.unsynced() || (compact_ && !stopping && !file_.compacting());
+    if (!work && failure.empty() && save_error_.empty())
+        return {};
+    if (work) {
+        if (auto e = write_changes(stopping); !e.empty())
+            failure = e;
+        else
+            dirty_ = false;
+    }
+    Save out;
+    if (!failure.empty()) {
+        out.error = failure;
         // Retried every second: the same failure of the same changes is said once.
         out.say = out.error != save_error_ || unsaid_change_;
         save_error_ = out.error;
         unsaid_change_ = false;
         return out;
     }
-    dirty_ = false;
+    if (file_.compacting())
+        return out; // a success is said when the compaction has succeeded too
     unsaid_change_ = false;
     out.recovered = out.say = !save_error_.empty();
     save_error_.clear();

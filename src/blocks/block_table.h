@@ -284,13 +284,25 @@ public:
 
     // ---- persistence
     // Writes what changed since the last write: its lines appended to the
-    // journal, or -- when the journal has outgrown the blocks (or a write
-    // failed, or after restore) -- a new snapshot and an empty journal. A
-    // failure leaves the table dirty: the next call (the Manager's, every
-    // second) retries, with a snapshot. Journal lines are synced to the disk
-    // at most once a second (an fdatasync costs milliseconds: one per block
-    // made one by one cost seconds per thousand): a call a second later, or
-    // the Manager's tick, syncs what the calls before wrote.
+    // journal, or -- when they could not be (a write failed; a flush writes
+    // none) -- a new snapshot and an empty journal, at once. A failure leaves
+    // the table dirty: the next call (the Manager's, every second) retries,
+    // with a snapshot. Journal lines are synced to the disk at most once a
+    // second (an fdatasync costs milliseconds: one per block made one by one
+    // cost seconds per thousand): a call a second later, or the Manager's
+    // tick, syncs what the calls before wrote.
+    //
+    // When the journal has outgrown the blocks (and after restore) it is
+    // compacted into a new snapshot: at once when the blocks are fewer than
+    // async_snapshot_from; otherwise by a thread of its own
+    // (StateFile::compact_begin), the loop going on meanwhile -- at a million
+    // blocks the snapshot is seconds of CPU, which a request or a tick must
+    // not wait for. Each call sees whether that thread is done and puts the
+    // shorter journal in place.
+    //
+    // `stopping` (SIGTERM): the lines are written and synced, a compaction
+    // under way is abandoned (the journal is whole) and none begins; a
+    // snapshot that correctness needs (see above) is still written.
     struct Save {
         std::string error; // why the write failed; empty: written, or nothing to write
         // Worth a line in the log: a failure that is new (the first, a different
@@ -300,7 +312,13 @@ public:
         bool say = false;
         bool recovered = false;
     };
-    Save save_if_dirty();
+    Save save_if_dirty(bool stopping = false);
+    // Blocks with a record (own or shared) from which a compaction is
+    // written by a thread of its own.
+    static constexpr size_t kAsyncSnapshotFrom = 16384;
+    size_t async_snapshot_from = kAsyncSnapshotFrom; // tests set it lower
+    bool compacting() const { return file_.compacting(); }
+    StateFile& state_file() { return file_; } // tests: compaction_hook
     const std::string& state_path() const { return state_path_; }
 
 private:
@@ -390,7 +408,12 @@ private:
     // Journal lines not written yet (save_if_dirty writes them), and how many.
     std::string pending_;
     std::size_t pending_lines_ = 0;
-    bool rewrite_ = false; // the next save writes a snapshot, not journal lines
+    bool rewrite_ = false; // the next save writes a snapshot at once, not journal lines
+    bool compact_ = false; // the next save compacts the journal into a snapshot
+    // What a snapshot is written from: the records copied, the shared ones
+    // by number (milliseconds at a million blocks).
+    SnapshotSource snapshot_source() const;
+    std::string write_changes(bool stopping);
     uint64_t synced_ns_ = 0; // when the journal was last synced (monotonic)
     void note(std::string line);
     std::vector<Cidr> configured_, runtime_, own_;

@@ -89,9 +89,9 @@ void Manager::attach(const std::string& name)
         sink_->warning("'" + name + "': " + l.fallback_reason());
 }
 
-void Manager::save_state()
+void Manager::save_state(bool stopping)
 {
-    auto saved = table_->save_if_dirty();
+    auto saved = table_->save_if_dirty(stopping);
     if (saved.say && !saved.error.empty())
         sink_->warning(saved.error + "; will retry every second (said again if it changes)");
     else if (saved.recovered)
@@ -666,7 +666,7 @@ bool Manager::on_signals()
         // connwatchd; SIGTERM, SIGINT: a stop, detach.
         sd_notify(0, "STOPPING=1");
         guarded("Reading the last events", [&] { reader_->consume(); });
-        save_state();
+        save_state(/*stopping=*/true);
         save_offenders(true);
         if (crowdsec_ && crowdsec_->counters().alerts_queued)
             sink_->warning("CrowdSec: " + std::to_string(crowdsec_->counters().alerts_queued) +

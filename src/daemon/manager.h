@@ -80,8 +80,8 @@ public:
     // Re-reads the configuration; "" on success, else why the running one was kept.
     std::string reload();
     // Writes the state file now if it changed; a failure is logged, and retried
-    // at the next tick.
-    void save_state();
+    // at the next tick. `stopping`: the last write (BlockTable::save_if_dirty).
+    void save_state(bool stopping = false);
     // Logs the blocks an allowlist change lifted.
     void report_lifted(const std::vector<Cidr>& lifted, const std::string& who);
     // After every allowlist change, and before prefix lengths change: the

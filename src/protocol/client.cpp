@@ -4,11 +4,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <istream>
 #include <streambuf>
+#include <utility>
 
 #include "base/unique_fd.h"
 #include "protocol/wire.h"
@@ -47,7 +49,7 @@ UniqueFd connect_to(const std::string& path)
 // have answered and closed before reading it: a refused peer).
 std::string send_request(int fd, const Request& request)
 {
-    std::string out = request_json(request).dump() + "\n";
+    std::string out = request_line(request);
     size_t off = 0;
     while (off < out.size()) {
         ssize_t n = send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
@@ -133,19 +135,17 @@ nlohmann::json call_list(const std::string& socket_path, const ListRequest& requ
     return j;
 }
 
-nlohmann::json call(const std::string& socket_path, const Request& request)
+namespace {
+
+nlohmann::json read_answer(int fd, const std::string& send_error)
 {
-    UniqueFd fd = connect_to(socket_path);
-    // The daemon may answer and close before reading a word (a refused peer):
-    // then the send fails, and the answer is waiting to be read all the same.
-    std::string send_error = send_request(fd.get(), request);
     std::string in;
     char buf[65536];
     for (;;) {
-        pollfd p{fd.get(), POLLIN, 0};
+        pollfd p{fd, POLLIN, 0};
         if (poll(&p, 1, kAnswerTimeoutMs) <= 0)
             throw CallError(CallError::Kind::NotRunning, "connwatchd did not answer within 30 s");
-        ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n <= 0)
             break;
         in.append(buf, static_cast<size_t>(n));
@@ -157,6 +157,29 @@ nlohmann::json call(const std::string& socket_path, const Request& request)
         throw CallError(CallError::Kind::NotRunning,
                         send_error.empty() ? "connwatchd sent no valid answer" : send_error);
     return j;
+}
+
+} // namespace
+
+nlohmann::json call(const std::string& socket_path, const Request& request)
+{
+    UniqueFd fd = connect_to(socket_path);
+    // The daemon may answer and close before reading a word (a refused peer):
+    // then the send fails, and the answer is waiting to be read all the same.
+    std::string send_error = send_request(fd.get(), request);
+    return read_answer(fd.get(), send_error);
+}
+
+PendingCall::PendingCall(const std::string& socket_path, const Request& request)
+    : fd_(connect_to(socket_path))
+{
+    send_error_ = send_request(fd_.get(), request);
+}
+
+nlohmann::json PendingCall::wait()
+{
+    UniqueFd fd = std::move(fd_);
+    return read_answer(fd.get(), send_error_);
 }
 
 } // namespace connwatch::protocol

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/unique_fd.h"
 #include "protocol/protocol.h"
 
 namespace connwatch::protocol {
@@ -33,6 +34,20 @@ private:
 // into types). Waits at most 30 s: a reload may attach interfaces, but a stuck
 // daemon must not hang a script forever. Throws CallError.
 nlohmann::json call(const std::string& socket_path, const Request& request);
+
+// call() in two halves, for connwatchctl block --file: the request is sent
+// (connected, written) and its answer read later, so that the client parses
+// its next batch of lines while the daemon applies this one. Throws CallError
+// as call() does (wait() the 30 s limit).
+class PendingCall {
+public:
+    PendingCall(const std::string& socket_path, const Request& request);
+    nlohmann::json wait();
+
+private:
+    UniqueFd fd_;
+    std::string send_error_;
+};
 
 // A list answer, read as it arrives: every allow entry and every block is
 // handed to its callback as soon as it is whole, and then dropped, so the

@@ -296,4 +296,69 @@ nlohmann::json request_json(const Request& r)
     return j;
 }
 
+namespace {
+
+// A JSON string as dump() writes it: printable ASCII without '"' or '\\'
+// as it is, anything else through the library.
+void append_string(std::string& out, std::string_view s)
+{
+    bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    });
+    if (plain) {
+        out += '"';
+        out += s;
+        out += '"';
+    } else {
+        out += nlohmann::json(std::string(s)).dump(-1, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace);
+    }
+}
+
+} // namespace
+
+std::string request_line(const Request& r)
+{
+    std::string out;
+    if (const auto* b = std::get_if<BlockManyRequest>(&r)) {
+        out.reserve(64 + 64 * b->entries.size());
+        out += "{\"command\":\"block-many\",\"entries\":[";
+        for (size_t i = 0; i < b->entries.size(); i++) {
+            const auto& e = b->entries[i];
+            out += i ? ",{" : "{";
+            if (e.duration) {
+                out += "\"duration\":";
+                append_string(out, format_duration(*e.duration));
+                out += ',';
+            }
+            out += "\"prefix\":";
+            append_string(out, e.prefix.str());
+            if (!e.reason.empty()) {
+                out += ",\"reason\":";
+                append_string(out, e.reason);
+            }
+            out += '}';
+        }
+        out += ']';
+        if (b->force)
+            out += ",\"force\":true";
+    } else if (const auto* u = std::get_if<UnblockManyRequest>(&r)) {
+        out.reserve(64 + 24 * u->prefixes.size());
+        out += "{\"command\":\"unblock-many\",\"prefixes\":[";
+        for (size_t i = 0; i < u->prefixes.size(); i++) {
+            if (i)
+                out += ',';
+            append_string(out, u->prefixes[i].str());
+        }
+        out += ']';
+    } else {
+        return request_json(r).dump() + "\n";
+    }
+    if (kVersion != 1)
+        out += ",\"protocol\":" + std::to_string(kVersion);
+    out += "}\n";
+    return out;
+}
+
 } // namespace connwatch::protocol

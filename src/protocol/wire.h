@@ -26,6 +26,10 @@ std::variant<Request, std::string> parse_request(std::string_view line);
 // The request a client sends. "protocol" is left out while it is 1 (its default),
 // so a new connwatchctl still talks to a connwatchd from before the field.
 nlohmann::json request_json(const Request& r);
+// Its line as sent (with the '\n'): request_json(r).dump(), but a bulk
+// request's entries written by hand (a million-line import sends a thousand
+// of them; the JSON tree of each cost more than the daemon's work on it).
+std::string request_line(const Request& r);
 
 // ---- responses (nlohmann's ADL hooks) ------------------------------------------------
 // The fields of a successful answer; dispatch() adds "ok". from_json throws

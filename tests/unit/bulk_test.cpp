@@ -98,6 +98,30 @@ TEST(BulkProtocol, BlockManyAndUnblockMany)
               "prefixes[1]: malformed request: \"prefix\" must be a string");
 }
 
+// The bulk requests' lines are written by hand (request_line): the daemon
+// reads them back as what was sent, a reason that needs escaping included.
+TEST(BulkProtocol, HandWrittenLinesAreTheRequests)
+{
+    BlockManyRequest b;
+    b.force = true;
+    b.entries = {{P("192.0.2.1"), std::nullopt, ""},
+                 {P("198.51.100.0/24"), seconds(86400), "say \"hi\" \\ caf\xc3\xa9"},
+                 {P("2001:db8::/48"), seconds(90), "plain"}};
+    std::string line = request_line(b);
+    ASSERT_EQ(line.back(), '\n');
+    EXPECT_EQ(nlohmann::json::parse(line), request_json(b));
+    auto back = std::get<BlockManyRequest>(parsed(line.substr(0, line.size() - 1)));
+    EXPECT_TRUE(back.force);
+    EXPECT_EQ(back.entries, b.entries);
+    UnblockManyRequest u;
+    u.prefixes = {P("192.0.2.1"), P("2001:db8::/32")};
+    line = request_line(u);
+    EXPECT_EQ(nlohmann::json::parse(line), request_json(u));
+    EXPECT_EQ(std::get<UnblockManyRequest>(parsed(line.substr(0, line.size() - 1))).prefixes,
+              u.prefixes);
+    EXPECT_EQ(request_line(StatusRequest{}), request_json(StatusRequest{}).dump() + "\n");
+}
+
 TEST(BulkProtocol, AnswersRoundTrip)
 {
     nlohmann::json j = BlockManyResponse{3, 1, {{2, "why"}}};
