@@ -302,11 +302,14 @@ std::string BlockTable::apply(const std::set<Cidr>& wanted, std::vector<Cidr>* l
     // an allowlisted address; one that an entry added now lies inside is
     // lifted, or it would drop that address.
     if (!added.empty())
-        for (const auto& [prefix, b] : cidrs_)
-            if (b.prefix_len && std::any_of(added.begin(), added.end(), [&](const Cidr& a) {
-                    return prefix.covers(a) && a != prefix;
-                }))
+        for (const auto& entry : cidrs_) {
+            // (Not a structured binding: clang before 16 cannot capture one.)
+            const Cidr& prefix = entry.first;
+            if (entry.second.prefix_len &&
+                std::any_of(added.begin(), added.end(),
+                            [&](const Cidr& a) { return prefix.covers(a) && a != prefix; }))
                 covered.push_back(prefix);
+        }
     for (const auto& prefix : covered)
         if (remove(prefix, RemovalReason::Allowlisted) && lifted)
             lifted->push_back(prefix);
