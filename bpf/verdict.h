@@ -84,6 +84,8 @@ static __always_inline void prefix_key(struct cw_addr *k, const struct cw_addr *
 	}
 	__builtin_memcpy(&k->b[0], &hi, 8);
 	__builtin_memcpy(&k->b[8], &lo, 8);
+}
+
 /* block_addr is known to be empty: userspace saw it so after reading the
  * kernel's insert count, and the count has not moved since (connwatch_abi.h,
  * exact_empty_gen). The kernel bumps the count after its insert and userspace

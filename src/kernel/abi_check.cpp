@@ -20,7 +20,6 @@ static_assert(sizeof(cw_config) == 104);
 static_assert(offsetof(cw_config, escalation_window_ns) == 56,
               "config fields are appended: 0 in them is the behaviour before them");
 static_assert(offsetof(cw_config, rp_filter) == 80, "rp_filter appended");
-static_assert(offsetof(cw_config, ipv4_prefix) == 88, "the prefix lengths appended");
 static_assert(offsetof(cw_config, exact_empty_gen) == 96, "exact_empty_gen appended");
 static_assert(sizeof(cw_offender) == 24);
 static_assert(sizeof(cw_event) == 136, "one event is 136 bytes in the ring buffer");
@@ -28,7 +27,7 @@ static_assert(offsetof(cw_event, offence) == 128,
               "offence was appended: a 128-byte event of an older program lacks it");
 static_assert(sizeof(cw_route) == 4 * CW_ROUTE_NEXTHOPS + 4);
 static_assert(CW_ACT_SPOOFED == 6);
-static_assert(sizeof(cw_config) == 96 && offsetof(cw_config, ipv4_prefix) == 88 &&
+static_assert(offsetof(cw_config, ipv4_prefix) == 88 &&
                   offsetof(cw_config, ipv6_prefix) == 89,
               "ipv4_prefix and ipv6_prefix were appended after rp_filter");
 static_assert(offsetof(cw_block, prefix_len) == 18, "prefix_len took a byte of the padding");

@@ -35,7 +35,7 @@ void expect_passed_ack(const RunResult& r)
 cw_block manual(uint64_t created, uint64_t expires)
 {
     return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .v6_prefix = 0, .pad = {}};
+                    .v6_prefix = 0, .prefix_len = 0, .pad = {}};
 }
 
 // A map of the loaded program, found by name among the maps it uses.
