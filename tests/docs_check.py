@@ -333,12 +333,19 @@ def claimed(words, script_lines):
 
 
 def registered(src, rel):
+    """Named by a CMakeLists.txt under tests/: literally, or, for
+    tests/integration/NAME_test.sh, as cw_integration_test(NAME ...)."""
     name = os.path.basename(rel)
+    m = re.fullmatch(r"(\w+)_test\.sh", name)
+    helper = re.compile(r"cw_integration_test\(\s*" + re.escape(m.group(1)) + r"\b") if m else None
     for root, _, files in os.walk(os.path.join(src, "tests")):
         if "CMakeLists.txt" in files:
             with open(os.path.join(root, "CMakeLists.txt"), encoding="utf-8") as f:
-                if name in f.read():
-                    return True
+                text = f.read()
+            if name in text:
+                return True
+            if helper and os.path.basename(root) == "integration" and helper.search(text):
+                return True
     return False
 
 
