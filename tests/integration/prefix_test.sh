@@ -51,19 +51,7 @@ check_fail_note() {
         echo " (connwatchd is no longer running: see its stderr below)"
     fi
 }
-dump_logs() {
-    local f
-    for f in "$WORK"/*.out "$WORK"/*.err "$WORK"/nmap*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $(basename "$f") ----"
-        cat "$f"
-    done
-}
-fatal() {
-    echo "FAIL: $1"
-    dump_logs
-    exit 1
-}
+CW_LOGS=("$WORK/*.out" "$WORK/*.err" "$WORK/nmap*.log") # cw_fatal, cw_dump_logs: all of each
 
 # ---- setup --------------------------------------------------------------------------
 
@@ -89,10 +77,10 @@ done
 cw_listen 280 "$WORK/listen.ready" "[$H]:$PORT"
 cw_pidfile_track $LISTEN_PIDFILE "$CW_LISTEN_PID"
 cw_wait_for_line "$WORK/listen.ready" '^ready$' 10 "$CW_LISTEN_PID" ||
-    fatal "setup: the TCP listener did not start"
+    cw_fatal "setup: the TCP listener did not start"
 for src in "${SCAN[@]}" $UNUSED $OTHER "${OWN64[@]}"; do
     cw_connect cwpx-a $H $PORT 5 "$src" >/dev/null ||
-        fatal "setup: cwpx-a cannot reach $H port $PORT from $src before connwatchd runs"
+        cw_fatal "setup: cwpx-a cannot reach $H port $PORT from $src before connwatchd runs"
 done
 
 cw_isolation "$BIN" "$WORK" cwpx-integration
@@ -105,7 +93,7 @@ DPID=$!
 cw_on_cleanup "cw_kill $DPID 5"
 cw_pidfile_track $PIDFILE $DPID
 cw_wait_for_line "$ERR" '^connwatchd: (.*, )?watching cwpx-h1 ' 20 "$DPID" ||
-    fatal "setup: connwatchd did not report 'watching cwpx-h1' within 20 s"
+    cw_fatal "setup: connwatchd did not report 'watching cwpx-h1' within 20 s"
 echo "setup: $(grep -E 'watching cwpx-h1' "$ERR") ($(($(cw_now_ms) - t_start)) ms)"
 
 # ---- the cases ----------------------------------------------------------------------
@@ -211,11 +199,11 @@ check "connwatchctl unblock $PREFIX lets the whole /64 back in" case_unblock
 check "4 addresses of the host's own /64: counted per address, no scan" case_own_prefix
 
 kill -TERM "$DPID"
-cw_wait_exit "$DPID" 10 || fatal "connwatchd still runs 10 s after SIGTERM"
+cw_wait_exit "$DPID" 10 || cw_fatal "connwatchd still runs 10 s after SIGTERM"
 DPID=
 
 echo "prefix_integration: $PASSED passed, $FAILED failed ($(($(cw_now_ms) - t_start)) ms)"
 if [ "$FAILED" != 0 ]; then
-    dump_logs
+    cw_dump_logs
     exit 1
 fi
