@@ -50,6 +50,7 @@
 #include "kernel/program.h"
 #include "kernel/stats.h"
 #include "reference.h"
+#include "map_by_name.h"
 
 namespace {
 
@@ -60,6 +61,7 @@ using connwatch::ref::Addr;
 using connwatch::ref::Outcome;
 using connwatch::ref::Prefix;
 using connwatch::ref::Reference;
+using connwatch::test::map_fd_by_name;
 using Bytes = std::vector<uint8_t>;
 
 constexpr uint64_t kMs = 1'000'000, kSec = 1'000'000'000;
@@ -411,29 +413,6 @@ std::string hex(const Bytes& b)
     return s;
 }
 
-// A map of the loaded program, found by name.
-int map_fd(int prog_fd, const char* name)
-{
-    bpf_prog_info info{};
-    uint32_t ids[64] = {};
-    info.nr_map_ids = 64;
-    info.map_ids = reinterpret_cast<uint64_t>(ids);
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
-        return -1;
-    for (uint32_t i = 0; i < info.nr_map_ids && i < 64; i++) {
-        int fd = bpf_map_get_fd_by_id(ids[i]);
-        if (fd < 0)
-            continue;
-        bpf_map_info mi{};
-        uint32_t mlen = sizeof(mi);
-        if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) == 0 && std::strcmp(mi.name, name) == 0)
-            return fd;
-        close(fd);
-    }
-    return -1;
-}
-
 struct Kernel {
     std::unique_ptr<XdpProgram> prog;
     std::unique_ptr<connwatch::EventReader> reader;
@@ -452,11 +431,11 @@ struct Kernel {
         prog = std::make_unique<XdpProgram>(s);
         reader = std::make_unique<connwatch::EventReader>(
             *prog, [this](const cw_event& e) { pending.push_back(e); });
-        stats_fd = map_fd(prog->prog_fd(), "stats");
-        scan_fd = map_fd(prog->prog_fd(), "scan_state");
-        syn_seen_fd = map_fd(prog->prog_fd(), "syn_seen");
-        probe_seen_fd = map_fd(prog->prog_fd(), "probe_seen");
-        bucket_fd = map_fd(prog->prog_fd(), "bucket");
+        stats_fd = map_fd_by_name(prog->prog_fd(), "stats");
+        scan_fd = map_fd_by_name(prog->prog_fd(), "scan_state");
+        syn_seen_fd = map_fd_by_name(prog->prog_fd(), "syn_seen");
+        probe_seen_fd = map_fd_by_name(prog->prog_fd(), "probe_seen");
+        bucket_fd = map_fd_by_name(prog->prog_fd(), "bucket");
         if (stats_fd < 0 || scan_fd < 0 || syn_seen_fd < 0 || probe_seen_fd < 0 || bucket_fd < 0)
             throw std::runtime_error("cannot find the program's maps by name");
         ncpu = libbpf_num_possible_cpus();
