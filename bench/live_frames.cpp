@@ -356,6 +356,9 @@ struct Row {
     // connwatch: another address (not the sender's) in block_addr, so the
     // pass path looks the source up (with block_addr empty it skips that)
     bool block_other = false;
+    // connwatch: the block path's verdict cache (config.verdict_gen); false:
+    // off, every frame looks the blocklists up (the comparison rows)
+    bool verdict_cache = true;
     uint64_t dedup_ns = 0;      // connwatch: config.dedup_ns for the row (0: default)
     std::string baseline{};     // key of the row this one is compared with
     // Counter that must have moved by exactly `count`: a bench counter (BENCH_RX)
@@ -425,6 +428,12 @@ std::vector<Row> base_rows()
         {.key = "cw-block-exp", .label = "connwatch block path, the block expiring in an hour (clock read)",
          .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true, .block_expires = true,
          .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
+        {.key = "cw-block-nocache", .label = "connwatch block path, verdict cache off (hash lookup each frame)",
+         .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true,
+         .verdict_cache = false, .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
+        {.key = "cw-block-exp-nocache", .label = "connwatch block path, expiring block, verdict cache off",
+         .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .block_source = true, .block_expires = true,
+         .verdict_cache = false, .baseline = "drop", .expect_stat = CW_STAT_DROP_BLOCKED},
         {.key = "pass", .label = "bare XDP_PASS, established-flow ACK", .receiver = Receiver::BarePass,
          .tmpl = Template::Ack, .baseline = "drop"},
         {.key = "cw-pass", .label = "connwatch pass path, established-flow ACK, blocklist empty",
@@ -500,18 +509,20 @@ std::vector<Row> all_rows(const RowOptions& ro)
     // Blocklist groups: connwatch with N entries, the same source repeated
     // (spread 1: 10.0.0.0) and sources spread over all N (every frame a new
     // source, the realistic flood), against a bare XDP_DROP fed by the same
-    // sender. (The verdict cache measured on 2026-11-27 is gone: bench/README.md.)
+    // sender; the one blocked source also with the verdict cache off.
     for (uint32_t n : ro.entries) {
         std::string g = group_name(n), drop = "drop-g" + g;
         rows.push_back({.key = drop, .label = "bare XDP_DROP, same sender (" + g + " group)",
                         .receiver = Receiver::BareDrop, .tmpl = Template::Ack, .sender = Sender::Spread,
                         .group = n, .spread = n});
-        for (bool spread : {false, true}) {
-            Row r{.key = std::string("cw-") + (spread ? "spread-" : "same-") + g,
+        for (int kind = 0; kind < 3; kind++) {
+            bool spread = kind == 1, nocache = kind == 2;
+            Row r{.key = std::string("cw-") + (spread ? "spread-" : "same-") + g + (nocache ? "-nocache" : ""),
                   .label = "connwatch, " + std::to_string(n) + " entries, " +
-                           (spread ? "sources spread over all" : "one blocked source"),
+                           (spread ? "sources spread over all" : "one blocked source") +
+                           (nocache ? ", verdict cache off" : ""),
                   .receiver = Receiver::Connwatch, .tmpl = Template::Ack, .sender = Sender::Spread,
-                  .baseline = drop, .expect_stat = CW_STAT_DROP_BLOCKED};
+                  .verdict_cache = !nocache, .baseline = drop, .expect_stat = CW_STAT_DROP_BLOCKED};
             r.group = n;
             r.spread = spread ? n : 1;
             rows.push_back(r);
@@ -759,6 +770,7 @@ public:
             cw_config cfg = default_config_;
             if (row.dedup_ns)
                 cfg.dedup_ns = row.dedup_ns;
+            connwatch_->set_verdict_cache(row.verdict_cache);
             connwatch_->set_config(cfg);
             if (row.block_source) {
                 cw_block b{};
@@ -862,6 +874,7 @@ public:
                 connwatch_->block_remove(src);
             if (row.block_other)
                 connwatch_->block_remove(other_);
+            connwatch_->set_verdict_cache(true);
             connwatch_->set_config(default_config_);
         }
 

@@ -96,12 +96,8 @@ int connwatch_xdp(struct xdp_md *ctx)
 			return pass(CW_STAT_PASS_UNPARSED);
 		hlen = ip->ihl * 4; /* options included; at most 60 bytes */
 		p.v4 = 1;
-		p.flow.saddr.b[10] = 0xff;
-		p.flow.saddr.b[11] = 0xff;
-		__builtin_memcpy(&p.flow.saddr.b[12], &ip->saddr, 4);
-		p.flow.daddr.b[10] = 0xff;
-		p.flow.daddr.b[11] = 0xff;
-		__builtin_memcpy(&p.flow.daddr.b[12], &ip->daddr, 4);
+		v4_mapped(&p.flow.saddr, ip->saddr);
+		v4_mapped(&p.flow.daddr, ip->daddr);
 
 		drop = blocked(&p.flow.saddr, cfg, 1);
 		if (drop) {

@@ -152,6 +152,36 @@ struct cw_config {
 	 * insert; userspace writes 0 here before each insert of its own. 0: look
 	 * the source up on every packet, the behaviour before this field. */
 	__u64 exact_empty_gen;
+	/* Generation of the block path's per-CPU verdict cache (bpf/verdict.h,
+	 * map verdict_cache). A cached drop verdict counts only while its slot
+	 * carries the generation read here; userspace moves it on after every
+	 * change that can end or shorten a block or exempt an address (unblock,
+	 * flush, expiry sweep, a block rewritten, a CIDR block removed, an
+	 * allowlist change), so no verdict cached before such a change is used
+	 * after it. 0 = the cache is off, neither read nor written: every packet
+	 * looks the blocklists up, the behaviour before this field. */
+	__u64 verdict_gen;
+};
+
+/* Slots of the per-CPU verdict cache a CPU (a power of two): direct-mapped. */
+#define CW_VERDICT_SLOTS_LOG2 12
+#define CW_VERDICT_SLOTS (1u << CW_VERDICT_SLOTS_LOG2)
+
+/* The slot of a source whose address is the 8-byte words hi, lo (the key's
+ * bytes 0-7 and 8-15, as the CPU loads them): the words folded to 32 bits,
+ * times a 32-bit golden-ratio constant, the top bits (Fibonacci hashing:
+ * neighbouring addresses land far apart). The program and the tests compute
+ * it with this one macro. */
+#define CW_VERDICT_INDEX(hi, lo)                                                            \
+	((__u32)((((__u32)((hi) ^ (lo)) ^ (__u32)(((hi) ^ (lo)) >> 32)) * 2654435761u) >>  \
+		 (32 - CW_VERDICT_SLOTS_LOG2)))
+
+/* One slot of the verdict cache: a recent drop verdict of this CPU. 32 bytes,
+ * two to a cache line. */
+struct cw_verdict_slot {
+	struct cw_addr addr; /* the source dropped */
+	__u64 expires_ns;    /* the block's deadline (CLOCK_MONOTONIC); 0 = none */
+	__u64 tag;           /* verdict_gen << 8 | the drop's enum cw_stat; 0 = empty */
 };
 
 /* Value of the offenders map (LRU hash keyed by the blocked source, the key of

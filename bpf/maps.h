@@ -108,6 +108,22 @@ struct {
 	__type(value, struct cw_block);
 } block_cidr SEC(".maps");
 
+/* Per-CPU direct-mapped cache of recent drop verdicts (struct cw_verdict_slot,
+ * CW_VERDICT_SLOTS of them, 128 KiB a CPU): a source that keeps sending after
+ * its block costs an inlined array read and a compare instead of the hash
+ * lookup (verdict.h, blocked()). Only drop verdicts are cached, each with the
+ * block's deadline and config.verdict_gen at the time: userspace moves the
+ * generation on after every change that can end a block, which retires every
+ * slot at once, on every CPU. Per CPU: written without atomics by the only
+ * program that runs on that CPU at a time (XDP runs with bottom halves off).
+ * Not pinned: a new program starts with an empty one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_VERDICT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cw_verdict_slot);
+} verdict_cache SEC(".maps");
+
 /* Allowlist of prefixes that are never blocked automatically (loopback, the
  * host's own addresses, configured ranges). Consulted only when a block is about
  * to be made, and when a CIDR block matches, never on the fast path. Written only

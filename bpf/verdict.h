@@ -40,6 +40,21 @@ struct vlan_hdr {
 	__be16 encap_proto;
 };
 
+/* a = ::ffff:v4, written as two 8-byte words. The lookups that follow read
+ * the key in 4- and 8-byte words (the hash, the key compare), and a load that
+ * spans several smaller stores -- bytes 10 and 11, then the 4-byte address,
+ * as this was written before -- cannot be forwarded from the CPU's store
+ * buffer: it waits for them to reach the cache. That stall was ~10 ns of the
+ * block path's ~22 (bench/README.md, "The IPv4 key"). a must be 8-byte
+ * aligned (struct pkt) for the compiler to emit two stores. */
+static __always_inline void v4_mapped(struct cw_addr *a, __be32 v4)
+{
+	__u64 hi = 0, lo = bpf_cpu_to_be64(0xffff00000000ULL | bpf_ntohl(v4));
+
+	__builtin_memcpy(&a->b[0], &hi, 8);
+	__builtin_memcpy(&a->b[8], &lo, 8);
+}
+
 /* A block applies while it has no deadline or the deadline is in the future.
  * Expired entries are left for userspace to sweep (and log); until then they
  * simply stop matching. The coarse clock: on the drop path of every packet
@@ -115,27 +130,68 @@ static __always_inline void exact_list_grew(void)
 		__sync_fetch_and_add(gen, 1);
 }
 
-/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise. v4 is a
- * constant at each call (inlined), so the IPv6 path carries no trace of it.
+/* ---- the verdict cache (maps.h: verdict_cache) ------------------------- */
+
+/* Remembers a drop verdict in this CPU's slot. Tag 0 first and the tag last:
+ * whatever reads the slot in between sees it empty, never half written. */
+static __always_inline void verdict_store(struct cw_verdict_slot *s, __u64 hi, __u64 lo,
+					  __u64 expires_ns, __u32 stat, __u64 gen)
+{
+	WRITE_ONCE(s->tag, 0);
+	asm volatile("" ::: "memory");
+	__builtin_memcpy(&s->addr.b[0], &hi, 8);
+	__builtin_memcpy(&s->addr.b[8], &lo, 8);
+	s->expires_ns = expires_ns;
+	asm volatile("" ::: "memory");
+	WRITE_ONCE(s->tag, gen << 8 | stat);
+}
+
+/* The slot holds a verdict on the source hi, lo under generation gen that is
+ * still in force: returns its drop counter, else 0. */
+static __always_inline __u32 verdict_cached(const struct cw_verdict_slot *s, __u64 hi, __u64 lo,
+					    __u64 gen)
+{
+	__u64 tag = READ_ONCE(s->tag), a, b;
+
+	__builtin_memcpy(&a, &s->addr.b[0], 8);
+	__builtin_memcpy(&b, &s->addr.b[8], 8);
+	if (tag >> 8 != gen || a != hi || b != lo)
+		return 0;
+	if (s->expires_ns && now_coarse_ns() >= s->expires_ns)
+		return 0;
+	return tag & 0xff;
+}
+
+/* The lookups behind the verdict cache (blocked(), below): returns the drop
+ * counter when src is blocked, 0 otherwise, and fills the slot (when there is
+ * one) with a drop found. v4 is a constant at each call.
  *
  * The exact lookup first: the common case, and every single-address block.
  * Then, when sources of this family are counted per prefix, the masked source
  * in the same hash (an automatic prefix block, docs/ARCHITECTURE.md): one more
  * hash lookup, only for a source whose exact lookup missed, only on a family
- * with a prefix configured (IPv6 by default; IPv4 not at its default 32). */
-static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
-				     const int v4)
+ * with a prefix configured (IPv6 by default; IPv4 not at its default 32). Then
+ * the CIDR trie, while it holds anything.
+ *
+ * A subprogram of its own (a BPF-to-BPF call, ~1 ns): only the packets the
+ * cache does not answer pay for the call, and the verifier sees one return
+ * value where the inlined branches made every later path through the program
+ * be explored once per way out of here (over its million-instruction limit). */
+static __noinline __u32 blocked_lookup(const struct cw_addr *src, const struct cw_config *cfg,
+				       const __u32 v4, struct cw_verdict_slot *slot, __u64 epoch)
 {
 	struct cw_block *b;
-	__u32 plen;
+	__u32 plen, stat;
 
 	/* Both lookups are of block_addr: when it is known empty, neither. */
 	if (!exact_list_empty(cfg)) {
 		b = bpf_map_lookup_elem(&block_addr, src);
 		/* (The first address of a blocked prefix is its key: counted as
 		 * the prefix's drop, one byte of the cache line just read.) */
-		if (b && block_active(b))
-			return b->prefix_len ? CW_STAT_DROP_BLOCKED_PREFIX : CW_STAT_DROP_BLOCKED;
+		if (b && block_active(b)) {
+			stat = b->prefix_len ? CW_STAT_DROP_BLOCKED_PREFIX : CW_STAT_DROP_BLOCKED;
+			goto drop;
+		}
 		plen = source_prefix(cfg, v4);
 		if (plen) {
 			struct cw_addr k;
@@ -145,8 +201,10 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 			/* Only an entry that says it is a prefix block of this
 			 * length: the masked key may be another address's exact
 			 * block. */
-			if (b && b->prefix_len == plen && block_active(b))
-				return CW_STAT_DROP_BLOCKED_PREFIX;
+			if (b && b->prefix_len == plen && block_active(b)) {
+				stat = CW_STAT_DROP_BLOCKED_PREFIX;
+				goto drop;
+			}
 		}
 	}
 	if (cfg->cidr_blocks) {
@@ -157,10 +215,69 @@ static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_
 		/* An allow entry inside a blocked prefix wins: a CIDR block must not
 		 * lock out an administrator's address. Exact blocks need no such
 		 * check: userspace never inserts one that an allow entry covers. */
-		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src))
-			return CW_STAT_DROP_BLOCKED_CIDR;
+		if (b && block_active(b) && !(v4 && b->v6_prefix) && !is_allowed(src)) {
+			stat = CW_STAT_DROP_BLOCKED_CIDR;
+			goto drop;
+		}
 	}
 	return 0;
+drop:
+	if (slot) {
+		__u64 hi, lo;
+
+		__builtin_memcpy(&hi, &src->b[0], 8);
+		__builtin_memcpy(&lo, &src->b[8], 8);
+		verdict_store(slot, hi, lo, b->expires_ns, stat, epoch);
+	}
+	return stat;
+}
+
+/* Returns the XDP_DROP stat index when src is blocked, 0 otherwise.
+ *
+ * First this CPU's verdict cache (config.verdict_gen non-zero): a slot that
+ * holds src under the current epoch, its deadline not passed, is the verdict
+ * without a hash lookup -- what a source that keeps sending after its block
+ * costs. The epoch is userspace's generation plus the kernel's count of its
+ * own automatic blocks (block_gen): both only grow, so their sum never
+ * repeats, and either moving retires every slot -- a removal, or a block the
+ * kernel made that now counts a cached source's drop (a source cached as a
+ * CIDR block's drop inside a new prefix block). It is read before the
+ * blocklists, so a verdict cached from a lookup that raced a removal carries
+ * the epoch from before it, which userspace retires right after the removal.
+ * Everything else: blocked_lookup(). */
+static __always_inline __u32 blocked(const struct cw_addr *src, const struct cw_config *cfg,
+				     const int v4)
+{
+	__u64 epoch = READ_ONCE(cfg->verdict_gen), armed = READ_ONCE(cfg->exact_empty_gen), k;
+	struct cw_verdict_slot *slot = NULL;
+	__u32 zero = 0;
+	__u64 *kgen = bpf_map_lookup_elem(&block_gen, &zero);
+
+	if (!kgen) /* cannot happen: an array entry */
+		return blocked_lookup(src, cfg, v4, NULL, 0);
+	k = READ_ONCE(*kgen);
+	/* Nothing blocked at all (exact_list_empty, and no CIDR block): the pass
+	 * path of a host not under attack, without a call or a cache read. */
+	if (armed && armed == k + 1 && !cfg->cidr_blocks)
+		return 0;
+	if (epoch) {
+		__u64 hi, lo;
+		__u32 idx, stat;
+
+		/* src is written in two 8-byte stores (v4_mapped, and the
+		 * compiler for IPv6): loaded the same way, without a stall. */
+		__builtin_memcpy(&hi, &src->b[0], 8);
+		__builtin_memcpy(&lo, &src->b[8], 8);
+		epoch += k;
+		idx = CW_VERDICT_INDEX(hi, lo);
+		slot = bpf_map_lookup_elem(&verdict_cache, &idx);
+		if (slot) {
+			stat = verdict_cached(slot, hi, lo, epoch);
+			if (stat)
+				return stat;
+		}
+	}
+	return blocked_lookup(src, cfg, v4, slot, epoch);
 }
 
 /* The verdict on a packet that hides its TCP header from this program: a
@@ -178,7 +295,9 @@ static __always_inline int tiny_verdict(const struct cw_config *cfg)
 
 /* Parsed packet: what the SYN and probe paths need. */
 struct pkt {
-	struct cw_flow_key flow;
+	/* 8-byte aligned, so that v4_mapped() writes each address in two
+	 * 8-byte stores. */
+	struct cw_flow_key flow __attribute__((aligned(8)));
 	__u8 v4;        /* 1: an IPv4 packet (saddr is ::ffff:a.b.c.d) */
 	__u8 tcp_flags; /* byte 13 of the TCP header; 0 in a tiny fragment that lacks it */
 	__u8 tiny;      /* 1: a first fragment too short for the TCP header (a probe) */

@@ -16,11 +16,14 @@ static_assert(sizeof(cw_lpm_key) == 20 && offsetof(cw_lpm_key, addr) == 4,
 static_assert(sizeof(cw_block) == 24);
 static_assert(sizeof(cw_scan_state) == 8 + 8 * CW_SCAN_SLOTS);
 static_assert(sizeof(cw_flow_key) == 36);
-static_assert(sizeof(cw_config) == 104);
+static_assert(sizeof(cw_config) == 112);
 static_assert(offsetof(cw_config, escalation_window_ns) == 56,
               "config fields are appended: 0 in them is the behaviour before them");
 static_assert(offsetof(cw_config, rp_filter) == 80, "rp_filter appended");
 static_assert(offsetof(cw_config, exact_empty_gen) == 96, "exact_empty_gen appended");
+static_assert(offsetof(cw_config, verdict_gen) == 104, "verdict_gen appended");
+static_assert(sizeof(cw_verdict_slot) == 32, "two slots to a cache line");
+static_assert(CW_STAT_MAX <= 256, "a verdict slot's tag keeps the drop counter in 8 bits");
 static_assert(sizeof(cw_offender) == 24);
 static_assert(sizeof(cw_event) == 136, "one event is 136 bytes in the ring buffer");
 static_assert(offsetof(cw_event, offence) == 128,

@@ -130,6 +130,10 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
         pin_new(settings.pin_dir);
         pin_runtime(settings.pin_dir);
     }
+    // The verdict cache's generations go on from a config taken over (the
+    // program still attached may have a cache of its own), never back: every
+    // config write below keeps this one or a later one.
+    verdict_gen_ = config().verdict_gen;
     // Defaults until the caller sets its own: never a zero window or threshold.
     // A config map taken over from a running program already holds the previous
     // daemon's settings, which that program is using right now: kept until the
@@ -149,6 +153,9 @@ XdpProgram::XdpProgram(const LoadSettings& settings)
     // "empty" of a blocklist that was written while no connwatchd ran.
     // Armed again only after a look at the map.
     refresh_exact_skip();
+    // One generation more than the config's retires whatever the program
+    // still attached (a config taken over) cached.
+    retire_verdicts();
 }
 
 namespace {
@@ -510,8 +517,67 @@ void XdpProgram::set_config(const cw_config& cfg)
     std::lock_guard<std::mutex> lock(skip_mu_);
     c.cidr_blocks = config().cidr_blocks; // owned by the CIDR blocklist
     c.exact_empty_gen = exact_empty_gen_; // owned by the exact blocklist
+    // Owned here, and a new one: a change of ipv4-prefix or ipv6-prefix
+    // ends the drops of the prefix blocks of the old length.
+    c.verdict_gen = verdict_cache_on_ ? ++verdict_gen_ : 0;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
         throw Error("Failed to write the config map", errno_code(errno));
+}
+
+void XdpProgram::set_verdict_cache(bool enabled)
+{
+    {
+        std::lock_guard<std::mutex> lock(skip_mu_);
+        verdict_cache_on_ = enabled;
+    }
+    retire_verdicts();
+}
+
+bool XdpProgram::verdict_cache() const
+{
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    return verdict_cache_on_;
+}
+
+void XdpProgram::retire_verdicts()
+{
+    // A number never written before: slots filled under any earlier
+    // generation (or before the cache was turned off and on again) stop
+    // counting the moment the program reads it. (The program adds its own
+    // count of automatic blocks to it, which only grows too.) The kernel copies the value
+    // into the array entry; each 8-byte field lands whole.
+    std::lock_guard<std::mutex> lock(skip_mu_);
+    verdict_gen_++;
+    uint32_t key = 0;
+    cw_config c = config();
+    c.verdict_gen = verdict_cache_on_ ? verdict_gen_ : 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &key, &c, BPF_ANY))
+        throw Error("Failed to write the config map (the verdict cache's generation)",
+                    errno_code(errno));
+}
+
+uint64_t XdpProgram::verdict_epoch() const
+{
+    uint64_t gen = config().verdict_gen, kgen = 0;
+    uint32_t key = 0;
+    if (gen == 0 || bpf_map_lookup_elem(bpf_map__fd(skel_->maps.block_gen), &key, &kgen) != 0)
+        return 0;
+    return gen + kgen;
+}
+
+std::vector<cw_verdict_slot> XdpProgram::verdict_slots(const Address& a) const
+{
+    cw_addr k = a.to_abi();
+    uint64_t hi, lo;
+    std::memcpy(&hi, &k.b[0], 8);
+    std::memcpy(&lo, &k.b[8], 8);
+    uint32_t idx = CW_VERDICT_INDEX(hi, lo);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<cw_verdict_slot> out(static_cast<size_t>(ncpu > 0 ? ncpu : 0));
+    if (out.empty() ||
+        bpf_map_lookup_elem(bpf_map__fd(skel_->maps.verdict_cache), &idx, out.data()) != 0)
+        out.clear();
+    return out;
 }
 
 cw_config XdpProgram::config() const
@@ -528,10 +594,12 @@ void XdpProgram::allow_add(const Cidr& c)
     uint8_t one = 1;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allow), &k, &one, BPF_ANY))
         throw Error("Failed to add " + c.str() + " to the allowlist", errno_code(errno));
+    retire_verdicts(); // an allow entry inside a CIDR block ends its drops
 }
 
 bool XdpProgram::allow_remove(const Cidr& c)
 {
+    // No cached verdict to retire: one allow entry fewer can only add drops.
     cw_lpm_key k = c.to_lpm();
     return bpf_map_delete_elem(bpf_map__fd(skel_->maps.allow), &k) == 0;
 }
@@ -699,15 +767,25 @@ bool XdpProgram::block_add(const Address& a, const cw_block& b)
     if (!disarm_exact_skip())
         return false;
     cw_addr k = a.to_abi();
-    return bpf_map_update_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b, BPF_ANY) == 0;
+    bool ok = bpf_map_update_elem(bpf_map__fd(skel_->maps.block_addr), &k, &b, BPF_ANY) == 0;
+    int saved = errno;
+    // Retired after every insert: a block rewritten may end sooner, and a
+    // source cached as a prefix's or a CIDR block's drop is now counted as
+    // its own (the fuzzer's reference counts it so).
+    if (ok)
+        retire_verdicts();
+    errno = saved;
+    return ok;
 }
 
 bool XdpProgram::block_remove(const Address& a)
 {
     cw_addr k = a.to_abi();
     bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_addr), &k) == 0;
-    if (ok)
+    if (ok) {
+        retire_verdicts();
         refresh_exact_skip();
+    }
     return ok;
 }
 
@@ -775,9 +853,11 @@ std::size_t XdpProgram::block_add_batch(const std::vector<cw_addr>& keys,
     if (!disarm_exact_skip())
         return 0;
     // On failure `n` says how many were written before the one that failed.
-    if (bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(), values.data(), &n,
-                             &opts) != 0 &&
-        batch_unsupported(errno))
+    int err = bpf_map_update_batch(bpf_map__fd(skel_->maps.block_addr), keys.data(),
+                                   values.data(), &n, &opts);
+    int saved = errno;
+    retire_verdicts(); // as block_add: some may be rewritten (a batch cannot tell)
+    if (err != 0 && batch_unsupported(saved))
         return 0;
     return n;
 }
@@ -831,8 +911,10 @@ std::size_t XdpProgram::block_remove_batch(const std::vector<cw_addr>& keys,
     std::size_t n = delete_keys(bpf_map__fd(skel_->maps.block_addr),
                                 reinterpret_cast<const uint8_t*>(keys.data()), keys.size(),
                                 sizeof(cw_addr), done);
-    if (n)
+    if (n) {
+        retire_verdicts();
         refresh_exact_skip();
+    }
     return n;
 }
 
@@ -886,12 +968,17 @@ bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
     // The count moves only when the prefix is new. (A lookup would not tell:
     // an LPM trie's returns the longest prefix covering the key, maybe another
     // one; an update with BPF_EXIST matches the exact prefix.)
-    if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0)
+    // Retired after every insert, as in block_add: a rewritten prefix may end
+    // sooner, and a longer prefix inside a cached one now counts the drop.
+    if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0) {
+        retire_verdicts();
         return true;
+    }
     bool ok = bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) == 0;
     if (ok) {
         cidr_count_++;
         update_cidr_count();
+        retire_verdicts();
     }
     return ok;
 }
@@ -903,6 +990,7 @@ bool XdpProgram::cidr_block_remove(const Cidr& c)
     if (ok) {
         cidr_count_ -= cidr_count_ ? 1 : 0;
         update_cidr_count();
+        retire_verdicts();
     }
     return ok;
 }

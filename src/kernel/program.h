@@ -52,6 +52,24 @@ public:
     void set_config(const cw_config& cfg);
     cw_config config() const;
 
+    // The block path's per-CPU verdict cache (bpf/verdict.h, map
+    // verdict_cache): on by default. Every method below that writes the
+    // blocklists (an insert, a rewrite, a removal, single or batched) or adds
+    // an allow entry retires all cached verdicts before it returns, so that
+    // the next packet on every CPU is judged by the maps again: a block that
+    // ended or shrank, or a drop now counted under another block. A new writer of block_addr, block_cidr or
+    // allow must do the same. Off: config.verdict_gen 0, the program neither
+    // reads nor fills the cache (the benchmark's comparison rows).
+    // retire_verdicts throws Error when the config map cannot be written.
+    void set_verdict_cache(bool enabled);
+    bool verdict_cache() const;
+    void retire_verdicts();
+    // Tests: the slot the program uses for `a`, on every possible CPU, and
+    // the epoch a slot must carry to count (config.verdict_gen + the kernel's
+    // count of automatic blocks, block_gen; 0 while the cache is off).
+    std::vector<cw_verdict_slot> verdict_slots(const Address& a) const;
+    uint64_t verdict_epoch() const;
+
     // Allowlist (LPM trie). allow_add throws Error (errno kept) when the
     // kernel refuses, e.g. E2BIG when the trie is full.
     void allow_add(const Cidr& c);
@@ -219,6 +237,11 @@ private:
     // config.exact_empty_gen as written (userspace owns it); the lock orders
     // the writes of the config entry, which are read-modify-write.
     uint64_t exact_empty_gen_ = 0;
+    // The last verdict generation written (config.verdict_gen while the
+    // cache is on); only grows, so that no number is used twice. Under
+    // skip_mu_, as every write of the config entry.
+    uint64_t verdict_gen_ = 0;
+    bool verdict_cache_on_ = true;
     mutable std::mutex skip_mu_;
 };
 

@@ -98,6 +98,22 @@ TEST_F(Takeover, TheNextProgramSharesCountersAndScanStateAndSaysWhatWasMissed)
     EXPECT_EQ(pinned(), (std::set<std::string>{"block_addr", "block_cidr", "offenders"}));
 }
 
+TEST_F(Takeover, TheNextProgramRetiresTheOldOnesCachedVerdicts)
+{
+    // The config entry is shared: the program still attached reads the
+    // generation the next one writes. The next one must go on from the old
+    // one's, never back (a number the old cache may hold), and its first
+    // write already retires every verdict the old program cached.
+    XdpProgram old(settings());
+    for (int i = 0; i < 5; i++)
+        old.retire_verdicts();
+    uint64_t g = old.config().verdict_gen;
+    ASSERT_GT(g, 5u);
+    XdpProgram next(settings());
+    EXPECT_GT(next.config().verdict_gen, g);
+    EXPECT_EQ(old.config().verdict_gen, next.config().verdict_gen) << "one config entry";
+}
+
 TEST_F(Takeover, AMapOfAnotherLayoutStartsAfreshAndTheOldOnesAreRead)
 {
     // What an older connwatchd could have left: fewer counters, another scan
