@@ -97,13 +97,13 @@ int connwatch_xdp(struct xdp_md *ctx)
 		hlen = ip->ihl * 4; /* options included; at most 60 bytes */
 		p.v4 = 1;
 		v4_mapped(&p.flow.saddr, ip->saddr);
-		v4_mapped(&p.flow.daddr, ip->daddr);
 
 		drop = blocked(&p.flow.saddr, cfg, 1);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;
 		}
+		v4_mapped(&p.flow.daddr, ip->daddr); /* not needed to drop */
 		/* One test for the common case (offset 0, MF clear; DF is 0x4000). */
 		if (ip->frag_off & bpf_htons(0x3fff)) {
 			if (ip->frag_off & bpf_htons(0x1fff)) { /* offset != 0: no TCP header */
@@ -141,13 +141,13 @@ int connwatch_xdp(struct xdp_md *ctx)
 		if (v4mapped_source(ip6))
 			return pass(CW_STAT_PASS_MARTIAN);
 		__builtin_memcpy(&p.flow.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(&p.flow.daddr, &ip6->daddr, 16);
 
 		drop = blocked(&p.flow.saddr, cfg, 0);
 		if (drop) {
 			count(drop);
 			return XDP_DROP;
 		}
+		__builtin_memcpy(&p.flow.daddr, &ip6->daddr, 16);
 		l4 = ip6->nexthdr;
 		pos = ip6 + 1;
 
