@@ -179,10 +179,16 @@ struct cw_config {
 /* One slot of the verdict cache: a recent drop verdict of this CPU. 32 bytes,
  * two to a cache line. */
 struct cw_verdict_slot {
-	struct cw_addr addr; /* the source dropped */
-	__u64 expires_ns;    /* the block's deadline (CLOCK_MONOTONIC); 0 = none */
-	__u64 tag;           /* verdict_gen << 8 | the drop's enum cw_stat; 0 = empty */
+	struct cw_addr addr;  /* the source dropped */
+	__u64 until_jiffies;  /* valid while jiffies are below this; 0 = the block has no
+			       * deadline (bpf/verdict.h, verdict_store) */
+	__u64 tag;            /* epoch << 8 | the drop's enum cw_stat; 0 = empty */
 };
+
+/* The longest jiffy of any kernel connwatch runs on (HZ >= 100): a slot of a
+ * block with a deadline stays valid for the time left divided by this many
+ * ns, so it lapses before the deadline whatever HZ is. */
+#define CW_JIFFY_MAX_NS 10000000ULL
 
 /* Value of the offenders map (LRU hash keyed by the blocked source, the key of
  * block_addr): the history of a source's automatic blocks, for escalation.

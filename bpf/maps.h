@@ -33,6 +33,16 @@ static __always_inline __u64 now_coarse_ns(void)
 	return bpf_ktime_get_coarse_ns();
 }
 
+/* Jiffies: the verifier inlines bpf_jiffies64() into one load on 64-bit JITs.
+ * Updated by the same tick as the coarse clock. The test clock counts one
+ * every CW_JIFFY_MAX_NS (connwatch_abi.h). */
+static __always_inline __u64 now_jiffies(void)
+{
+	if (cw_test_clock)
+		return cw_fake_now_ns / CW_JIFFY_MAX_NS;
+	return bpf_jiffies64();
+}
+
 /* ---- maps ---------------------------------------------------------------- */
 
 /* Runtime knobs, one entry (struct cw_config). Written by userspace at start and

@@ -172,14 +172,35 @@ TEST_F(VerdictCache, DeadlineHonouredThroughTheCache)
     const std::string src = "203.0.113.20";
     ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), now() + 10 * kSec)));
     fill(src, CW_STAT_DROP_BLOCKED);
+    // Cached for the time left in the longest jiffies (10 ms; the test clock
+    // counts its jiffies so): 10 s = 1000 of them.
+    auto slots = prog_->verdict_slots(addr(src));
+    for (int cpu : cpus_)
+        EXPECT_EQ(slots.at(static_cast<size_t>(cpu)).until_jiffies,
+                  now() / CW_JIFFY_MAX_NS + 1000);
     advance(10 * kSec - 1);
     expect_everywhere(src, XDP_DROP, CW_STAT_DROP_BLOCKED, "1 ns before the deadline");
-    expect_cached(src, CW_STAT_DROP_BLOCKED);
     advance(1);
     // The block is still in the map (userspace sweeps it later): the cache's
     // own copy of the deadline ends the drops, and so does the map's.
     ASSERT_TRUE(prog_->block_get(addr(src)).has_value());
     expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "at the deadline");
+}
+
+TEST_F(VerdictCache, ABlockWithoutDeadlineIsCachedWithout)
+{
+    const std::string src = "203.0.113.22";
+    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    fill(src, CW_STAT_DROP_BLOCKED);
+    auto slots = prog_->verdict_slots(addr(src));
+    for (int cpu : cpus_)
+        EXPECT_EQ(slots.at(static_cast<size_t>(cpu)).until_jiffies, 0u);
+    // A block ending within the longest jiffy is not cached at all.
+    const std::string soon = "203.0.113.23";
+    ASSERT_TRUE(prog_->block_add(addr(soon), manual(now(), now() + CW_JIFFY_MAX_NS)));
+    expect_everywhere(soon, XDP_DROP, CW_STAT_DROP_BLOCKED, "ending within a jiffy");
+    for (const auto& slot : prog_->verdict_slots(addr(soon)))
+        EXPECT_NE(Address(slot.addr), addr(soon));
 }
 
 TEST_F(VerdictCache, ShorterDeadlineRewrittenIsHonoured)
