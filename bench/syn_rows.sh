@@ -127,11 +127,16 @@ out "## drain: new-source SYNs at a fixed rate, $STEP s a step"
 out "| offered SYN/s | sent SYN/s | reported (new_connections) | events lost | daemon CPU, % of a core |"
 out "|---|---|---|---|---|"
 best=0
-first=0 # each run's sources after the last run's: all new
+# Each run's sources after the last run's: all new. The flood sources are
+# 10.64.0.0 + first + n mod 2,000,000, inside 10.64.0.0/10 (4,194,304): `first`
+# wraps at 2,097,152, where the sources met again are millions of SYNs old,
+# long gone from the scan-state and dedup LRUs (32,768 and 65,536 entries).
+first=0
+next_first() { echo $(( ($1 + $2) % 2097152 )); }
 for r in $RATES; do
     c0=$(metric connwatch_new_connections_total) l0=$(metric connwatch_events_lost_total) k0=$(ticks)
     line=$(send --rate "$r" --seconds "$STEP" --sources 2000000 --first "$first")
-    first=$((first + $(echo "$line" | awk '{print $2}')))
+    first=$(next_first "$first" "$(echo "$line" | awk '{print $2}')")
     # The daemon drains what is queued: give it a moment before reading.
     sleep 1
     c1=$(metric connwatch_new_connections_total) l1=$(metric connwatch_events_lost_total) k1=$(ticks)
@@ -178,7 +183,7 @@ for scan_ms in $SCAN_MS; do
     else
         out "scan blocked at its port $((THRESHOLD + 1)) during the flood: NO (scans $((s1 - s0)), listed $listed, dropped $((d1 - d0)))"
     fi
-    first=$((first + $(awk '{print $2}' "$WORK/flood")))
+    first=$(next_first "$first" "$(awk '{print $2}' "$WORK/flood")")
     # The next flood's scan starts afresh (an unblock also resets its scan state).
     ip netns exec "$NS_RX" "$ctl" --socket "$WORK/sock" unblock "$ADDR_TX" >/dev/null 2>&1 || true
     out ""
