@@ -18,13 +18,20 @@ static bool is_prefix_entry(const std::optional<cw_block>& b, const Cidr& prefix
 
 bool KernelMaps::remove_block(const Cidr& prefix)
 {
+    return remove_block(prefix, true);
+}
+
+// retire false: the trie's removal leaves the verdict cache to the caller
+// (XdpProgram::cidr_block_remove), who retires it once after many.
+bool KernelMaps::remove_block(const Cidr& prefix, bool retire)
+{
     if (prefix.is_host()) {
         auto b = prog_.block_get(prefix.address());
         return !(b && b->prefix_len) && prog_.block_remove(prefix.address());
     }
     // Both, should an operator's prefix block and the kernel's automatic one
     // of the same prefix exist: unblocking the prefix means unblocking it.
-    bool trie = prog_.cidr_block_remove(prefix);
+    bool trie = prog_.cidr_block_remove(prefix, retire);
     bool hash = is_prefix_entry(prog_.block_get(prefix.address()), prefix) &&
                 prog_.block_remove(prefix.address());
     return trie || hash;
@@ -106,9 +113,15 @@ std::vector<bool> KernelMaps::add_blocks(const std::vector<std::pair<Cidr, cw_bl
     std::size_t n = prog_.block_add_batch(keys, values);
     for (std::size_t k = 0; k < hosts.size(); k++)
         done[hosts[k]] = k < n || prog_.block_add(entries[hosts[k]].first.address(), values[k]);
+    // The trie one by one, the verdict cache retired once after them all.
+    bool any = false;
     for (std::size_t i = 0; i < entries.size(); i++)
-        if (!entries[i].first.is_host())
-            done[i] = prog_.cidr_block_add(entries[i].first, entries[i].second);
+        if (!entries[i].first.is_host()) {
+            done[i] = prog_.cidr_block_add(entries[i].first, entries[i].second, false);
+            any = any || done[i];
+        }
+    if (any)
+        prog_.retire_verdicts();
     return done;
 }
 
@@ -144,9 +157,14 @@ std::vector<bool> KernelMaps::remove_blocks(const std::vector<Cidr>& prefixes)
     prog_.block_remove_batch(keys, &removed);
     for (std::size_t k = 0; k < hosts.size(); k++)
         done[hosts[k]] = removed[k];
+    bool any = false;
     for (std::size_t i = 0; i < prefixes.size(); i++)
-        if (!prefixes[i].is_host())
-            done[i] = remove_block(prefixes[i]);
+        if (!prefixes[i].is_host()) {
+            done[i] = remove_block(prefixes[i], false);
+            any = any || done[i];
+        }
+    if (any)
+        prog_.retire_verdicts(); // once for all the trie's removals
     return done;
 }
 

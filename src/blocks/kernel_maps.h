@@ -54,6 +54,7 @@ public:
     uint32_t allow_capacity() const override { return prog_.allow_capacity(); }
 
 private:
+    bool remove_block(const Cidr& prefix, bool retire);
     XdpProgram& prog_;
     uint64_t forgiven_ = 0;
 };

@@ -957,7 +957,7 @@ std::vector<std::pair<Address, cw_block>> XdpProgram::block_list() const
     return out;
 }
 
-bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
+bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b, bool retire)
 {
     cw_lpm_key k = c.to_lpm();
     cw_block v = b;
@@ -971,26 +971,29 @@ bool XdpProgram::cidr_block_add(const Cidr& c, const cw_block& b)
     // Retired after every insert, as in block_add: a rewritten prefix may end
     // sooner, and a longer prefix inside a cached one now counts the drop.
     if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0) {
-        retire_verdicts();
+        if (retire)
+            retire_verdicts();
         return true;
     }
     bool ok = bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) == 0;
     if (ok) {
         cidr_count_++;
         update_cidr_count();
-        retire_verdicts();
+        if (retire)
+            retire_verdicts();
     }
     return ok;
 }
 
-bool XdpProgram::cidr_block_remove(const Cidr& c)
+bool XdpProgram::cidr_block_remove(const Cidr& c, bool retire)
 {
     cw_lpm_key k = c.to_lpm();
     bool ok = bpf_map_delete_elem(bpf_map__fd(skel_->maps.block_cidr), &k) == 0;
     if (ok) {
         cidr_count_ -= cidr_count_ ? 1 : 0;
         update_cidr_count();
-        retire_verdicts();
+        if (retire)
+            retire_verdicts();
     }
     return ok;
 }

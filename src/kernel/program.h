@@ -121,8 +121,11 @@ public:
     bool exact_skip_armed() const; // as last written (the kernel may have moved on)
 
     // CIDR blocklist; keeps config.cidr_blocks (the fast path's "any?") true.
-    bool cidr_block_add(const Cidr& c, const cw_block& b);
-    bool cidr_block_remove(const Cidr& c);
+    // retire false: the caller calls retire_verdicts() itself once after many
+    // (the trie has no batch operations, and an import of thousands of
+    // prefixes would otherwise write the config entry as many times).
+    bool cidr_block_add(const Cidr& c, const cw_block& b, bool retire = true);
+    bool cidr_block_remove(const Cidr& c, bool retire = true);
     std::vector<std::pair<Cidr, cw_block>> cidr_block_list() const;
     uint32_t cidr_block_capacity() const;
 

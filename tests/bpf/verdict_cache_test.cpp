@@ -23,6 +23,7 @@
 #include <functional>
 #include <thread>
 
+#include "blocks/kernel_maps.h"
 #include "map_by_name.h"
 #include "xdp_fixture.h"
 
@@ -267,6 +268,25 @@ TEST_F(VerdictCache, CidrUnblockHonoured)
     ASSERT_TRUE(prog_->cidr_block_add(net6, manual(now(), now() + kSec)));
     advance(kSec);
     expect_everywhere(src6, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "at the rewritten deadline");
+}
+
+TEST_F(VerdictCache, PrefixesImportedAndRemovedInOneRequestRetireOnce)
+{
+    // KernelMaps::add_blocks / remove_blocks (an import, an unblock --file)
+    // write the trie one prefix at a time and retire the cache once after
+    // them all: the next packet on every CPU still sees every removal.
+    KernelMaps maps(*prog_);
+    Cidr a(addr("198.51.100.0"), 24), b(addr("2001:db8:98::"), 48);
+    auto added = maps.add_blocks({{a, manual(now(), 0)}, {b, manual(now(), 0)}});
+    ASSERT_EQ(added, std::vector<bool>({true, true}));
+    fill("198.51.100.9", CW_STAT_DROP_BLOCKED_CIDR);
+    fill("2001:db8:98::9", CW_STAT_DROP_BLOCKED_CIDR);
+    uint64_t before = prog_->config().verdict_gen;
+    auto removed = maps.remove_blocks({a, b});
+    ASSERT_EQ(removed, std::vector<bool>({true, true}));
+    EXPECT_EQ(prog_->config().verdict_gen, before + 1) << "one retire for the whole request";
+    expect_everywhere("198.51.100.9", XDP_PASS, CW_STAT_PASS_TCP_OTHER, "after the removals");
+    expect_everywhere("2001:db8:98::9", XDP_PASS, CW_STAT_PASS_TCP_OTHER, "after the removals");
 }
 
 TEST_F(VerdictCache, AllowEntryInsideCidrBlockHonoured)
