@@ -154,12 +154,13 @@ struct cw_config {
 	__u64 exact_empty_gen;
 	/* Generation of the block path's per-CPU verdict cache (bpf/verdict.h,
 	 * map verdict_cache). A cached drop verdict counts only while its slot
-	 * carries the generation read here; userspace moves it on after every
-	 * change that can end or shorten a block or exempt an address (unblock,
-	 * flush, expiry sweep, a block rewritten, a CIDR block removed, an
-	 * allowlist change), so no verdict cached before such a change is used
-	 * after it. 0 = the cache is off, neither read nor written: every packet
-	 * looks the blocklists up, the behaviour before this field. */
+	 * carries the epoch: this plus the kernel's count of automatic blocks
+	 * (block_gen). Userspace moves it on after every write of the blocklists
+	 * (an insert, a rewrite, a removal, single or batched), every allowlist
+	 * addition and every write of this entry, so no verdict cached before such
+	 * a change is used after it. 0 = the cache is off, neither read nor
+	 * written: every packet looks the blocklists up, the behaviour before
+	 * this field. */
 	__u64 verdict_gen;
 };
 

@@ -122,9 +122,10 @@ struct {
  * CW_VERDICT_SLOTS of them, 128 KiB a CPU): a source that keeps sending after
  * its block costs an inlined array read and a compare instead of the hash
  * lookup (verdict.h, blocked()). Only drop verdicts are cached, each with the
- * block's deadline and config.verdict_gen at the time: userspace moves the
- * generation on after every change that can end a block, which retires every
- * slot at once, on every CPU. Per CPU: written without atomics by the only
+ * block's deadline and the epoch at the time (config.verdict_gen + block_gen):
+ * userspace moves the generation on after every blocklist write, the kernel
+ * its count after every automatic block, and either retires every slot at
+ * once, on every CPU. Per CPU: written without atomics by the only
  * program that runs on that CPU at a time (XDP runs with bottom halves off).
  * Not pinned: a new program starts with an empty one. */
 struct {

@@ -45,7 +45,7 @@ struct vlan_hdr {
  * spans several smaller stores -- bytes 10 and 11, then the 4-byte address,
  * as this was written before -- cannot be forwarded from the CPU's store
  * buffer: it waits for them to reach the cache. That stall was ~10 ns of the
- * block path's ~22 (bench/README.md, "The IPv4 key"). a must be 8-byte
+ * block path's ~22 (bench/README.md, "Where the block path's time went"). a must be 8-byte
  * aligned (struct pkt) for the compiler to emit two stores. */
 static __always_inline void v4_mapped(struct cw_addr *a, __be32 v4)
 {

@@ -544,8 +544,8 @@ void XdpProgram::retire_verdicts()
     // A number never written before: slots filled under any earlier
     // generation (or before the cache was turned off and on again) stop
     // counting the moment the program reads it. (The program adds its own
-    // count of automatic blocks to it, which only grows too.) The kernel copies the value
-    // into the array entry; each 8-byte field lands whole.
+    // count of automatic blocks to it, which only grows too.) The kernel
+    // copies the value into the array entry; each 8-byte field lands whole.
     std::lock_guard<std::mutex> lock(skip_mu_);
     verdict_gen_++;
     uint32_t key = 0;

@@ -57,9 +57,11 @@ public:
     // blocklists (an insert, a rewrite, a removal, single or batched) or adds
     // an allow entry retires all cached verdicts before it returns, so that
     // the next packet on every CPU is judged by the maps again: a block that
-    // ended or shrank, or a drop now counted under another block. A new writer of block_addr, block_cidr or
-    // allow must do the same. Off: config.verdict_gen 0, the program neither
-    // reads nor fills the cache (the benchmark's comparison rows).
+    // ended or shrank, or a drop now counted under another block. So does
+    // set_config (a new prefix length). A new writer of block_addr,
+    // block_cidr or allow must do the same. Off: config.verdict_gen 0, the
+    // program neither reads nor fills the cache (the benchmark's comparison
+    // rows).
     // retire_verdicts throws Error when the config map cannot be written.
     void set_verdict_cache(bool enabled);
     bool verdict_cache() const;
