@@ -148,8 +148,9 @@ struct RpFilterStatus {
     std::string mode;    // as configured: "auto", "strict", "loose" or "off"
     bool active = false; // checking now: false for "off", or while the route mirror is down
     // For "auto": each watched interface and the mode its rp_filter sysctls
-    // give it ("strict", "loose", "off"), in the order of `interfaces`;
-    // empty otherwise (every interface then has `mode`).
+    // give it ("strict", "loose", "off"), in the daemon's order (a JSON
+    // object on the wire: read back, by name); empty otherwise (every
+    // interface then has `mode`).
     std::vector<std::pair<std::string, std::string>> interfaces;
 };
 // `connwatchctl status`'s words for it: "auto (eth0 strict, eth1 off)",
