@@ -58,6 +58,8 @@ void print(const StatusResponse& s)
     std::printf("Blocks:      %llu of at most %u\n", static_cast<unsigned long long>(s.blocks),
                 s.max_blocks);
     std::printf("Allowlist:   %llu prefixes\n", static_cast<unsigned long long>(s.allow));
+    if (s.rp_filter)
+        std::printf("Rp-filter:   %s\n", describe(*s.rp_filter).c_str());
     if (s.crowdsec) {
         const char* label = "CrowdSec:    ";
         if (const auto& b = s.crowdsec->bouncer) {

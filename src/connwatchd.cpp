@@ -31,6 +31,10 @@ int main(int argc, char** argv)
             std::fprintf(stderr, "connwatchd: %s\n", e.what());
             return 1;
         }
+        // The warnings start and reload log, in the stdout sink's words; a
+        // warning is not an error: the exit status stays 0.
+        if (auto w = escalation_warning(opts); !w.empty())
+            std::fprintf(stderr, "connwatchd: warning: %s\n", w.c_str());
         if (access(opts.config_file.c_str(), F_OK) == 0)
             std::printf("%s: configuration OK\n", opts.config_file.c_str());
         else

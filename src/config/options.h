@@ -91,7 +91,8 @@ std::string format_factor(uint32_t milli);
 // Why the options cannot work together as escalation needs them, or "":
 // max-block-duration shorter than block-duration while escalation is on.
 std::string escalation_conflict(const Options& o);
-// A warning worth a line at start, or "": with escalation on, a patient flood
+// A warning worth a line at start, at each reload and from --check-config
+// (one function, so the three say the same), or "": with escalation on, a patient flood
 // of spoofed repeat scans could keep rate x max-block-duration blocks, more
 // than half of max-blocks (docs/SECURITY.md).
 std::string escalation_warning(const Options& o);

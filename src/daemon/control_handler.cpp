@@ -46,6 +46,7 @@ Answer<StatusResponse> ControlHandler::status(const Peer&)
     for (const auto& s : stat_table())
         r.counters.emplace_back(std::string(s.name), st[s.id]);
     r.crowdsec = m_.crowdsec_status();
+    r.rp_filter = m_.rp_status();
     return r;
 }
 

@@ -76,6 +76,10 @@ public:
     std::optional<protocol::CrowdsecStatus> crowdsec_status() const;
     // The same for STATUS=: "; CrowdSec: ..." or "".
     std::string crowdsec_summary() const;
+    // The reverse-path check as connwatchctl status shows it: the configured
+    // mode, whether it checks now, and for auto each interface's sysctl mode
+    // (daemon/rp_filter.cpp).
+    protocol::RpFilterStatus rp_status() const;
     EventSink& sink() { return *sink_; }
     // Re-reads the configuration; "" on success, else why the running one was kept.
     std::string reload();

@@ -116,6 +116,7 @@ std::string Manager::reload()
         sink_->warning(w);
     apply_interfaces(interfaces);
     refresh_rp_interfaces();
+    sink_->notice("Reverse-path check of scanners (rp-filter): " + rp_summary());
     // A worker with new settings starts over with a full pull; unchanged, the
     // running one goes on.
     apply_crowdsec(std::move(crowdsec));

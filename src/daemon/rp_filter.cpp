@@ -139,4 +139,18 @@ std::string Manager::rp_summary() const
     return s + ", over " + std::to_string(routes_->size()) + " mirrored route prefixes";
 }
 
+protocol::RpFilterStatus Manager::rp_status() const
+{
+    protocol::RpFilterStatus r;
+    r.mode = to_string(opts_.rp_filter);
+    r.active = opts_.rp_filter != RpFilter::Off && routes_;
+    if (opts_.rp_filter == RpFilter::Auto)
+        for (const auto& l : links_) {
+            auto it = rp_modes_.find(static_cast<uint32_t>(l.ifindex()));
+            r.interfaces.emplace_back(
+                l.ifname(), mode_name(it == rp_modes_.end() ? uint32_t{CW_RP_OFF} : it->second));
+        }
+    return r;
+}
+
 } // namespace connwatch

@@ -30,6 +30,18 @@ void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels 
 
 } // namespace
 
+std::string blocks_removed_help()
+{
+    std::string help = "Blocks removed, by reason (";
+    const char* sep = "";
+    for (auto r : kRemovalReasons) {
+        help += sep;
+        help += to_string(r);
+        sep = ", ";
+    }
+    return help + ")";
+}
+
 void MetricsCollector::update(MetricsSnapshot s)
 {
     std::lock_guard lock(mu_);
@@ -71,8 +83,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const
         out.push_back(std::move(fam));
     }
 
-    auto removed = family("connwatch_blocks_removed_total",
-                          "Blocks removed, by reason (expired, unblocked, allowlisted, flushed)",
+    auto removed = family("connwatch_blocks_removed_total", blocks_removed_help(),
                           MetricType::Counter);
     for (auto r : kRemovalReasons) {
         auto it = s.blocks_removed.find(r);

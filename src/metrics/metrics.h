@@ -41,6 +41,11 @@ struct MetricsSnapshot {
     } crowdsec;
 };
 
+// The HELP text of connwatch_blocks_removed_total: every reason label the
+// daemon emits (kRemovalReasons), spelled from the same table so the two
+// cannot drift apart.
+std::string blocks_removed_help();
+
 class MetricsCollector : public prometheus::Collectable {
 public:
     // prog must outlive every scrape: destroy the exposer first.

@@ -25,6 +25,20 @@ std::string_view to_string(Command c)
     return "?";
 }
 
+std::string describe(const RpFilterStatus& r)
+{
+    if (r.mode == "off")
+        return "off";
+    if (!r.active)
+        return r.mode + ", not checking: no route mirror (the log says why)";
+    if (r.mode != "auto" || r.interfaces.empty())
+        return r.mode;
+    std::string each;
+    for (const auto& [name, mode] : r.interfaces)
+        each += (each.empty() ? "" : ", ") + name + " " + mode;
+    return r.mode + " (" + each + ")";
+}
+
 std::optional<Command> command_from(std::string_view s)
 {
     for (Command c : kCommands)

@@ -143,6 +143,20 @@ struct CrowdsecStatus {
     std::optional<Bouncer> bouncer;
     std::optional<Watcher> watcher;
 };
+// The reverse-path check of a scanner's source (rp-filter; docs/SECURITY.md).
+struct RpFilterStatus {
+    std::string mode;    // as configured: "auto", "strict", "loose" or "off"
+    bool active = false; // checking now: false for "off", or while the route mirror is down
+    // For "auto": each watched interface and the mode its rp_filter sysctls
+    // give it ("strict", "loose", "off"), in the daemon's order (a JSON
+    // object on the wire: read back, by name); empty otherwise (every
+    // interface then has `mode`).
+    std::vector<std::pair<std::string, std::string>> interfaces;
+};
+// `connwatchctl status`'s words for it: "auto (eth0 strict, eth1 off)",
+// "strict", "off", "strict, not checking: no route mirror (the log says why)".
+std::string describe(const RpFilterStatus& r);
+
 struct StatusResponse {
     std::string version;
     int64_t pid = 0;
@@ -160,6 +174,8 @@ struct StatusResponse {
     std::vector<std::pair<std::string, uint64_t>> counters; // name -> value
     // Absent when CrowdSec is not configured (and from a connwatchd before it).
     std::optional<CrowdsecStatus> crowdsec;
+    // Absent from a connwatchd before the field.
+    std::optional<RpFilterStatus> rp_filter;
 };
 struct BlockEntry {
     Cidr prefix;

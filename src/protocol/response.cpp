@@ -72,6 +72,15 @@ void to_json(nlohmann::json& j, const StatusResponse& v)
             cs["watcher"] = *v.crowdsec->watcher;
         j["crowdsec"] = std::move(cs);
     }
+    if (v.rp_filter) {
+        // An object by interface name: {"eth0": "strict"} is what scripts index.
+        nlohmann::json ifs = nlohmann::json::object();
+        for (const auto& [name, mode] : v.rp_filter->interfaces)
+            ifs[name] = mode;
+        j["rp_filter"] = {{"mode", v.rp_filter->mode},
+                          {"active", v.rp_filter->active},
+                          {"interfaces", std::move(ifs)}};
+    }
 }
 
 void from_json(const nlohmann::json& j, StatusResponse& v)
@@ -98,6 +107,15 @@ void from_json(const nlohmann::json& j, StatusResponse& v)
         if (auto w = it->find("watcher"); w != it->end())
             cs.watcher = w->get<CrowdsecStatus::Watcher>();
         v.crowdsec = std::move(cs);
+    }
+    v.rp_filter.reset();
+    if (auto it = j.find("rp_filter"); it != j.end()) {
+        RpFilterStatus r;
+        it->at("mode").get_to(r.mode);
+        it->at("active").get_to(r.active);
+        for (const auto& [name, mode] : it->at("interfaces").items())
+            r.interfaces.emplace_back(name, mode.get<std::string>());
+        v.rp_filter = std::move(r);
     }
 }
 

@@ -45,7 +45,9 @@ CONNWATCH_WIRE_TYPE(Interface);      // {"name","xdp_mode"}
 CONNWATCH_WIRE_TYPE(StatusResponse); // {"version","pid","interfaces","missing_interfaces",
                                      //  "threshold","window",
                                      //  "block_duration","monitor_only","max_blocks",
-                                     //  "blocks","allow","counters":{NAME: VALUE}}
+                                     //  "blocks","allow","counters":{NAME: VALUE},
+                                     //  "crowdsec"?, "rp_filter"?:{"mode","active",
+                                     //  "interfaces":{NAME: MODE}}}
 CONNWATCH_WIRE_TYPE(BlockEntry);     // {"prefix","origin","reason","created","expires",
                                      //  "expires_in","offence"}
 CONNWATCH_WIRE_TYPE(AllowEntry);     // {"prefix","source"}

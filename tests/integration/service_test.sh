@@ -105,6 +105,23 @@ case_status() {
     [[ $out == *"more than 3 ports within 1m"* ]] || { WHY="status: $out"; return 1; }
     ctl status --json | "$CW_PY" -c 'import json,sys; j=json.load(sys.stdin); assert j["ok"] and j["threshold"]==3' ||
         { WHY="status --json is not the expected JSON"; return 1; }
+    # rp-filter auto (the default): each interface's mode is what its rp_filter
+    # sysctl and conf/all's give it, the larger, as the kernel reads them.
+    local rp want=""
+    rp=$(ctl status --json | "$CW_PY" -c '
+import json, sys
+names = {0: "off", 1: "strict", 2: "loose"}
+def sysctl(n):
+    with open("/proc/sys/net/ipv4/conf/%s/rp_filter" % n) as f:
+        return int(f.read())
+r = json.load(sys.stdin)["rp_filter"]
+want = {i: names.get(max(sysctl("all"), sysctl(i)), "off") for i in ("cwsv-h1", "cwsv-h2")}
+assert r["mode"] == "auto" and r["interfaces"] == want, "%s, not auto with %s" % (r, want)
+print("auto (" + ", ".join(i + " " + m for i, m in sorted(want.items())) + ")" if r["active"] else "")
+' 2>&1) || { WHY="status --json: rp_filter: $rp"; return 1; }
+    # Active unless the route mirror failed (then the log says why and status says so).
+    if [ -n "$rp" ]; then want="Rp-filter:   $rp"; else want="Rp-filter:   auto, not checking"; fi
+    [[ $out == *"$want"* ]] || { WHY="status has no '$want': $out"; return 1; }
 }
 check "connwatchctl status shows interfaces and settings" case_status
 

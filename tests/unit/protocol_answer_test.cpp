@@ -123,6 +123,47 @@ TEST(ProtocolResponse, StatusCarriesTheCrowdsecLinkWhenConfigured)
     EXPECT_EQ(json(j.get<StatusResponse>()), j);
 }
 
+TEST(ProtocolResponse, StatusCarriesTheRpFilterMode)
+{
+    StatusResponse s = sample_status();
+    s.rp_filter = RpFilterStatus{"auto", true, {{"veth1", "off"}, {"eth0", "strict"}}};
+    json j = s;
+    // Only added: the keys of before are all there, unchanged.
+    auto before = keys(json(sample_status()));
+    before.insert("rp_filter");
+    EXPECT_EQ(keys(j), before);
+    EXPECT_EQ(j["rp_filter"], json::parse(R"({"mode":"auto","active":true,
+        "interfaces":{"eth0":"strict","veth1":"off"}})"));
+    auto back = j.get<StatusResponse>();
+    ASSERT_TRUE(back.rp_filter);
+    EXPECT_EQ(back.rp_filter->mode, "auto");
+    EXPECT_TRUE(back.rp_filter->active);
+    EXPECT_EQ(json(back), j);
+
+    s.rp_filter = RpFilterStatus{"strict", false, {}};
+    j = s;
+    EXPECT_EQ(j["rp_filter"],
+              json::parse(R"({"mode":"strict","active":false,"interfaces":{}})"));
+    EXPECT_EQ(json(j.get<StatusResponse>()), j);
+
+    // A connwatchd from before the field: none, not an error.
+    j.erase("rp_filter");
+    EXPECT_FALSE(j.get<StatusResponse>().rp_filter);
+}
+
+TEST(ProtocolResponse, RpFilterInWords)
+{
+    // connwatchctl status's "Rp-filter:" line.
+    EXPECT_EQ(describe(RpFilterStatus{"auto", true, {{"eth0", "strict"}, {"eth1", "off"}}}),
+              "auto (eth0 strict, eth1 off)");
+    EXPECT_EQ(describe(RpFilterStatus{"auto", true, {}}), "auto");
+    EXPECT_EQ(describe(RpFilterStatus{"strict", true, {}}), "strict");
+    EXPECT_EQ(describe(RpFilterStatus{"loose", true, {}}), "loose");
+    EXPECT_EQ(describe(RpFilterStatus{"off", false, {}}), "off");
+    EXPECT_EQ(describe(RpFilterStatus{"auto", false, {{"eth0", "strict"}}}),
+              "auto, not checking: no route mirror (the log says why)");
+}
+
 TEST(ProtocolResponse, ListHasTodaysKeysAndRoundTrips)
 {
     json j = sample_list();
