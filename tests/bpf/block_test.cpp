@@ -59,12 +59,6 @@ protected:
 const StatDelta kBlocked{{CW_STAT_PASS_SYN, 1}, {CW_STAT_SYN, 1}, {CW_STAT_SCAN, 1},
                          {CW_STAT_BLOCK_ADDED, 1}};
 
-cw_block manual(uint64_t created, uint64_t expires)
-{
-    return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .v6_prefix = 0, .prefix_len = 0, .pad = {}};
-}
-
 TEST_F(Block, AllowlistedScannerIsReportedNotBlocked)
 {
     prog_->allow_add(Cidr(addr("192.0.2.0"), 24));
@@ -105,7 +99,7 @@ TEST_F(Block, MonitorOnlyReportsOncePerWindowAndNeverBlocks)
 
 TEST_F(Block, BlockEndsAtItsDeadline)
 {
-    ASSERT_TRUE(prog_->block_add(addr(kScanner), manual(now(), now() + 10 * kSec)));
+    ASSERT_TRUE(prog_->block_add(addr(kScanner), manual_block(now(), now() + 10 * kSec)));
     const uint64_t deadline = now() + 10 * kSec;
     expect_dropped(tcp(kScanner, 22, kAck), CW_STAT_DROP_BLOCKED);
     expect_dropped(syn(kScanner, 22), CW_STAT_DROP_BLOCKED);
@@ -121,7 +115,7 @@ TEST_F(Block, BlockEndsAtItsDeadline)
 
 TEST_F(Block, BlockWithoutDeadlineLastsUntilRemoved)
 {
-    ASSERT_TRUE(prog_->block_add(addr("2001:db8::bad"), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr("2001:db8::bad"), manual_block(now(), 0)));
     expect_dropped(syn("2001:db8::bad", 22), CW_STAT_DROP_BLOCKED);
     set_now(now() + 10ull * 365 * 24 * 3600 * kSec); // ten years on
     expect_dropped(syn("2001:db8::bad", 22), CW_STAT_DROP_BLOCKED);
@@ -131,7 +125,7 @@ TEST_F(Block, BlockWithoutDeadlineLastsUntilRemoved)
 
 TEST_F(Block, ExpiredBlockIsRenewedByTheNextScan)
 {
-    ASSERT_TRUE(prog_->block_add(addr(kScanner), manual(now(), now() + kSec)));
+    ASSERT_TRUE(prog_->block_add(addr(kScanner), manual_block(now(), now() + kSec)));
     advance(2 * kSec);
     cw_event scan = scan_from(kScanner, {22, 80, 443, 8080},
                          kBlocked);
@@ -145,8 +139,8 @@ TEST_F(Block, ExpiredBlockIsRenewedByTheNextScan)
 
 TEST_F(Block, CidrBlockDropsItsPrefixExceptAllowedAddresses)
 {
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual(now(), 0)));
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("2001:db8:bad::"), 48), manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual_block(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("2001:db8:bad::"), 48), manual_block(now(), 0)));
     EXPECT_EQ(prog_->config().cidr_blocks, 2u);
 
     for (const char* inside : {"203.0.113.0", "203.0.113.5", "203.0.113.255",
@@ -177,8 +171,8 @@ TEST_F(Block, CidrBlockDropsItsPrefixExceptAllowedAddresses)
 
 TEST_F(Block, ExpiredCidrBlockStopsMatching)
 {
-    ASSERT_TRUE(
-        prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual(now(), now() + 10 * kSec)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24),
+                                      manual_block(now(), now() + 10 * kSec)));
     expect_dropped(syn("203.0.113.5", 22), CW_STAT_DROP_BLOCKED_CIDR);
     advance(10 * kSec);
     expect_attempt_only(syn("203.0.113.5", 22));
@@ -192,7 +186,7 @@ TEST_F(Block, Ipv6PrefixesNeverCoverIpv4)
     for (unsigned len : {0u, 8u, 64u, 80u}) {
         SCOPED_TRACE("::/" + std::to_string(len));
         const Cidr all6(addr("::"), len);
-        ASSERT_TRUE(prog_->cidr_block_add(all6, manual(now(), 0)));
+        ASSERT_TRUE(prog_->cidr_block_add(all6, manual_block(now(), 0)));
         EXPECT_EQ(prog_->cidr_block_list().at(0).second.v6_prefix, 1);
         // IPv6 inside the prefix: dropped, v4-compatible ::a.b.c.d included.
         expect_dropped(syn("::2", 22), CW_STAT_DROP_BLOCKED_CIDR);
@@ -206,8 +200,8 @@ TEST_F(Block, Ipv6PrefixesNeverCoverIpv4)
         ASSERT_TRUE(prog_->cidr_block_remove(all6));
     }
     // Next to an IPv4 block, the longer (IPv4) prefix is the one that matches.
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("::"), 0), manual(now(), 0)));
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("::"), 0), manual_block(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("203.0.113.0"), 24), manual_block(now(), 0)));
     expect_dropped(syn("203.0.113.5", 22), CW_STAT_DROP_BLOCKED_CIDR);
     expect_attempt_only(syn("203.0.114.5", 22));
     expect_dropped(syn("2001:db8::1", 22), CW_STAT_DROP_BLOCKED_CIDR);
@@ -230,7 +224,7 @@ TEST_F(Block, Ipv6PrefixPinnedByAnOlderConnwatchIsMarkedAtLoad)
         int fd = bpf_obj_get((dir + "/block_cidr").c_str());
         ASSERT_GE(fd, 0);
         cw_lpm_key k = Cidr(addr("::"), 0).to_lpm();
-        cw_block b = manual(now(), 0); // v6_prefix 0, as written before it existed
+        cw_block b = manual_block(now(), 0); // v6_prefix 0, as written before it existed
         EXPECT_EQ(bpf_map_update_elem(fd, &k, &b, BPF_ANY), 0);
         close(fd);
     }
@@ -276,15 +270,15 @@ bool same(const std::vector<std::pair<Address, cw_block>>& a,
 TEST_F(SmallBlocklist, ScanIsReportedButNotBlockedWhenTheBlocklistIsFull)
 {
     std::vector<std::pair<Address, cw_block>> manual_blocks = {
-        {addr("10.0.0.1"), manual(now(), 0)},
-        {addr("10.0.0.2"), manual(now(), now() + 100 * kSec)},
-        {addr("2001:db8::3"), manual(now(), 0)},
-        {addr("10.0.0.4"), manual(now(), now() + 200 * kSec)},
+        {addr("10.0.0.1"), manual_block(now(), 0)},
+        {addr("10.0.0.2"), manual_block(now(), now() + 100 * kSec)},
+        {addr("2001:db8::3"), manual_block(now(), 0)},
+        {addr("10.0.0.4"), manual_block(now(), now() + 200 * kSec)},
     };
     for (const auto& [a, b] : manual_blocks)
         ASSERT_TRUE(prog_->block_add(a, b)) << a.str();
     // The map is really full: userspace cannot add a fifth either.
-    EXPECT_FALSE(prog_->block_add(addr("10.0.0.5"), manual(now(), 0)));
+    EXPECT_FALSE(prog_->block_add(addr("10.0.0.5"), manual_block(now(), 0)));
 
     cw_event scan = scan_from(kScanner, {22, 80, 443, 8080},
                               {{CW_STAT_PASS_SYN, 1}, {CW_STAT_SYN, 1}, {CW_STAT_SCAN, 1},

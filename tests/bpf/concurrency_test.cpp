@@ -52,20 +52,6 @@
 namespace connwatch::test {
 namespace {
 
-// All online CPUs this process may run on.
-std::vector<int> usable_cpus()
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    std::vector<int> out;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0)
-        return out;
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set))
-            out.push_back(c);
-    return out;
-}
-
 uint64_t mono_ns()
 {
     timespec ts{};

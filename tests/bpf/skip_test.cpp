@@ -33,12 +33,6 @@ void expect_passed_ack(const RunResult& r)
     EXPECT_EQ(r.delta, verdict(CW_STAT_PASS_TCP_OTHER));
 }
 
-cw_block manual(uint64_t created, uint64_t expires)
-{
-    return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .v6_prefix = 0, .prefix_len = 0, .pad = {}};
-}
-
 class Skip : public XdpTest {};
 
 TEST_F(Skip, ArmedOnAnEmptyListAndTheLookupIsReallySkipped)
@@ -53,7 +47,7 @@ TEST_F(Skip, ArmedOnAnEmptyListAndTheLookupIsReallySkipped)
     int fd = map_fd_by_name(prog_->prog_fd(), "block_addr");
     ASSERT_GE(fd, 0);
     cw_addr k = addr(kScanner).to_abi();
-    cw_block b = manual(now(), 0);
+    cw_block b = manual_block(now(), 0);
     ASSERT_EQ(bpf_map_update_elem(fd, &k, &b, BPF_ANY), 0);
     close(fd);
     expect_passed_ack(tcp(kScanner, 22, kAck));
@@ -61,7 +55,7 @@ TEST_F(Skip, ArmedOnAnEmptyListAndTheLookupIsReallySkipped)
     // Armed and no automatic block since: refresh trusts it without a look.
     EXPECT_TRUE(prog_->refresh_exact_skip());
     // An insert through XdpProgram disarms, and the program looks again.
-    ASSERT_TRUE(prog_->block_add(addr("203.0.113.1"), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr("203.0.113.1"), manual_block(now(), 0)));
     EXPECT_EQ(prog_->config().exact_empty_gen, 0u);
     expect_dropped(tcp(kScanner, 22, kAck), CW_STAT_DROP_BLOCKED);
     EXPECT_FALSE(prog_->refresh_exact_skip()); // not empty
@@ -73,7 +67,7 @@ TEST_F(Skip, BlockFromUserspaceDropsTheNextPacket)
         SCOPED_TRACE(src);
         ASSERT_TRUE(prog_->exact_skip_armed());
         expect_passed_ack(tcp(src, 22, kAck));
-        ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+        ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
         EXPECT_EQ(prog_->config().exact_empty_gen, 0u);
         expect_dropped(tcp(src, 22, kAck), CW_STAT_DROP_BLOCKED);
         expect_dropped(syn(src, 80), CW_STAT_DROP_BLOCKED);
@@ -88,7 +82,7 @@ TEST_F(Skip, BatchedBlocksDropTheNextPacket)
 {
     ASSERT_TRUE(prog_->exact_skip_armed());
     std::vector<cw_addr> keys{addr("203.0.113.1").to_abi(), addr(kScanner).to_abi()};
-    std::vector<cw_block> values{manual(now(), 0), manual(now(), 0)};
+    std::vector<cw_block> values{manual_block(now(), 0), manual_block(now(), 0)};
     ASSERT_EQ(prog_->block_add_batch(keys, values), 2u);
     expect_dropped(tcp(kScanner, 22, kAck), CW_STAT_DROP_BLOCKED);
     // One left: still not armed.
@@ -137,7 +131,7 @@ TEST_F(Skip, AutomaticBlockDropsTheNextPacket)
 TEST_F(Skip, CidrBlockWhileTheExactListIsEmpty)
 {
     ASSERT_TRUE(prog_->exact_skip_armed());
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("192.0.2.0"), 24), manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("192.0.2.0"), 24), manual_block(now(), 0)));
     EXPECT_TRUE(prog_->exact_skip_armed());
     expect_dropped(tcp(kScanner, 22, kAck), CW_STAT_DROP_BLOCKED_CIDR);
     ASSERT_TRUE(prog_->cidr_block_remove(Cidr(addr("192.0.2.0"), 24)));
@@ -160,7 +154,7 @@ TEST_F(Skip, PinnedConfigIsNotTrustedAtTakeOver)
         int fd = bpf_obj_get((dir + "/block_addr").c_str());
         ASSERT_GE(fd, 0);
         cw_addr k = addr(kScanner).to_abi();
-        cw_block b = manual(now(), 0);
+        cw_block b = manual_block(now(), 0);
         EXPECT_EQ(bpf_map_update_elem(fd, &k, &b, BPF_ANY), 0);
         close(fd);
         EXPECT_NE(older.config().exact_empty_gen, 0u); // left pinned, as a crash would

@@ -19,14 +19,6 @@ namespace {
 
 const StatDelta kMartian = verdict(CW_STAT_PASS_MARTIAN);
 
-cw_block manual_block(uint64_t created)
-{
-    cw_block b{};
-    b.created_ns = created;
-    b.origin = CW_ORIGIN_MANUAL;
-    return b;
-}
-
 class Martian : public XdpTest {
 protected:
     // Five SYNs to five ports (a scan from any other source) and an ACK: all

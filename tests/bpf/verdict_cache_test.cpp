@@ -30,19 +30,6 @@
 namespace connwatch::test {
 namespace {
 
-std::vector<int> usable_cpus()
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    std::vector<int> out;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0)
-        return out;
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set))
-            out.push_back(c);
-    return out;
-}
-
 // Runs fn on CPU `cpu` (a thread pinned there, joined before returning).
 void on_cpu(int cpu, const std::function<void()>& fn)
 {
@@ -58,12 +45,6 @@ void on_cpu(int cpu, const std::function<void()>& fn)
     });
     t.join();
     ASSERT_TRUE(pinned) << "could not run on CPU " << cpu;
-}
-
-cw_block manual(uint64_t created, uint64_t expires, uint8_t prefix_len = 0)
-{
-    return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
-                    .v6_prefix = 0, .prefix_len = prefix_len, .pad = {}};
 }
 
 // The slot the program uses for a source (bpf/verdict.h: the same macro).
@@ -138,7 +119,7 @@ TEST_F(VerdictCache, RemovedBlockPassesFromTheNextPacketOnEveryCpu)
     for (const std::string src : {"203.0.113.7", "2001:db8:77::9"}) {
         for (int round = 0; round < 3; round++) {
             SCOPED_TRACE(src + ", round " + std::to_string(round));
-            ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+            ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
             fill(src, CW_STAT_DROP_BLOCKED);
             ASSERT_TRUE(prog_->block_remove(addr(src)));
             expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "after the unblock");
@@ -156,7 +137,7 @@ TEST_F(VerdictCache, BatchedRemovalsRetireTheCache)
     // block_add_batch, then block_remove_batch (the expiry sweep, unblock
     // --file, flush, CrowdSec withdrawals) with a key that is not there in
     // the middle.
-    std::vector<cw_block> values(keys.size(), manual(now(), 0));
+    std::vector<cw_block> values(keys.size(), manual_block(now(), 0));
     ASSERT_EQ(prog_->block_add_batch(keys, values), keys.size());
     for (const auto& s : srcs)
         fill(s, CW_STAT_DROP_BLOCKED);
@@ -171,7 +152,7 @@ TEST_F(VerdictCache, BatchedRemovalsRetireTheCache)
 TEST_F(VerdictCache, DeadlineHonouredThroughTheCache)
 {
     const std::string src = "203.0.113.20";
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), now() + 10 * kSec)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), now() + 10 * kSec)));
     fill(src, CW_STAT_DROP_BLOCKED);
     // Cached for the time left in the longest jiffies (10 ms; the test clock
     // counts its jiffies so): 10 s = 1000 of them.
@@ -191,14 +172,14 @@ TEST_F(VerdictCache, DeadlineHonouredThroughTheCache)
 TEST_F(VerdictCache, ABlockWithoutDeadlineIsCachedWithout)
 {
     const std::string src = "203.0.113.22";
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED);
     auto slots = prog_->verdict_slots(addr(src));
     for (int cpu : cpus_)
         EXPECT_EQ(slots.at(static_cast<size_t>(cpu)).until_jiffies, 0u);
     // A block ending within the longest jiffy is not cached at all.
     const std::string soon = "203.0.113.23";
-    ASSERT_TRUE(prog_->block_add(addr(soon), manual(now(), now() + CW_JIFFY_MAX_NS)));
+    ASSERT_TRUE(prog_->block_add(addr(soon), manual_block(now(), now() + CW_JIFFY_MAX_NS)));
     expect_everywhere(soon, XDP_DROP, CW_STAT_DROP_BLOCKED, "ending within a jiffy");
     for (const auto& slot : prog_->verdict_slots(addr(soon)))
         EXPECT_NE(Address(slot.addr), addr(soon));
@@ -207,18 +188,18 @@ TEST_F(VerdictCache, ABlockWithoutDeadlineIsCachedWithout)
 TEST_F(VerdictCache, ShorterDeadlineRewrittenIsHonoured)
 {
     const std::string src = "203.0.113.21";
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0))); // until removed
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0))); // until removed
     fill(src, CW_STAT_DROP_BLOCKED);
     // Rewritten with a deadline in 1 s (blocked again with a duration).
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), now() + kSec)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), now() + kSec)));
     expect_everywhere(src, XDP_DROP, CW_STAT_DROP_BLOCKED, "before the new deadline");
     advance(kSec);
     expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "at the new deadline");
     // The same through a batch (an import rewriting a block).
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED);
     std::vector<cw_addr> keys{addr(src).to_abi()};
-    std::vector<cw_block> values{manual(now(), now() + kSec)};
+    std::vector<cw_block> values{manual_block(now(), now() + kSec)};
     ASSERT_EQ(prog_->block_add_batch(keys, values), 1u);
     advance(kSec);
     expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "at the batch's deadline");
@@ -232,7 +213,7 @@ TEST_F(VerdictCache, PrefixBlockRemovedPassesItsSources)
     c.ipv6_prefix = 64;
     prog_->set_config(c);
     const std::string net = "2001:db8:aa::", src = "2001:db8:aa::5";
-    ASSERT_TRUE(prog_->block_add(addr(net), manual(now(), 0, 64)));
+    ASSERT_TRUE(prog_->block_add(addr(net), manual_block(now(), 0, 64)));
     fill(src, CW_STAT_DROP_BLOCKED_PREFIX);
     fill("2001:db8:aa::6", CW_STAT_DROP_BLOCKED_PREFIX);
     ASSERT_TRUE(prog_->block_remove(addr(net)));
@@ -257,15 +238,15 @@ TEST_F(VerdictCache, CidrUnblockHonoured)
 {
     const std::string src = "198.51.100.77", src6 = "2001:db8:99::5";
     Cidr net(addr("198.51.100.0"), 24), net6(addr("2001:db8:99::"), 48);
-    ASSERT_TRUE(prog_->cidr_block_add(net, manual(now(), 0)));
-    ASSERT_TRUE(prog_->cidr_block_add(net6, manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(net, manual_block(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(net6, manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED_CIDR);
     fill(src6, CW_STAT_DROP_BLOCKED_CIDR);
     ASSERT_TRUE(prog_->cidr_block_remove(net));
     expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "after the CIDR unblock");
     expect_everywhere(src6, XDP_DROP, CW_STAT_DROP_BLOCKED_CIDR, "the other prefix stays");
     // A CIDR block rewritten with a shorter deadline.
-    ASSERT_TRUE(prog_->cidr_block_add(net6, manual(now(), now() + kSec)));
+    ASSERT_TRUE(prog_->cidr_block_add(net6, manual_block(now(), now() + kSec)));
     advance(kSec);
     expect_everywhere(src6, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "at the rewritten deadline");
 }
@@ -277,7 +258,7 @@ TEST_F(VerdictCache, PrefixesImportedAndRemovedInOneRequestRetireOnce)
     // them all: the next packet on every CPU still sees every removal.
     KernelMaps maps(*prog_);
     Cidr a(addr("198.51.100.0"), 24), b(addr("2001:db8:98::"), 48);
-    auto added = maps.add_blocks({{a, manual(now(), 0)}, {b, manual(now(), 0)}});
+    auto added = maps.add_blocks({{a, manual_block(now(), 0)}, {b, manual_block(now(), 0)}});
     ASSERT_EQ(added, std::vector<bool>({true, true}));
     fill("198.51.100.9", CW_STAT_DROP_BLOCKED_CIDR);
     fill("2001:db8:98::9", CW_STAT_DROP_BLOCKED_CIDR);
@@ -292,7 +273,7 @@ TEST_F(VerdictCache, PrefixesImportedAndRemovedInOneRequestRetireOnce)
 TEST_F(VerdictCache, AllowEntryInsideCidrBlockHonoured)
 {
     const std::string src = "198.51.100.78";
-    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("198.51.100.0"), 24), manual(now(), 0)));
+    ASSERT_TRUE(prog_->cidr_block_add(Cidr(addr("198.51.100.0"), 24), manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED_CIDR);
     prog_->allow_add(Cidr::host(addr(src)));
     expect_everywhere(src, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "after the allow entry");
@@ -309,7 +290,7 @@ TEST_F(VerdictCache, TheCacheAnswersUntilTheGenerationMoves)
     // (not through XdpProgram, so no new generation), the source is still
     // dropped on every CPU; one retire_verdicts() later it passes.
     const std::string src = "203.0.113.30";
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED);
     int fd = map_fd_by_name(prog_->prog_fd(), "block_addr");
     ASSERT_GE(fd, 0);
@@ -339,11 +320,11 @@ TEST_F(VerdictCache, SourcesSharingASlotKeepTheirOwnVerdicts)
     }
     ASSERT_FALSE(b.empty());
     ASSERT_FALSE(b6.empty());
-    ASSERT_TRUE(prog_->block_add(addr(a), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(a), manual_block(now(), 0)));
     fill(a, CW_STAT_DROP_BLOCKED);
     expect_everywhere(b, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "unblocked source in a's slot");
     expect_everywhere(b6, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "unblocked source in a's slot");
-    ASSERT_TRUE(prog_->block_add(addr(b), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(b), manual_block(now(), 0)));
     fill(b, CW_STAT_DROP_BLOCKED); // takes the slot over
     expect_everywhere(a, XDP_DROP, CW_STAT_DROP_BLOCKED, "a, evicted from its slot");
     expect_everywhere(b6, XDP_PASS, CW_STAT_PASS_TCP_OTHER, "still not blocked");
@@ -358,7 +339,7 @@ TEST_F(VerdictCache, OffMeansNeitherReadNorWritten)
     prog_->set_config(default_config());
     EXPECT_EQ(prog_->config().verdict_gen, 0u) << "set_config keeps the cache off";
     const std::string src = "203.0.113.50";
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
     expect_everywhere(src, XDP_DROP, CW_STAT_DROP_BLOCKED, "cache off");
     for (const auto& s : prog_->verdict_slots(addr(src)))
         EXPECT_EQ(s.tag, 0u) << "a slot was written with the cache off";
@@ -368,7 +349,7 @@ TEST_F(VerdictCache, OffMeansNeitherReadNorWritten)
     uint64_t before = prog_->config().verdict_gen;
     prog_->set_verdict_cache(true);
     EXPECT_GT(prog_->config().verdict_gen, before);
-    ASSERT_TRUE(prog_->block_add(addr(src), manual(now(), 0)));
+    ASSERT_TRUE(prog_->block_add(addr(src), manual_block(now(), 0)));
     fill(src, CW_STAT_DROP_BLOCKED);
 }
 

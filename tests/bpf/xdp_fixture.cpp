@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <net/if.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -84,6 +85,25 @@ Address addr(const std::string& text)
     if (!a)
         throw std::invalid_argument("bad address in a test: " + text);
     return *a;
+}
+
+cw_block manual_block(uint64_t created, uint64_t expires, uint8_t prefix_len)
+{
+    return cw_block{.created_ns = created, .expires_ns = expires, .origin = CW_ORIGIN_MANUAL,
+                    .v6_prefix = 0, .prefix_len = prefix_len, .pad = {}};
+}
+
+std::vector<int> usable_cpus()
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> out;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return out;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            out.push_back(c);
+    return out;
 }
 
 LoadSettings XdpTest::load_settings() const

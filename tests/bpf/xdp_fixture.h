@@ -136,4 +136,11 @@ std::vector<cw_event> events_of(const RunResult& r, cw_event_type type);
 // The mapped 16-byte form of a textual address, as the program writes it.
 Address addr(const std::string& text);
 
+// A block as an operator makes it (origin manual); expires 0: until removed;
+// prefix_len: an automatic prefix block's entry (0: one address).
+cw_block manual_block(uint64_t created, uint64_t expires = 0, uint8_t prefix_len = 0);
+
+// The CPUs this process may run on (its affinity mask), in order.
+std::vector<int> usable_cpus();
+
 } // namespace connwatch::test
