@@ -19,6 +19,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 build=$root/build-bench
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     build=$1
@@ -71,27 +73,7 @@ trap 'on_signal 129' HUP
 # Leftovers of an earlier run that was killed before its trap ran (our names only).
 cleanup
 
-ip netns add "$NS_TX"
-ip netns add "$NS_RX"
-for ns in "$NS_TX" "$NS_RX"; do
-    ip -n "$ns" link set lo up
-    # No router solicitations, DAD or MLD on the benchmark's link: only our frames.
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-done
-# Created inside the namespaces directly: never an interface in the root one.
-ip -n "$NS_TX" link add "$IF_TX" type veth peer name "$IF_RX" netns "$NS_RX"
-ip -n "$NS_TX" addr add "$ADDR_TX/24" dev "$IF_TX"
-ip -n "$NS_RX" addr add "$ADDR_RX/24" dev "$IF_RX"
-ip -n "$NS_TX" link set "$IF_TX" up
-ip -n "$NS_RX" link set "$IF_RX" up
-# Static neighbours: the receiver's stack answers some rows (RST to a SYN for a
-# closed port), and the sender's XDP sink would drop the ARP reply it needs, so
-# those answers would wait in the neighbour queue and never be sent.
-mac_tx=$(ip -n "$NS_TX" -br link show dev "$IF_TX" | awk '{print $3}')
-mac_rx=$(ip -n "$NS_RX" -br link show dev "$IF_RX" | awk '{print $3}')
-ip -n "$NS_RX" neigh replace "$ADDR_TX" lladdr "$mac_tx" dev "$IF_RX" nud permanent
-ip -n "$NS_TX" neigh replace "$ADDR_RX" lladdr "$mac_rx" dev "$IF_TX" nud permanent
+bench_veth_pair "$NS_TX" "$IF_TX" "$ADDR_TX" "$NS_RX" "$IF_RX" "$ADDR_RX"
 
 mkdir -p "$(dirname "$out")"
 args=

@@ -25,6 +25,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 build=$(realpath "${1:-$root/build}")
 bin=$build/connwatchd
 ctl=$build/connwatchctl
@@ -74,25 +76,11 @@ out() { echo "$@"; [ -z "${OUT:-}" ] || echo "$@" >>"$OUT"; }
 ip netns del "$NS_TX" 2>/dev/null || true
 ip netns del "$NS_RX" 2>/dev/null || true
 rm -rf "$PIN"
-ip netns add "$NS_TX"
-ip netns add "$NS_RX"
-for ns in "$NS_TX" "$NS_RX"; do
-    ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-done
-ip -n "$NS_TX" link add "$IF_TX" type veth peer name "$IF_RX" netns "$NS_RX"
-ip -n "$NS_TX" addr add "$ADDR_TX/24" dev "$IF_TX"
-ip -n "$NS_RX" addr add "$ADDR_RX/24" dev "$IF_RX"
-ip -n "$NS_TX" link set "$IF_TX" up
-ip -n "$NS_RX" link set "$IF_RX" up
-mac_tx=$(ip -n "$NS_TX" -br link show dev "$IF_TX" | awk '{print $3}')
-mac_rx=$(ip -n "$NS_RX" -br link show dev "$IF_RX" | awk '{print $3}')
-ip -n "$NS_TX" neigh replace "$ADDR_RX" lladdr "$mac_rx" dev "$IF_TX" nud permanent
-# The RSTs to the flood's sources go out through a route and a static neighbour
-# (xdp_sink drops them on the other side); without them each would wait for ARP.
+bench_veth_pair "$NS_TX" "$IF_TX" "$ADDR_TX" "$NS_RX" "$IF_RX" "$ADDR_RX"
+# The RSTs to the flood's sources go out through a route (and the static
+# neighbour above; xdp_sink drops them on the other side): without them each
+# would wait for ARP.
 ip -n "$NS_RX" route add 10.64.0.0/10 via "$ADDR_TX" dev "$IF_RX"
-ip -n "$NS_RX" neigh replace "$ADDR_TX" lladdr "$mac_tx" dev "$IF_RX" nud permanent
 
 # connwatchd on the receiving veth, natively, as in production; its metrics
 # endpoint inside the namespace.
